@@ -39,6 +39,10 @@ type Server struct {
 	RequestTimeout Duration `json:"requestTimeout"`
 	// ShutdownGracePeriod is how long in-flight work may take after SIGTERM.
 	ShutdownGracePeriod Duration `json:"shutdownGracePeriod"`
+	// DrainDelay is how long the API keeps accepting requests after /readyz
+	// turns false on shutdown, so load balancers stop routing to the pod
+	// before its listener closes. 0 closes the listener at once.
+	DrainDelay Duration `json:"drainDelay"`
 	// MaxBodyBytes caps request bodies; larger ones get 413.
 	MaxBodyBytes int64 `json:"maxBodyBytes"`
 	// EnablePprof mounts /debug/pprof on the admin port.

@@ -21,3 +21,16 @@ func RestartRequired(old, next Config) []string {
 	diff("log.format", old.Log.Format, next.Log.Format)
 	return fields
 }
+
+// KeepRestartFields returns next with every field RestartRequired covers
+// taken from old: what a running process applies when it reloads next.
+// Keep it in step with RestartRequired.
+func KeepRestartFields(old, next Config) Config {
+	next.Server.Addr = old.Server.Addr
+	next.Server.AdminAddr = old.Server.AdminAddr
+	next.Server.EnablePprof = old.Server.EnablePprof
+	next.Database.URLEnv = old.Database.URLEnv
+	next.Cache.Redis = old.Cache.Redis
+	next.Log.Format = old.Log.Format
+	return next
+}

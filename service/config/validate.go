@@ -38,6 +38,9 @@ func (c Config) Validate() error {
 	if s.ShutdownGracePeriod.Duration < 0 {
 		bad("server.shutdownGracePeriod", "must be >= 0, got %s", s.ShutdownGracePeriod)
 	}
+	if s.DrainDelay.Duration < 0 {
+		bad("server.drainDelay", "must be >= 0, got %s", s.DrainDelay)
+	}
 	if s.MaxBodyBytes <= 0 {
 		bad("server.maxBodyBytes", "must be > 0, got %d", s.MaxBodyBytes)
 	}

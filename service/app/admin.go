@@ -1,0 +1,56 @@
+package app
+
+import (
+	"context"
+	"net/http"
+	"net/http/pprof"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// adminHandler serves /metrics, /healthz, /readyz and, when enabled,
+// /debug/pprof. It never shares the API port.
+func (a *App) adminHandler(enablePprof bool) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(a.metrics.Registry, promhttp.HandlerOpts{
+		Registry: a.metrics.Registry, // counts its own scrape errors
+	}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", a.readyz)
+	if enablePprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
+	return mux
+}
+
+// readyz is true when the database answers and the schema is ready, and
+// false from the moment shutdown starts.
+func (a *App) readyz(w http.ResponseWriter, r *http.Request) {
+	notReady := func(reason string) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte(reason + "\n"))
+	}
+	switch {
+	case a.shuttingDown.Load():
+		notReady("shutting down")
+		return
+	case !a.migrated.Load():
+		notReady("database schema not ready")
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), time.Second)
+	defer cancel()
+	if err := a.users.Ping(ctx); err != nil {
+		notReady("database unreachable")
+		return
+	}
+	_, _ = w.Write([]byte("ok\n"))
+}

@@ -1,0 +1,54 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Wait serves until the start context ends, then shuts down gracefully:
+// /readyz turns false, the API keeps serving for drainDelay, in-flight and
+// queued requests finish within the grace period, background jobs drain,
+// and only then the pool closes. It returns nil on a clean shutdown.
+func (a *App) Wait() error {
+	var serveErr error
+	select {
+	case <-a.ctx.Done():
+	case serveErr = <-a.serveErr:
+		a.log.Error("server failed; shutting down", "err", serveErr)
+	}
+	return errors.Join(serveErr, a.shutdown())
+}
+
+func (a *App) shutdown() error {
+	cfg := a.reloader.Current()
+	a.shuttingDown.Store(true)
+	a.log.Info("shutting down", "drain_delay", cfg.Server.DrainDelay.String(),
+		"grace_period", cfg.Server.ShutdownGracePeriod.String())
+	if d := cfg.Server.DrainDelay.Duration; d > 0 {
+		time.Sleep(d)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownGracePeriod.Duration)
+	defer cancel()
+	var errs []error
+	// Shutdown closes the listener and waits for every request in a
+	// handler, queued ones included.
+	if err := a.api.Shutdown(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("api server: %w", err))
+	}
+	if err := a.jobs.Drain(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("background jobs: %w", err))
+	}
+	a.stopBackground()
+	a.backgroundDone.Wait()
+	a.closeResources()
+	_ = a.admin.Shutdown(ctx)
+	if len(errs) > 0 {
+		a.log.Error("shutdown incomplete", "err", errors.Join(errs...))
+		return errors.Join(errs...)
+	}
+	a.log.Info("shutdown complete")
+	return nil
+}

@@ -1,0 +1,270 @@
+// Package cache is the read-through cache of users: a bounded in-process LRU
+// with a TTL, an optional shared Redis layer behind it, and singleflight so
+// that a hot missing key is loaded from the database once.
+//
+// Writes invalidate: a read that starts after a write returns never sees
+// the value from before the write. Two mechanisms make that hold while fills
+// race with writes:
+//   - in process, every invalidation bumps an epoch of the key's stripe and
+//     forgets the key's singleflight call, and a fill stores its result only
+//     if the epoch it read before loading is unchanged (checked under the
+//     same lock as the invalidation);
+//   - in Redis, entries carry the row's version and a script refuses to
+//     replace a newer version with an older one; a delete leaves a
+//     tombstone with a higher version, so a late fill cannot resurrect it.
+package cache
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/singleflight"
+)
+
+// Entry is a cached user: its row version and its JSON encoding, so a hit
+// is written to the client without encoding anything.
+type Entry struct {
+	Version int64
+	Body    []byte
+}
+
+// Loader reads a user from the source of truth.
+type Loader func(ctx context.Context) (Entry, error)
+
+// Remote is the shared layer (Redis).
+type Remote interface {
+	// Get returns the entry for id; found is false on a miss or a tombstone.
+	Get(ctx context.Context, id int64) (e Entry, found bool, err error)
+	// Set stores e unless a newer version (or tombstone) is stored.
+	Set(ctx context.Context, id int64, e Entry, ttl time.Duration) error
+	// Tombstone marks id deleted at version, refusing older fills.
+	Tombstone(ctx context.Context, id int64, version int64, ttl time.Duration) error
+}
+
+// Metrics are the counters the cache updates. Entries is read with Len.
+type Metrics struct {
+	LocalHits, LocalMisses prometheus.Counter
+	RemoteHits             prometheus.Counter
+	RemoteMisses           prometheus.Counter
+	RemoteErrors           prometheus.Counter
+	Evictions              prometheus.Counter
+}
+
+// NopMetrics returns counters that are not registered anywhere.
+func NopMetrics() Metrics {
+	c := func() prometheus.Counter { return prometheus.NewCounter(prometheus.CounterOpts{Name: "nop"}) }
+	return Metrics{c(), c(), c(), c(), c(), c()}
+}
+
+// Options configure a Cache.
+type Options struct {
+	TTL        time.Duration // 0 turns the cache off
+	MaxEntries int           // 0 turns the cache off
+	// Remote is the optional shared layer.
+	Remote Remote
+	// FillTimeout bounds a load shared by several callers; it runs detached
+	// from the first caller's context so one caller leaving fails no other.
+	FillTimeout time.Duration
+	Metrics     Metrics
+	// OnRemoteError is told about each failed Remote call (for logging).
+	OnRemoteError func(error)
+}
+
+const epochStripes = 1024
+
+// remoteBackoff is how long the remote layer is skipped after a failure, so
+// a Redis outage costs one failed call per second, not one per request.
+const remoteBackoff = time.Second
+
+// Cache is safe for concurrent use.
+type Cache struct {
+	metrics       Metrics
+	remote        Remote
+	onRemoteError func(error)
+	flights       singleflight.Group
+
+	mu          sync.Mutex
+	ttl         time.Duration
+	fillTimeout time.Duration
+	local       *lru
+	epochs      [epochStripes]uint64
+	remoteDown  time.Time // remote skipped until then
+}
+
+// New returns a cache configured by opts.
+func New(opts Options) *Cache {
+	c := &Cache{
+		metrics:       opts.Metrics,
+		remote:        opts.Remote,
+		onRemoteError: opts.OnRemoteError,
+		local:         newLRU(0),
+	}
+	if c.onRemoteError == nil {
+		c.onRemoteError = func(error) {}
+	}
+	c.Configure(opts.TTL, opts.MaxEntries, opts.FillTimeout)
+	return c
+}
+
+// Configure applies new limits live. Turning the cache off clears it.
+func (c *Cache) Configure(ttl time.Duration, maxEntries int, fillTimeout time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if fillTimeout <= 0 {
+		fillTimeout = 5 * time.Second
+	}
+	c.ttl, c.fillTimeout = ttl, fillTimeout
+	if ttl <= 0 || maxEntries <= 0 {
+		c.local.clear()
+		c.local.max = 0
+		return
+	}
+	c.metrics.Evictions.Add(float64(c.local.resize(maxEntries)))
+}
+
+// Len is the number of entries held in process.
+func (c *Cache) Len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.local.len()
+}
+
+func (c *Cache) enabled() bool { return c.ttl > 0 && c.local.max > 0 }
+
+// Get returns the entry for id from the cache, or loads it with load.
+// Errors from load (such as not found) are returned and not cached.
+func (c *Cache) Get(ctx context.Context, id int64, load Loader) (Entry, error) {
+	now := time.Now()
+	c.mu.Lock()
+	if !c.enabled() {
+		c.mu.Unlock()
+		return load(ctx)
+	}
+	if e, ok := c.local.get(id, now); ok {
+		c.mu.Unlock()
+		c.metrics.LocalHits.Inc()
+		return e, nil
+	}
+	epoch := c.epochs[stripe(id)]
+	fillTimeout := c.fillTimeout
+	c.mu.Unlock()
+	c.metrics.LocalMisses.Inc()
+
+	key := strconv.FormatInt(id, 10)
+	ch := c.flights.DoChan(key, func() (any, error) {
+		fillCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), fillTimeout)
+		defer cancel()
+		return c.fill(fillCtx, id, epoch, load)
+	})
+	select {
+	case res := <-ch:
+		if res.Err != nil {
+			return Entry{}, res.Err
+		}
+		return res.Val.(Entry), nil
+	case <-ctx.Done():
+		return Entry{}, ctx.Err()
+	}
+}
+
+// fill loads id from the remote layer or the loader and stores it, unless
+// the key was invalidated since epoch was read.
+func (c *Cache) fill(ctx context.Context, id int64, epoch uint64, load Loader) (Entry, error) {
+	if c.remoteUsable() {
+		e, found, err := c.remote.Get(ctx, id)
+		switch {
+		case err != nil:
+			c.remoteFailed(err)
+		case found:
+			c.metrics.RemoteHits.Inc()
+			c.storeLocal(id, epoch, e)
+			return e, nil
+		default:
+			c.metrics.RemoteMisses.Inc()
+		}
+	}
+	e, err := load(ctx)
+	if err != nil {
+		return Entry{}, err
+	}
+	if c.remoteUsable() {
+		c.mu.Lock()
+		ttl := c.ttl
+		c.mu.Unlock()
+		if err := c.remote.Set(ctx, id, e, ttl); err != nil {
+			c.remoteFailed(err)
+		}
+	}
+	c.storeLocal(id, epoch, e)
+	return e, nil
+}
+
+func (c *Cache) storeLocal(id int64, epoch uint64, e Entry) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.enabled() || c.epochs[stripe(id)] != epoch {
+		return // invalidated while loading: the value may be stale
+	}
+	c.metrics.Evictions.Add(float64(c.local.put(id, e, time.Now().Add(c.ttl))))
+}
+
+// Updated invalidates id after a write that produced e, and stores e in the
+// remote layer (which keeps the highest version).
+func (c *Cache) Updated(ctx context.Context, id int64, e Entry) {
+	ttl := c.invalidateLocal(id)
+	if c.remoteUsable() {
+		if err := c.remote.Set(ctx, id, e, ttl); err != nil {
+			c.remoteFailed(err)
+		}
+	}
+}
+
+// Deleted invalidates id after the row, last at version, was deleted.
+func (c *Cache) Deleted(ctx context.Context, id int64, version int64) {
+	ttl := c.invalidateLocal(id)
+	if c.remoteUsable() {
+		if err := c.remote.Tombstone(ctx, id, version+1, ttl); err != nil {
+			c.remoteFailed(err)
+		}
+	}
+}
+
+func (c *Cache) invalidateLocal(id int64) (ttl time.Duration) {
+	c.mu.Lock()
+	c.epochs[stripe(id)]++
+	c.local.remove(id)
+	ttl = c.ttl
+	c.mu.Unlock()
+	// A read that starts now must not join a fill that began before the write.
+	c.flights.Forget(strconv.FormatInt(id, 10))
+	if ttl <= 0 {
+		ttl = time.Minute // tombstones outlive any in-flight fill
+	}
+	return ttl
+}
+
+func (c *Cache) remoteUsable() bool {
+	if c.remote == nil {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.enabled() && time.Now().After(c.remoteDown)
+}
+
+func (c *Cache) remoteFailed(err error) {
+	if errors.Is(err, context.Canceled) {
+		return
+	}
+	c.metrics.RemoteErrors.Inc()
+	c.onRemoteError(err)
+	c.mu.Lock()
+	c.remoteDown = time.Now().Add(remoteBackoff)
+	c.mu.Unlock()
+}
+
+func stripe(id int64) uint64 { return uint64(id) % epochStripes }

@@ -1,0 +1,139 @@
+// Package ratelimit limits each client to a token-bucket rate
+// (golang.org/x/time/rate). The bucket table is bounded: the least recently
+// seen client is evicted when it is full, and buckets idle long enough to
+// have refilled are dropped, so a flood of distinct clients cannot grow
+// memory. Settings change live.
+package ratelimit
+
+import (
+	"container/list"
+	"math"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// Limits are the live settings. RequestsPerSecond 0 turns limiting off.
+type Limits struct {
+	RequestsPerSecond float64
+	Burst             int
+	MaxClients        int
+}
+
+// Limiter is safe for concurrent use.
+type Limiter struct {
+	mu      sync.Mutex
+	limits  Limits
+	clients map[string]*list.Element
+	lru     list.List // of *bucket, most recently seen first
+	now     func() time.Time
+}
+
+type bucket struct {
+	key      string
+	limiter  *rate.Limiter
+	lastSeen time.Time
+}
+
+// New returns a limiter with limits.
+func New(limits Limits) *Limiter {
+	l := &Limiter{clients: make(map[string]*list.Element), now: time.Now}
+	l.SetLimits(limits)
+	return l
+}
+
+// SetLimits applies new limits to every client at once.
+func (l *Limiter) SetLimits(limits Limits) {
+	if limits.MaxClients < 1 {
+		limits.MaxClients = 1
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.limits = limits
+	if limits.RequestsPerSecond <= 0 {
+		l.clients = make(map[string]*list.Element)
+		l.lru.Init()
+		return
+	}
+	now := l.now()
+	for el := l.lru.Front(); el != nil; el = el.Next() {
+		b := el.Value.(*bucket)
+		b.limiter.SetLimitAt(now, rate.Limit(limits.RequestsPerSecond))
+		b.limiter.SetBurstAt(now, limits.Burst)
+	}
+	for l.lru.Len() > limits.MaxClients {
+		l.evictLocked(l.lru.Back())
+	}
+}
+
+// Enabled reports whether limiting is on.
+func (l *Limiter) Enabled() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.limits.RequestsPerSecond > 0
+}
+
+// Clients is the number of buckets held.
+func (l *Limiter) Clients() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.lru.Len()
+}
+
+// Allow takes a token from client's bucket. When it is refused, retryAfter
+// is how long until a token is available (at least one second, as
+// Retry-After counts whole seconds).
+func (l *Limiter) Allow(client string) (ok bool, retryAfter time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.limits.RequestsPerSecond <= 0 {
+		return true, 0
+	}
+	now := l.now()
+	b := l.bucketLocked(client, now)
+	if b.limiter.AllowN(now, 1) {
+		return true, 0
+	}
+	wait := b.limiter.TokensAt(now)
+	// Time until the bucket holds one token again.
+	secs := (1 - wait) / l.limits.RequestsPerSecond
+	return false, time.Duration(math.Max(1, math.Ceil(secs))) * time.Second
+}
+
+func (l *Limiter) bucketLocked(client string, now time.Time) *bucket {
+	if el, ok := l.clients[client]; ok {
+		b := el.Value.(*bucket)
+		b.lastSeen = now
+		l.lru.MoveToFront(el)
+		return b
+	}
+	l.evictIdleLocked(now)
+	if l.lru.Len() >= l.limits.MaxClients {
+		l.evictLocked(l.lru.Back())
+	}
+	b := &bucket{
+		key:      client,
+		limiter:  rate.NewLimiter(rate.Limit(l.limits.RequestsPerSecond), l.limits.Burst),
+		lastSeen: now,
+	}
+	l.clients[client] = l.lru.PushFront(b)
+	return b
+}
+
+// evictIdleLocked drops buckets from the old end that have been idle long
+// enough to be full again: a new bucket for that client would be identical.
+func (l *Limiter) evictIdleLocked(now time.Time) {
+	refill := time.Duration(float64(l.limits.Burst) / l.limits.RequestsPerSecond * float64(time.Second))
+	for el := l.lru.Back(); el != nil; el = l.lru.Back() {
+		if now.Sub(el.Value.(*bucket).lastSeen) < refill {
+			return
+		}
+		l.evictLocked(el)
+	}
+}
+
+func (l *Limiter) evictLocked(el *list.Element) {
+	l.lru.Remove(el)
+	delete(l.clients, el.Value.(*bucket).key)
+}

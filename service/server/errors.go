@@ -1,0 +1,101 @@
+package server
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+
+	"github.com/pacer-dev/pacer/service/store"
+)
+
+// Error codes in the body of error responses.
+const (
+	codeInvalidJSON         = "invalid_json"
+	codeInvalidParam        = "invalid_parameter"
+	codeValidation          = "validation_failed"
+	codeNotFound            = "not_found"
+	codeDuplicateEmail      = "duplicate_email"
+	codeBodyTooLarge        = "body_too_large"
+	codeRateLimited         = "rate_limited"
+	codeOverloaded          = "overloaded"
+	codeDatabaseUnavailable = "database_unavailable"
+	codeStarting            = "starting"
+	codeTimeout             = "timeout"
+	codeInternal            = "internal"
+)
+
+type errorBody struct {
+	Error errorDetail `json:"error"`
+}
+
+type errorDetail struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	// Index names the bad item of a batch.
+	Index *int `json:"index,omitempty"`
+}
+
+// apiError is an error with its HTTP status, code and client-facing message.
+type apiError struct {
+	status  int
+	code    string
+	message string
+	index   *int
+	// retryAfter, in seconds, is sent as Retry-After when > 0.
+	retryAfter int
+}
+
+func (e *apiError) Error() string { return e.message }
+
+func writeError(w http.ResponseWriter, status int, code, message string) {
+	writeAPIError(w, &apiError{status: status, code: code, message: message})
+}
+
+func writeAPIError(w http.ResponseWriter, e *apiError) {
+	if e.retryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(e.retryAfter))
+	}
+	body, _ := json.Marshal(errorBody{Error: errorDetail{Code: e.code, Message: e.message, Index: e.index}})
+	writeJSON(w, e.status, body)
+}
+
+// fail writes the response for err, logging what the client is not told.
+func (s *server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	var ae *apiError
+	if errors.As(err, &ae) {
+		writeAPIError(w, ae)
+		return
+	}
+	var be *store.BatchError
+	switch {
+	case errors.As(err, &be) && errors.Is(err, store.ErrDuplicateEmail):
+		i := be.Index
+		writeAPIError(w, &apiError{status: http.StatusConflict, code: codeDuplicateEmail,
+			message: "users[" + strconv.Itoa(i) + "].email: email already in use; nothing was created", index: &i})
+	case errors.Is(err, store.ErrNotFound):
+		writeError(w, http.StatusNotFound, codeNotFound, "user not found")
+	case errors.Is(err, store.ErrDuplicateEmail):
+		writeError(w, http.StatusConflict, codeDuplicateEmail, "email already in use")
+	case errors.Is(err, store.ErrTimeout):
+		writeError(w, http.StatusGatewayTimeout, codeTimeout, "request timed out")
+	case errors.Is(err, store.ErrUnavailable):
+		s.Logger.Warn("database unavailable", "err", err, "request_id", w.Header().Get(headerRequestID))
+		writeAPIError(w, &apiError{status: http.StatusServiceUnavailable, code: codeDatabaseUnavailable,
+			message: "database unavailable, retry later", retryAfter: 1})
+	default:
+		s.Logger.Error("request failed", "err", err, "request_id", w.Header().Get(headerRequestID),
+			"method", r.Method, "path", r.URL.Path)
+		writeError(w, http.StatusInternalServerError, codeInternal, "internal error")
+	}
+}
+
+func writeJSON(w http.ResponseWriter, status int, body []byte) {
+	h := w.Header()
+	h["Content-Type"] = contentTypeJSON
+	h["Content-Length"] = []string{strconv.Itoa(len(body))}
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
+
+var contentTypeJSON = []string{"application/json"}

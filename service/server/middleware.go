@@ -1,0 +1,110 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"math"
+	"net/http"
+	"time"
+
+	"github.com/pacer-dev/pacer/service/limiter"
+	m "github.com/pacer-dev/pacer/service/metrics"
+)
+
+// serveHTTP is the outermost layer: request id, process time, metrics.
+func (s *server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	id := r.Header.Get(headerRequestID)
+	if !validRequestID(id) {
+		id = s.ids.next()
+	}
+	w.Header()[headerRequestID] = []string{id}
+
+	rec := recorders.Get().(*recorder)
+	*rec = recorder{ResponseWriter: w, start: start, status: http.StatusOK}
+	defer func() {
+		if !rec.wroteHeader {
+			rec.WriteHeader(http.StatusOK)
+		}
+		s.observe(rec.route, r.Method, rec.status, time.Since(start))
+		*rec = recorder{}
+		recorders.Put(rec)
+	}()
+	s.mux.ServeHTTP(rec, r)
+}
+
+// withRoute tells the outer layer which route matched, for its labels.
+func withRoute(route *routeMetrics, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if rec, ok := w.(*recorder); ok {
+			rec.route = route
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// withSchemaGate answers 503 until migrations have been applied.
+func (s *server) withSchemaGate(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !s.Migrated() {
+			writeAPIError(w, &apiError{status: http.StatusServiceUnavailable, code: codeStarting,
+				message: "database schema not ready yet, retry later", retryAfter: 1})
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// withRateLimit answers 429 when the client's bucket is empty.
+func (s *server) withRateLimit(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !s.RateLimiter.Enabled() {
+			next.ServeHTTP(w, r)
+			return
+		}
+		client := s.Settings.Load().Clients.Client(r)
+		if ok, retry := s.RateLimiter.Allow(client); !ok {
+			s.Metrics.RateLimited.Inc()
+			writeAPIError(w, &apiError{status: http.StatusTooManyRequests, code: codeRateLimited,
+				message: "rate limit exceeded", retryAfter: int(math.Ceil(retry.Seconds()))})
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// withWorkerLimit holds a worker slot for the request, or sheds it with 503.
+func (s *server) withWorkerLimit(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := s.Limiter.Acquire(r.Context()); err != nil {
+			reason := m.ReasonQueueFull
+			switch {
+			case errors.Is(err, limiter.ErrQueueTimeout):
+				reason = m.ReasonQueueTimeout
+			case r.Context().Err() != nil:
+				return // the client left; nobody reads an answer
+			}
+			s.Metrics.QueueRejections.WithLabelValues(reason).Inc()
+			writeAPIError(w, &apiError{status: http.StatusServiceUnavailable, code: codeOverloaded,
+				message: err.Error(), retryAfter: 1})
+			return
+		}
+		defer s.Limiter.Release()
+		next.ServeHTTP(w, r)
+	})
+}
+
+// withTimeout bounds the request, database queries included, and caps the
+// body size.
+func (s *server) withTimeout(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		live := s.Settings.Load()
+		ctx, cancel := context.WithTimeout(r.Context(), live.RequestTimeout)
+		defer cancel()
+		r = r.WithContext(ctx)
+		if r.Body != nil && r.Body != http.NoBody {
+			r.Body = http.MaxBytesReader(w, r.Body, live.MaxBodyBytes)
+		}
+		next.ServeHTTP(w, r)
+	})
+}

@@ -1,0 +1,42 @@
+package server
+
+import (
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// recorder wraps the ResponseWriter to stamp X-Process-Time just before the
+// header goes out and to remember the status and route for metrics.
+type recorder struct {
+	http.ResponseWriter
+	start       time.Time
+	status      int
+	wroteHeader bool
+	route       *routeMetrics
+}
+
+var recorders = sync.Pool{New: func() any { return new(recorder) }}
+
+func (rec *recorder) WriteHeader(status int) {
+	if rec.wroteHeader {
+		return
+	}
+	rec.wroteHeader = true
+	rec.status = status
+	var buf [24]byte
+	elapsed := strconv.AppendFloat(buf[:0], time.Since(rec.start).Seconds(), 'f', 6, 64)
+	rec.ResponseWriter.Header()[headerProcessTime] = []string{string(elapsed)}
+	rec.ResponseWriter.WriteHeader(status)
+}
+
+func (rec *recorder) Write(b []byte) (int, error) {
+	if !rec.wroteHeader {
+		rec.WriteHeader(http.StatusOK)
+	}
+	return rec.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the connection.
+func (rec *recorder) Unwrap() http.ResponseWriter { return rec.ResponseWriter }

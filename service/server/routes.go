@@ -1,0 +1,32 @@
+package server
+
+import "net/http"
+
+// routes registers every endpoint with its middleware chain.
+func (s *server) routes() {
+	s.handle("POST /v1/users", s.createUser)
+	s.handle("GET /v1/users", s.listUsers)
+	s.handle("POST /v1/users/batch", s.createUsers)
+	s.handle("GET /v1/users/{id}", s.getUser)
+	s.handle("PATCH /v1/users/{id}", s.updateUser)
+	s.handle("DELETE /v1/users/{id}", s.deleteUser)
+	s.handle("POST /v1/users/{id}/welcome", s.welcomeUser)
+	s.mux.HandleFunc("/", s.notFound)
+}
+
+// handle mounts h under pattern behind the per-route middleware, outermost
+// first: route label, schema gate, rate limit, worker limit, timeout.
+func (s *server) handle(pattern string, h http.HandlerFunc) {
+	route := newRouteMetrics(s.Metrics, pattern)
+	var chain http.Handler = h
+	chain = s.withTimeout(chain)
+	chain = s.withWorkerLimit(chain)
+	chain = s.withRateLimit(chain)
+	chain = s.withSchemaGate(chain)
+	chain = withRoute(route, chain)
+	s.mux.Handle(pattern, chain)
+}
+
+func (s *server) notFound(w http.ResponseWriter, r *http.Request) {
+	writeError(w, http.StatusNotFound, codeNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
+}

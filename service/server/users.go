@@ -1,0 +1,226 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/pacer-dev/pacer/service/cache"
+	"github.com/pacer-dev/pacer/service/store"
+)
+
+func pathID(r *http.Request) (int64, error) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil || id < 1 {
+		return 0, &apiError{status: http.StatusBadRequest, code: codeInvalidParam,
+			message: "id: must be a positive integer, got " + strconv.Quote(r.PathValue("id"))}
+	}
+	return id, nil
+}
+
+func entryOf(u store.User) (cache.Entry, error) {
+	body, err := json.Marshal(u)
+	return cache.Entry{Version: u.Version, Body: body}, err
+}
+
+func (s *server) getUser(w http.ResponseWriter, r *http.Request) {
+	id, err := pathID(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	e, err := s.Cache.Get(r.Context(), id, func(ctx context.Context) (cache.Entry, error) {
+		u, err := s.Users.Get(ctx, id)
+		if err != nil {
+			return cache.Entry{}, err
+		}
+		return entryOf(u)
+	})
+	if err != nil {
+		s.fail(w, r, contextError(r, err))
+		return
+	}
+	writeJSON(w, http.StatusOK, e.Body)
+}
+
+// contextError reports a request that ran out of time as a timeout, even
+// when the error came out of a shared cache fill.
+func contextError(r *http.Request, err error) error {
+	if r.Context().Err() != nil {
+		return fmt.Errorf("%w: %w", store.ErrTimeout, err)
+	}
+	return err
+}
+
+func (s *server) createUser(w http.ResponseWriter, r *http.Request) {
+	var n store.NewUser
+	if err := decodeJSON(r.Body, &n); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if err := validateNewUser("", n); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	u, err := s.Users.Create(r.Context(), n)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.Header().Set("Location", "/v1/users/"+strconv.FormatInt(u.ID, 10))
+	s.writeValue(w, r, http.StatusCreated, u)
+}
+
+func (s *server) createUsers(w http.ResponseWriter, r *http.Request) {
+	var req batchCreateRequest
+	if err := decodeJSON(r.Body, &req); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if err := validateBatch(req); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	users, err := s.Users.CreateBatch(r.Context(), req.Users)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.writeValue(w, r, http.StatusCreated, usersPage{Users: users})
+}
+
+func (s *server) updateUser(w http.ResponseWriter, r *http.Request) {
+	id, err := pathID(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	var patch store.UserPatch
+	if err := decodeJSON(r.Body, &patch); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if err := validatePatch(patch); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	u, err := s.Users.Update(r.Context(), id, patch)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	e, err := entryOf(u)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.Cache.Updated(r.Context(), id, e)
+	writeJSON(w, http.StatusOK, e.Body)
+}
+
+func (s *server) deleteUser(w http.ResponseWriter, r *http.Request) {
+	id, err := pathID(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	version, err := s.Users.Delete(r.Context(), id)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.Cache.Deleted(r.Context(), id, version)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// usersPage is the body of list responses. NextAfter is the cursor for the
+// next page, absent on the last one.
+type usersPage struct {
+	Users     []store.User `json:"users"`
+	NextAfter *int64       `json:"next_after,omitempty"`
+}
+
+func (s *server) listUsers(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	if q.Has("ids") {
+		ids, err := parseIDs(q.Get("ids"))
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		users, err := s.Users.GetMany(r.Context(), ids)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		s.writeValue(w, r, http.StatusOK, usersPage{Users: users})
+		return
+	}
+	limit, err := intParam(q.Get("limit"), "limit", defaultPage, 1, maxPage)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	after, err := intParam(q.Get("after"), "after", 0, 0, 1<<63-1)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	users, err := s.Users.List(r.Context(), after, int(limit))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	page := usersPage{Users: users}
+	if len(users) == int(limit) {
+		next := users[len(users)-1].ID
+		page.NextAfter = &next
+	}
+	s.writeValue(w, r, http.StatusOK, page)
+}
+
+func parseIDs(raw string) ([]int64, error) {
+	parts := strings.Split(raw, ",")
+	if raw == "" || len(parts) > maxBatchRead {
+		return nil, &apiError{status: http.StatusUnprocessableEntity, code: codeValidation,
+			message: fmt.Sprintf("ids: must list 1 to %d ids, got %d", maxBatchRead, len(parts))}
+	}
+	ids := make([]int64, len(parts))
+	for i, p := range parts {
+		id, err := strconv.ParseInt(strings.TrimSpace(p), 10, 64)
+		if err != nil || id < 1 {
+			return nil, &apiError{status: http.StatusBadRequest, code: codeInvalidParam,
+				message: fmt.Sprintf("ids[%d]: must be a positive integer, got %q", i, p)}
+		}
+		ids[i] = id
+	}
+	return ids, nil
+}
+
+func intParam(raw, name string, def, lo, hi int64) (int64, error) {
+	if raw == "" {
+		return def, nil
+	}
+	v, err := strconv.ParseInt(raw, 10, 64)
+	if err != nil {
+		return 0, &apiError{status: http.StatusBadRequest, code: codeInvalidParam,
+			message: fmt.Sprintf("%s: must be an integer, got %q", name, raw)}
+	}
+	if v < lo || v > hi {
+		return 0, &apiError{status: http.StatusUnprocessableEntity, code: codeValidation,
+			message: fmt.Sprintf("%s: must be between %d and %d, got %d", name, lo, hi, v)}
+	}
+	return v, nil
+}
+
+func (s *server) writeValue(w http.ResponseWriter, r *http.Request, status int, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, status, body)
+}

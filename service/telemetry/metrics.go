@@ -1,0 +1,96 @@
+// Package telemetry creates pacer-api's Prometheus metrics (names from
+// service/metrics, Contract 2) on a registry of its own.
+package telemetry
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/pacer-dev/pacer/service/cache"
+	m "github.com/pacer-dev/pacer/service/metrics"
+)
+
+// Metrics are the instruments the service updates directly. Gauges that
+// mirror state (queue length, pool stats...) are read at scrape time from
+// Sources instead.
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	Requests        *prometheus.CounterVec
+	RequestDuration *prometheus.HistogramVec
+	QueueRejections *prometheus.CounterVec
+	RateLimited     prometheus.Counter
+	JobsProcessed   *prometheus.CounterVec
+	ConfigReloads   *prometheus.CounterVec
+	ConfigGen       prometheus.Gauge
+	ConfigLastOK    prometheus.Gauge
+	Cache           cache.Metrics
+}
+
+// New registers every instrument, the Go and process collectors, on a new
+// registry.
+func New() *Metrics {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	hits := prometheus.NewCounterVec(prometheus.CounterOpts{Name: m.CacheHitsTotal, Help: "Cache hits by layer."}, []string{m.LabelLayer})
+	misses := prometheus.NewCounterVec(prometheus.CounterOpts{Name: m.CacheMissesTotal, Help: "Cache misses by layer."}, []string{m.LabelLayer})
+	errs := prometheus.NewCounterVec(prometheus.CounterOpts{Name: m.CacheErrorsTotal, Help: "Failed calls to the shared cache layer; requests were still served."}, []string{m.LabelLayer})
+	evictions := prometheus.NewCounterVec(prometheus.CounterOpts{Name: m.CacheEvictionsTotal, Help: "Entries evicted from the in-process cache to respect its bound."}, []string{m.LabelLayer})
+
+	x := &Metrics{
+		Registry: reg,
+		Requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: m.RequestsTotal, Help: "Finished HTTP requests by route, method and status class.",
+		}, []string{m.LabelRoute, m.LabelMethod, m.LabelCode}),
+		RequestDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: m.RequestDuration, Help: "HTTP request latency in seconds, queue wait included.",
+			Buckets: m.RequestDurationBuckets,
+		}, []string{m.LabelRoute, m.LabelMethod, m.LabelCode}),
+		QueueRejections: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: m.QueueRejectionsTotal, Help: "Requests shed with 503 by reason.",
+		}, []string{m.LabelReason}),
+		RateLimited: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: m.RateLimitedTotal, Help: "Requests refused with 429.",
+		}),
+		JobsProcessed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: m.JobsProcessedTotal, Help: "Background jobs finished by result.",
+		}, []string{m.LabelResult}),
+		ConfigReloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: m.ConfigReloadsTotal, Help: "Config reload attempts by result.",
+		}, []string{m.LabelResult}),
+		ConfigGen: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: m.ConfigGeneration, Help: "Generation of the configuration in effect.",
+		}),
+		ConfigLastOK: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: m.ConfigLastReloadSuccess, Help: "Unix time of the last successful config load.",
+		}),
+		Cache: cache.Metrics{
+			LocalHits:    hits.WithLabelValues(m.LayerLocal),
+			LocalMisses:  misses.WithLabelValues(m.LayerLocal),
+			RemoteHits:   hits.WithLabelValues(m.LayerRedis),
+			RemoteMisses: misses.WithLabelValues(m.LayerRedis),
+			RemoteErrors: errs.WithLabelValues(m.LayerRedis),
+			Evictions:    evictions.WithLabelValues(m.LayerLocal),
+		},
+	}
+	// Zero-valued series exist from the start, so rates work from the first scrape.
+	for _, r := range []string{m.ReasonQueueFull, m.ReasonQueueTimeout, m.ReasonShuttingDown} {
+		x.QueueRejections.WithLabelValues(r)
+	}
+	for _, r := range []string{ResultSuccess, ResultFailure} {
+		x.ConfigReloads.WithLabelValues(r)
+		x.JobsProcessed.WithLabelValues(r)
+	}
+	reg.MustRegister(x.Requests, x.RequestDuration, x.QueueRejections, x.RateLimited,
+		x.JobsProcessed, x.ConfigReloads, x.ConfigGen, x.ConfigLastOK, hits, misses, errs, evictions)
+	return x
+}
+
+// Values of LabelResult.
+const (
+	ResultSuccess = "success"
+	ResultFailure = "failure"
+)
