@@ -144,7 +144,7 @@ func (c *Cache) Get(ctx context.Context, id int64, load Loader) (Entry, error) {
 		c.mu.Unlock()
 		return load(ctx)
 	}
-	if e, ok := c.local.get(id, now); ok {
+	if e, ok := c.local.get(id, now, c.ttl); ok {
 		c.mu.Unlock()
 		c.metrics.LocalHits.Inc()
 		return e, nil
@@ -209,7 +209,7 @@ func (c *Cache) storeLocal(id int64, epoch uint64, e Entry) {
 	if !c.enabled() || c.epochs[stripe(id)] != epoch {
 		return // invalidated while loading: the value may be stale
 	}
-	c.metrics.Evictions.Add(float64(c.local.put(id, e, time.Now().Add(c.ttl))))
+	c.metrics.Evictions.Add(float64(c.local.put(id, e, time.Now())))
 }
 
 // Updated invalidates id after a write that produced e, and stores e in the

@@ -14,23 +14,25 @@ type lru struct {
 }
 
 type lruItem struct {
-	id      int64
-	entry   Entry
-	expires time.Time
+	id     int64
+	entry  Entry
+	stored time.Time
 }
 
 func newLRU(max int) *lru {
 	return &lru{max: max, items: make(map[int64]*list.Element), order: list.New()}
 }
 
-// get returns the live entry for id; an expired one is removed.
-func (c *lru) get(id int64, now time.Time) (Entry, bool) {
+// get returns the entry for id if stored less than ttl ago; an expired one
+// is removed. Expiry is checked against the current TTL, so lowering it
+// applies to entries already held.
+func (c *lru) get(id int64, now time.Time, ttl time.Duration) (Entry, bool) {
 	el, ok := c.items[id]
 	if !ok {
 		return Entry{}, false
 	}
 	it := el.Value.(*lruItem)
-	if !now.Before(it.expires) {
+	if now.Sub(it.stored) >= ttl {
 		c.removeElement(el)
 		return Entry{}, false
 	}
@@ -39,14 +41,14 @@ func (c *lru) get(id int64, now time.Time) (Entry, bool) {
 }
 
 // put stores entry and returns how many entries were evicted to make room.
-func (c *lru) put(id int64, e Entry, expires time.Time) (evicted int) {
+func (c *lru) put(id int64, e Entry, now time.Time) (evicted int) {
 	if el, ok := c.items[id]; ok {
 		it := el.Value.(*lruItem)
-		it.entry, it.expires = e, expires
+		it.entry, it.stored = e, now
 		c.order.MoveToFront(el)
 		return 0
 	}
-	c.items[id] = c.order.PushFront(&lruItem{id: id, entry: e, expires: expires})
+	c.items[id] = c.order.PushFront(&lruItem{id: id, entry: e, stored: now})
 	return c.trim()
 }
 

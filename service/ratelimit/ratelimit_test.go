@@ -1,0 +1,163 @@
+package ratelimit
+
+import (
+	"net/http/httptest"
+	"net/netip"
+	"testing"
+	"time"
+)
+
+// fakeClock lets tests move time without sleeping.
+type fakeClock struct{ t time.Time }
+
+func (c *fakeClock) now() time.Time          { return c.t }
+func (c *fakeClock) advance(d time.Duration) { c.t = c.t.Add(d) }
+
+func newTestLimiter(l Limits) (*Limiter, *fakeClock) {
+	clock := &fakeClock{t: time.Unix(1_700_000_000, 0)}
+	lim := New(l)
+	lim.now = clock.now
+	return lim, clock
+}
+
+func TestAllowTable(t *testing.T) {
+	type step struct {
+		advance   time.Duration
+		client    string
+		wantOK    bool
+		wantRetry time.Duration
+	}
+	tests := []struct {
+		name   string
+		limits Limits
+		steps  []step
+	}{
+		{
+			name:   "off when rate is zero",
+			limits: Limits{RequestsPerSecond: 0, Burst: 0, MaxClients: 1},
+			steps:  []step{{client: "a", wantOK: true}, {client: "a", wantOK: true}},
+		},
+		{
+			name:   "burst then refused with retry-after",
+			limits: Limits{RequestsPerSecond: 1, Burst: 2, MaxClients: 10},
+			steps: []step{
+				{client: "a", wantOK: true}, {client: "a", wantOK: true},
+				{client: "a", wantOK: false, wantRetry: time.Second},
+				{client: "b", wantOK: true}, // separate bucket
+				{advance: time.Second, client: "a", wantOK: true},
+			},
+		},
+		{
+			name:   "slow rate gives longer retry-after",
+			limits: Limits{RequestsPerSecond: 0.25, Burst: 1, MaxClients: 10},
+			steps: []step{
+				{client: "a", wantOK: true},
+				{client: "a", wantOK: false, wantRetry: 4 * time.Second},
+			},
+		},
+		{
+			name:   "evicted client starts with a full bucket",
+			limits: Limits{RequestsPerSecond: 1, Burst: 1, MaxClients: 1},
+			steps: []step{
+				{client: "a", wantOK: true},
+				{client: "a", wantOK: false, wantRetry: time.Second},
+				{client: "b", wantOK: true}, // evicts a (table full)
+				{client: "a", wantOK: true},
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l, clock := newTestLimiter(tt.limits)
+			for i, s := range tt.steps {
+				clock.advance(s.advance)
+				ok, retry := l.Allow(s.client)
+				if ok != s.wantOK || retry != s.wantRetry {
+					t.Fatalf("step %d: Allow(%q) = %v, %v; want %v, %v", i, s.client, ok, retry, s.wantOK, s.wantRetry)
+				}
+			}
+		})
+	}
+}
+
+func TestTableStaysBounded(t *testing.T) {
+	l, clock := newTestLimiter(Limits{RequestsPerSecond: 10, Burst: 10, MaxClients: 100})
+	for i := range 10_000 {
+		l.Allow(netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}).String())
+		clock.advance(time.Microsecond)
+	}
+	if n := l.Clients(); n != 100 {
+		t.Fatalf("clients = %d, want the bound 100", n)
+	}
+}
+
+func TestIdleBucketsAreEvicted(t *testing.T) {
+	l, clock := newTestLimiter(Limits{RequestsPerSecond: 10, Burst: 10, MaxClients: 100})
+	for _, c := range []string{"a", "b", "c"} {
+		l.Allow(c)
+	}
+	clock.advance(2 * time.Second) // > burst/rate: full again, so forgettable
+	l.Allow("d")
+	if n := l.Clients(); n != 1 {
+		t.Fatalf("clients = %d, want 1 (idle ones evicted)", n)
+	}
+}
+
+func TestSetLimitsAppliesToExistingClients(t *testing.T) {
+	l, _ := newTestLimiter(Limits{RequestsPerSecond: 1, Burst: 1, MaxClients: 10})
+	l.Allow("a")
+	if ok, _ := l.Allow("a"); ok {
+		t.Fatal("second request allowed with burst 1")
+	}
+	l.SetLimits(Limits{RequestsPerSecond: 0, MaxClients: 10})
+	if ok, _ := l.Allow("a"); !ok || l.Enabled() {
+		t.Fatal("limiting still on after rate set to 0")
+	}
+	l.SetLimits(Limits{RequestsPerSecond: 1, Burst: 3, MaxClients: 10})
+	for i := range 3 {
+		if ok, _ := l.Allow("a"); !ok {
+			t.Fatalf("request %d refused with burst 3", i)
+		}
+	}
+}
+
+func TestClientIdentity(t *testing.T) {
+	proxies, err := ParsePrefixes([]string{"10.0.0.0/8", "::1/128"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		id     ClientIdentifier
+		remote string
+		xff    []string
+		header map[string]string
+		want   string
+	}{
+		{name: "remote ip", remote: "192.0.2.1:1234", want: "192.0.2.1"},
+		{name: "xff ignored from untrusted peer", id: ClientIdentifier{TrustedProxies: proxies}, remote: "192.0.2.1:1234", xff: []string{"203.0.113.9"}, want: "192.0.2.1"},
+		{name: "xff from trusted proxy", id: ClientIdentifier{TrustedProxies: proxies}, remote: "10.1.2.3:1234", xff: []string{"203.0.113.9"}, want: "203.0.113.9"},
+		{name: "spoofed left entries ignored", id: ClientIdentifier{TrustedProxies: proxies}, remote: "10.1.2.3:1234", xff: []string{"1.1.1.1, 203.0.113.9, 10.9.9.9"}, want: "203.0.113.9"},
+		{name: "several xff headers", id: ClientIdentifier{TrustedProxies: proxies}, remote: "10.1.2.3:1", xff: []string{"198.51.100.7", "10.2.2.2"}, want: "198.51.100.7"},
+		{name: "malformed hop stops at peer", id: ClientIdentifier{TrustedProxies: proxies}, remote: "10.1.2.3:1", xff: []string{"nonsense"}, want: "10.1.2.3"},
+		{name: "all trusted falls back to peer", id: ClientIdentifier{TrustedProxies: proxies}, remote: "10.1.2.3:1", xff: []string{"10.4.4.4"}, want: "10.1.2.3"},
+		{name: "ipv6 trusted proxy", id: ClientIdentifier{TrustedProxies: proxies}, remote: "[::1]:1", xff: []string{"2001:db8::5"}, want: "2001:db8::5"},
+		{name: "header", id: ClientIdentifier{Header: "X-Api-Key"}, remote: "192.0.2.1:1", header: map[string]string{"X-Api-Key": "k1"}, want: "h:k1"},
+		{name: "header missing falls back to ip", id: ClientIdentifier{Header: "X-Api-Key"}, remote: "192.0.2.1:1", want: "192.0.2.1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := httptest.NewRequest("GET", "/", nil)
+			r.RemoteAddr = tt.remote
+			for _, v := range tt.xff {
+				r.Header.Add("X-Forwarded-For", v)
+			}
+			for k, v := range tt.header {
+				r.Header.Set(k, v)
+			}
+			if got := tt.id.Client(r); got != tt.want {
+				t.Fatalf("Client() = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
