@@ -69,3 +69,25 @@ func randomSuffix(t testing.TB) string {
 	}
 	return hex.EncodeToString(b)
 }
+
+// WithHostPort returns dsn (URL form) pointing at addr, for example a
+// TCPProxy in front of the test database.
+func WithHostPort(t testing.TB, dsn, addr string) string {
+	t.Helper()
+	u, err := url.Parse(dsn)
+	if err != nil || u.Host == "" {
+		t.Fatalf("testenv: %s must be a postgres:// URL to be proxied", DatabaseURLEnv)
+	}
+	u.Host = addr
+	return u.String()
+}
+
+// HostPort returns the host:port of a URL-form DSN.
+func HostPort(t testing.TB, dsn string) string {
+	t.Helper()
+	u, err := url.Parse(dsn)
+	if err != nil || u.Host == "" {
+		t.Fatalf("testenv: %s must be a postgres:// URL", DatabaseURLEnv)
+	}
+	return u.Host
+}

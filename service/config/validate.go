@@ -29,7 +29,8 @@ func (c Config) Validate() error {
 			bad(field, "must be host:port, got %q", addr)
 		}
 	}
-	if s.Addr == s.AdminAddr {
+	// Port 0 picks a free port, so two ":0" listeners never collide (tests).
+	if _, port, _ := net.SplitHostPort(s.Addr); s.Addr == s.AdminAddr && port != "0" {
 		bad("server.adminAddr", "must differ from server.addr (%q)", s.Addr)
 	}
 	if s.RequestTimeout.Duration <= 0 {
