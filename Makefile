@@ -1,0 +1,163 @@
+# Image URLs for the operator and the bundled service.
+IMG ?= ghcr.io/pacer-dev/pacer:v0.1.0
+API_IMG ?= ghcr.io/pacer-dev/pacer-api:v0.1.0
+
+# Tools run with the repo's Go toolchain; bash for pipefail in recipes.
+SHELL = /usr/bin/env bash -o pipefail
+.SHELLFLAGS = -ec
+
+GOBIN ?= $(shell go env GOPATH)/bin
+CONTAINER_TOOL ?= docker
+
+.PHONY: all
+all: build
+
+##@ General
+
+.PHONY: help
+help: ## Display this help.
+	@awk 'BEGIN {FS = ":.*##"; printf "\nUsage:\n  make \033[36m<target>\033[0m\n"} /^[a-zA-Z_0-9-]+:.*?##/ { printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2 } /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) } ' $(MAKEFILE_LIST)
+
+##@ Development
+
+.PHONY: manifests
+manifests: controller-gen ## Generate the CRD, RBAC Role and webhook manifests from markers.
+	"$(CONTROLLER_GEN)" rbac:roleName=manager-role crd paths="./api/..." paths="./controllers/..." output:crd:artifacts:config=config/crd/bases
+
+.PHONY: generate
+generate: controller-gen ## Generate DeepCopy methods from markers.
+	"$(CONTROLLER_GEN)" object:headerFile="hack/boilerplate.go.txt" paths="./api/..."
+
+.PHONY: fmt
+fmt: ## Run go fmt against code.
+	go fmt ./...
+
+.PHONY: vet
+vet: ## Run go vet against code.
+	go vet ./...
+
+.PHONY: lint
+lint: golangci-lint ## Run golangci-lint.
+	"$(GOLANGCI_LINT)" run
+
+.PHONY: verify
+verify: manifests generate ## Fail when generated files are out of date with the markers.
+	git diff --exit-code -- api config || { echo "generated files are stale: run 'make manifests generate' and commit"; exit 1; }
+
+.PHONY: test-deps
+test-deps: ## Build the envtest binaries and start PostgreSQL and Redis for tests (idempotent).
+	hack/envtest-assets.sh >/dev/null
+	hack/postgres.sh >/dev/null
+	hack/redis.sh >/dev/null
+
+.PHONY: test
+test: manifests generate fmt vet test-deps ## Run all tests against a real kube-apiserver, etcd, PostgreSQL and Redis.
+	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh)" \
+	PACER_TEST_DATABASE_URL="$$(hack/postgres.sh)" \
+	PACER_TEST_REDIS_URL="$$(hack/redis.sh)" \
+	go test -race -p 2 ./... -coverprofile cover.out
+
+.PHONY: bench-operator
+bench-operator: manifests ## Create 300 TunedServices in envtest and report reconcile figures.
+	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh)" PACER_BENCH_OPERATOR=1 \
+	go test ./controllers/ -run '^$$' -bench BenchmarkOperatorAt300 -benchtime 1x -timeout 20m
+
+.PHONY: bench-service
+bench-service: build ## Load pacer-api and a bare baseline side by side on loopback.
+	PACER_BENCH_DATABASE_URL="$$(hack/postgres.sh)" hack/bench-service.sh
+
+##@ Build
+
+.PHONY: build
+build: manifests generate fmt vet ## Build the manager and pacer-api binaries into bin/.
+	go build -o bin/manager .
+	go build -o bin/pacer-api ./service/cmd/pacer-api
+
+.PHONY: run
+run: manifests generate fmt vet ## Run the controller against the cluster in ~/.kube/config.
+	go run ./main.go
+
+.PHONY: docker-build
+docker-build: ## Build the operator image (IMG) and the pacer-api image (API_IMG).
+	$(CONTAINER_TOOL) build --target manager -t $(IMG) .
+	$(CONTAINER_TOOL) build --target pacer-api -t $(API_IMG) .
+
+.PHONY: docker-push
+docker-push: ## Push both images.
+	$(CONTAINER_TOOL) push $(IMG)
+	$(CONTAINER_TOOL) push $(API_IMG)
+
+.PHONY: build-installer
+build-installer: manifests generate kustomize ## Write dist/install.yaml: CRDs and the operator in one file.
+	mkdir -p dist
+	cd config/manager && "$(KUSTOMIZE)" edit set image controller=$(IMG)
+	"$(KUSTOMIZE)" build config/default > dist/install.yaml
+
+##@ Deployment
+
+ifndef ignore-not-found
+  ignore-not-found = false
+endif
+
+.PHONY: install
+install: manifests kustomize ## Install the CRDs into the cluster in ~/.kube/config.
+	"$(KUSTOMIZE)" build config/crd | $(KUBECTL) apply --server-side -f -
+
+.PHONY: uninstall
+uninstall: manifests kustomize ## Remove the CRDs. ignore-not-found=true ignores missing resources.
+	"$(KUSTOMIZE)" build config/crd | $(KUBECTL) delete --ignore-not-found=$(ignore-not-found) -f -
+
+.PHONY: deploy
+deploy: manifests kustomize ## Deploy the operator to the cluster in ~/.kube/config.
+	cd config/manager && "$(KUSTOMIZE)" edit set image controller=$(IMG)
+	"$(KUSTOMIZE)" build config/default | $(KUBECTL) apply --server-side -f -
+
+.PHONY: undeploy
+undeploy: kustomize ## Remove the operator. ignore-not-found=true ignores missing resources.
+	"$(KUSTOMIZE)" build config/default | $(KUBECTL) delete --ignore-not-found=$(ignore-not-found) -f -
+
+##@ Dependencies
+
+LOCALBIN ?= $(shell pwd)/bin
+$(LOCALBIN):
+	mkdir -p "$(LOCALBIN)"
+
+KUBECTL ?= kubectl
+KUSTOMIZE ?= $(LOCALBIN)/kustomize
+CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen
+GOLANGCI_LINT ?= $(LOCALBIN)/golangci-lint
+
+KUSTOMIZE_VERSION ?= v5.8.3
+CONTROLLER_TOOLS_VERSION ?= v0.23.0
+GOLANGCI_LINT_VERSION ?= v2.15.0
+
+.PHONY: kustomize
+kustomize: $(KUSTOMIZE) ## Download kustomize locally if necessary.
+$(KUSTOMIZE): $(LOCALBIN)
+	$(call go-install-tool,$(KUSTOMIZE),sigs.k8s.io/kustomize/kustomize/v5,$(KUSTOMIZE_VERSION))
+
+.PHONY: controller-gen
+controller-gen: $(CONTROLLER_GEN) ## Download controller-gen locally if necessary.
+$(CONTROLLER_GEN): $(LOCALBIN)
+	$(call go-install-tool,$(CONTROLLER_GEN),sigs.k8s.io/controller-tools/cmd/controller-gen,$(CONTROLLER_TOOLS_VERSION))
+
+.PHONY: golangci-lint
+golangci-lint: $(GOLANGCI_LINT) ## Download golangci-lint locally if necessary.
+$(GOLANGCI_LINT): $(LOCALBIN)
+	$(call go-install-tool,$(GOLANGCI_LINT),github.com/golangci/golangci-lint/v2/cmd/golangci-lint,$(GOLANGCI_LINT_VERSION))
+
+# go-install-tool will 'go install' any package with custom target and name of binary, if it doesn't exist
+# $1 - target path with name of binary
+# $2 - package url which can be installed
+# $3 - specific version of package
+define go-install-tool
+@[ -f "$(1)-$(3)" ] && [ "$$(readlink -- "$(1)" 2>/dev/null)" = "$(1)-$(3)" ] || { \
+set -e; \
+package=$(2)@$(3) ;\
+echo "Downloading $${package}" ;\
+rm -f "$(1)" ;\
+GOBIN="$(LOCALBIN)" go install $${package} ;\
+mv "$(LOCALBIN)/$$(basename "$(1)")" "$(1)-$(3)" ;\
+} ;\
+ln -sf "$$(realpath "$(1)-$(3)")" "$(1)"
+endef

@@ -1,0 +1,36 @@
+package controllers
+
+import (
+	appsv1 "k8s.io/api/apps/v1"
+
+	pacerv1 "github.com/pacer-dev/pacer/api/v1alpha1"
+)
+
+// scope gathers what one reconcile pass of one TunedService knows.
+type scope struct {
+	ts     *pacerv1.TunedService
+	before *pacerv1.TunedService // as read, for the status patch
+
+	// secretVersions maps each referenced Secret to its resourceVersion.
+	secretVersions map[string]string
+	// settings are the tunable settings rendered this pass.
+	settings pacerv1.Settings
+	// configGeneration and configHash describe the rendered config.
+	configGeneration int64
+	configHash       string
+	// deployment is the Deployment as last read or written.
+	deployment *appsv1.Deployment
+	// problems are reasons the desired state cannot be reached right now.
+	problems []problem
+}
+
+// problem is something outside Pacer's control that blocks part of the
+// desired state; it surfaces as the Degraded condition and a Warning Event.
+type problem struct {
+	reason  string
+	message string
+}
+
+func newScope(ts *pacerv1.TunedService) *scope {
+	return &scope{ts: ts, before: ts.DeepCopy(), secretVersions: map[string]string{}}
+}
