@@ -108,7 +108,7 @@ func Start(ctx context.Context, opts Options) (*App, error) {
 			return nil, fmt.Errorf("cache.redis.urlEnv: %s: %w", r.URLEnv, err)
 		}
 		a.redis = redis.NewClient(ropts)
-		remote = cache.NewRedis(a.redis, "pacer:user:")
+		remote = cache.NewRedis(a.redis, r.Prefix())
 	}
 	var lastRedisLog atomic.Int64
 	a.cache = cache.New(cache.Options{

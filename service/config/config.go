@@ -119,6 +119,20 @@ func (c Cache) Enabled() bool { return c.TTL.Duration > 0 && c.MaxEntries > 0 }
 // environment variable named by URLEnv, fed from a Secret.
 type Redis struct {
 	URLEnv string `json:"urlEnv"`
+	// KeyPrefix namespaces the keys, so that deployments sharing one Redis
+	// never read each other's users. Empty means "pacer:user:".
+	KeyPrefix string `json:"keyPrefix,omitempty"`
+}
+
+// DefaultRedisKeyPrefix is used when Redis.KeyPrefix is empty.
+const DefaultRedisKeyPrefix = "pacer:user:"
+
+// Prefix returns the key prefix in effect.
+func (r Redis) Prefix() string {
+	if r.KeyPrefix == "" {
+		return DefaultRedisKeyPrefix
+	}
+	return r.KeyPrefix
 }
 
 // Log configures structured logging.
