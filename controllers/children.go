@@ -26,7 +26,7 @@ func (r *TunedServiceReconciler) reconcileConfigMap(ctx context.Context, s *scop
 		return err
 	}
 
-	desired := render.ServiceConfig(&s.ts.Spec, s.settings, 0)
+	desired := render.ServiceConfig(s.ts, s.settings, 0)
 	hash := render.ConfigHash(desired)
 	gen := configGeneration(current, state == owned)
 	if e := s.ts.Status.Effective; e != nil {

@@ -98,9 +98,9 @@ func newSuite() (*testSuite, error) {
 
 	period := syncPeriod
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:  testScheme,
-		Metrics: metricsserver.Options{BindAddress: "0"},
-		Cache:   cache.Options{ByObject: CacheByObject(), SyncPeriod: &period},
+		Scheme:                 testScheme,
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		Cache:                  cache.Options{ByObject: CacheByObject(), SyncPeriod: &period},
 		HealthProbeBindAddress: "0",
 	})
 	if err != nil {

@@ -12,7 +12,7 @@ const DefaultImage = "ghcr.io/pacer-dev/pacer-api:v0.1.0"
 // which Pacer may tune it.
 //
 // +kubebuilder:validation:XValidation:rule="!has(self.database.maxTotalConnections) || !has(self.replicas) || !has(self.database.pool.maxConns) || self.replicas * self.database.pool.maxConns <= self.database.maxTotalConnections",message="replicas × database.pool.maxConns must not exceed database.maxTotalConnections"
-// +kubebuilder:validation:XValidation:rule="!has(self.database.maxTotalConnections) || !has(self.tuning.bounds.replicas) || self.tuning.bounds.replicas.max * (has(self.tuning.bounds.poolMaxConns) ? self.tuning.bounds.poolMaxConns.min : (has(self.database.pool.maxConns) ? self.database.pool.maxConns : 16)) <= self.database.maxTotalConnections",message="tuning.bounds.replicas.max × the smallest allowed pool size (tuning.bounds.poolMaxConns.min, or database.pool.maxConns when pool size is not tuned) must not exceed database.maxTotalConnections"
+// +kubebuilder:validation:XValidation:rule="!has(self.database.maxTotalConnections) || !has(self.tuning) || !has(self.tuning.bounds) || !has(self.tuning.bounds.replicas) || self.tuning.bounds.replicas.max * (has(self.tuning.bounds.poolMaxConns) ? self.tuning.bounds.poolMaxConns.min : (has(self.database.pool.maxConns) ? self.database.pool.maxConns : 16)) <= self.database.maxTotalConnections",message="tuning.bounds.replicas.max × the smallest allowed pool size (tuning.bounds.poolMaxConns.min, or database.pool.maxConns when pool size is not tuned) must not exceed database.maxTotalConnections"
 type TunedServiceSpec struct {
 	// image is the pacer-api container image.
 	// +kubebuilder:default="ghcr.io/pacer-dev/pacer-api:v0.1.0"

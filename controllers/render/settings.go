@@ -30,9 +30,10 @@ func SpecSettings(spec *pacerv1.TunedServiceSpec) pacerv1.Settings {
 	}
 }
 
-// ServiceConfig is the pacer-api config for spec running with settings s,
+// ServiceConfig is the pacer-api config for ts running with settings s,
 // at generation gen.
-func ServiceConfig(spec *pacerv1.TunedServiceSpec, s pacerv1.Settings, gen int64) config.Config {
+func ServiceConfig(ts *pacerv1.TunedService, s pacerv1.Settings, gen int64) config.Config {
+	spec := &ts.Spec
 	c := config.Default()
 	c.Generation = gen
 	c.Log.Format = "json"
@@ -68,7 +69,8 @@ func ServiceConfig(spec *pacerv1.TunedServiceSpec, s pacerv1.Settings, gen int64
 	c.Cache.TTL = dur(spec.Cache.TTL, c.Cache.TTL)
 	c.Cache.MaxEntries = int(s.CacheMaxEntries)
 	if spec.Cache.Redis != nil {
-		c.Cache.Redis = &config.Redis{URLEnv: EnvRedisURL}
+		// TunedServices may share one Redis: each reads only its own keys.
+		c.Cache.Redis = &config.Redis{URLEnv: EnvRedisURL, KeyPrefix: "pacer:" + ts.Namespace + "/" + ts.Name + ":user:"}
 	}
 	return c
 }
