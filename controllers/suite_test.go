@@ -11,6 +11,7 @@ import (
 
 	"go.uber.org/zap/zapcore"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
@@ -23,6 +24,7 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/yaml"
 
 	pacerv1 "github.com/pacer-dev/pacer/api/v1alpha1"
 )
@@ -96,8 +98,16 @@ func newSuite() (*testSuite, error) {
 		return nil, err
 	}
 
+	// The manager runs as a user holding exactly the ClusterRole that
+	// `make manifests` generates from the RBAC markers: a missing
+	// permission fails these tests as it would fail in a cluster.
+	mgrCfg, err := s.managerUser()
+	if err != nil {
+		return nil, err
+	}
+
 	period := syncPeriod
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+	mgr, err := ctrl.NewManager(mgrCfg, ctrl.Options{
 		Scheme:                 testScheme,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		Cache:                  cache.Options{ByObject: CacheByObject(), SyncPeriod: &period},
@@ -125,6 +135,36 @@ func newSuite() (*testSuite, error) {
 		}
 	}()
 	return s, nil
+}
+
+// managerUser provisions the manager's user, bound to config/rbac/role.yaml.
+func (s *testSuite) managerUser() (*rest.Config, error) {
+	const name = "pacer-manager"
+	user, err := s.env.AddUser(envtest.User{Name: name}, s.cfg)
+	if err != nil {
+		return nil, err
+	}
+	data, err := os.ReadFile(filepath.Join("..", "config", "rbac", "role.yaml"))
+	if err != nil {
+		return nil, err
+	}
+	role := &rbacv1.ClusterRole{}
+	if err := yaml.UnmarshalStrict(data, role); err != nil {
+		return nil, fmt.Errorf("config/rbac/role.yaml: %w", err)
+	}
+	binding := &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name},
+		Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: name}},
+	}
+	ctx := context.Background()
+	if err := s.client.Create(ctx, role); err != nil {
+		return nil, err
+	}
+	if err := s.client.Create(ctx, binding); err != nil {
+		return nil, err
+	}
+	return user.Config(), nil
 }
 
 func zapLevel() zapcore.Level {

@@ -51,7 +51,7 @@ type TunedServiceReconciler struct {
 }
 
 // +kubebuilder:rbac:groups=tuning.pacer.dev,resources=tunedservices,verbs=get;list;watch
-// +kubebuilder:rbac:groups=tuning.pacer.dev,resources=tunedservices/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=tuning.pacer.dev,resources=tunedservices/status,verbs=get;patch
 // +kubebuilder:rbac:groups=tuning.pacer.dev,resources=tunedservices/finalizers,verbs=update
 // +kubebuilder:rbac:groups="",resources=configmaps;services,verbs=get;list;watch;create;patch
 // +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;patch

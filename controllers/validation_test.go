@@ -2,6 +2,8 @@ package controllers
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -172,4 +174,35 @@ func unstructuredTunedService(t *testing.T, ns, name, specYAML string) *unstruct
 		"metadata":   map[string]any{"namespace": ns, "name": name},
 		"spec":       spec,
 	}}
+}
+
+// TestSamplesAreValid applies every file in config/samples, as
+// `kubectl apply -f config/samples/` would, with a server-side dry run.
+func TestSamplesAreValid(t *testing.T) {
+	t.Parallel()
+	s := startSuite(t)
+	ns := s.namespace(t)
+	files, err := filepath.Glob(filepath.Join("..", "config", "samples", "*.yaml"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no samples found: %v", err)
+	}
+	kinds := map[string]int{}
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		obj := &unstructured.Unstructured{}
+		if err := yaml.Unmarshal(data, &obj.Object); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		obj.SetNamespace(ns)
+		if err := s.client.Create(context.Background(), obj, client.DryRunAll); err != nil {
+			t.Errorf("%s is rejected: %v", f, err)
+		}
+		kinds[obj.GetKind()]++
+	}
+	if kinds["TunedService"] == 0 {
+		t.Error("no TunedService sample")
+	}
 }
