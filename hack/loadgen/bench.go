@@ -1,0 +1,298 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+type benchOptions struct {
+	dsn, pacerBin, out, only string
+	duration, warmup, hold   time.Duration
+	conns                    int
+}
+
+const (
+	bareAddr       = "127.0.0.1:18081"
+	cachedAddr     = "127.0.0.1:18080"
+	cachedAdmin    = "127.0.0.1:19090"
+	uncachedAddr   = "127.0.0.1:18082"
+	uncachedAdmin  = "127.0.0.1:19092"
+	seedUsers      = 10_000
+	hotUsers       = 1_000 // fits the default cache (10,000 entries)
+	batchReadSize  = 10
+	maxPerConnLoop = 2_000_000 // count bound of each load loop
+)
+
+func bench(ctx context.Context, o benchOptions) error {
+	if err := requireLoopback(o.dsn); err != nil {
+		return err
+	}
+	dsn, dropDB, err := freshDatabase(ctx, o.dsn, "pacer_bench")
+	if err != nil {
+		return err
+	}
+	defer dropDB()
+
+	dir, err := os.MkdirTemp("", "pacer-bench")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+
+	env := append(os.Environ(), "DATABASE_URL="+dsn)
+	cached, err := startProcess(ctx, env, dir, "cached", o.pacerBin, configFile(dir, "cached", cachedAddr, cachedAdmin, "30s"))
+	if err != nil {
+		return err
+	}
+	defer cached.stop()
+	uncached, err := startProcess(ctx, env, dir, "uncached", o.pacerBin, configFile(dir, "uncached", uncachedAddr, uncachedAdmin, "0s"))
+	if err != nil {
+		return err
+	}
+	defer uncached.stop()
+	self, _ := os.Executable()
+	bare, err := startProcess(ctx, env, dir, "bare", self, "bare", "-addr", bareAddr)
+	if err != nil {
+		return err
+	}
+	defer bare.stop()
+	for _, u := range []string{"http://" + cachedAdmin + "/readyz", "http://" + uncachedAdmin + "/readyz", "http://" + bareAddr + "/const"} {
+		if err := waitOK(ctx, u); err != nil {
+			return err
+		}
+	}
+	if err := seed("http://" + cachedAddr); err != nil {
+		return err
+	}
+
+	getByID := func(base string, span int) request {
+		return func(c, i int) (*http.Request, error) {
+			id := 1 + (c*7919+i*104729)%span // spread deterministically
+			return http.NewRequest("GET", fmt.Sprintf("%s/v1/users/%d", base, id), nil)
+		}
+	}
+	batchRead := func(base string) request {
+		return func(c, i int) (*http.Request, error) {
+			ids := make([]string, batchReadSize)
+			for k := range ids {
+				ids[k] = fmt.Sprint(1 + (c*7919+i*104729+k*15485863)%seedUsers)
+			}
+			return http.NewRequest("GET", base+"/v1/users?ids="+strings.Join(ids, ","), nil)
+		}
+	}
+	create := func(base, tag string) request {
+		return func(c, i int) (*http.Request, error) {
+			body := fmt.Sprintf(`{"name":"bench","email":"%s-%d-%d@example.com"}`, tag, c, i)
+			req, err := http.NewRequest("POST", base+"/v1/users", strings.NewReader(body))
+			if req != nil {
+				req.Header.Set("Content-Type", "application/json")
+			}
+			return req, err
+		}
+	}
+	bareURL, cachedURL, uncachedURL := "http://"+bareAddr, "http://"+cachedAddr, "http://"+uncachedAddr
+	scenarios := []scenario{
+		{name: "bare net/http, constant body", build: func(c, i int) (*http.Request, error) { return http.NewRequest("GET", bareURL+"/const", nil) }, status: 200},
+		{name: "bare GET by id (1 pgx query)", build: getByID(bareURL, seedUsers), status: 200},
+		{name: "pacer-api GET by id, uncached", build: getByID(uncachedURL, seedUsers), status: 200, proc: uncached, vs: 1, target: 0.9},
+		{name: "pacer-api GET by id, cached", build: getByID(cachedURL, hotUsers), status: 200, proc: cached, vs: 0, target: 0.8},
+		{name: "bare batch read (10 ids)", build: batchRead(bareURL), status: 200},
+		{name: "pacer-api batch read (10 ids)", build: batchRead(cachedURL), status: 200, proc: cached, vs: 4},
+		{name: "bare create", build: create(bareURL, "bare"), status: 201},
+		{name: "pacer-api create", build: create(cachedURL, "pacer"), status: 201, proc: cached, vs: 6},
+	}
+	results := make([]result, len(scenarios))
+	for i, s := range scenarios {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if o.only != "" && !strings.Contains(s.name, o.only) {
+			continue
+		}
+		fmt.Fprintf(os.Stderr, "running %-36s %d conns, %s\n", s.name, o.conns, o.duration)
+		results[i] = closedLoop(ctx, o.conns, o.warmup, o.duration, maxPerConnLoop, s.build, s.status)
+		if s.proc != nil {
+			results[i].rss = s.proc.rss()
+		}
+	}
+	if o.hold > 0 {
+		fmt.Fprintf(os.Stderr, "holding servers for %s (pprof on %s and %s)\n", o.hold, cachedAdmin, uncachedAdmin)
+		select {
+		case <-ctx.Done():
+		case <-time.After(o.hold):
+		}
+	}
+	table := render(o, scenarios, results)
+	fmt.Print(table)
+	if o.out != "" {
+		if err := os.MkdirAll(filepath.Dir(o.out), 0o755); err != nil {
+			return err
+		}
+		return os.WriteFile(o.out, []byte(table), 0o644)
+	}
+	return nil
+}
+
+type scenario struct {
+	name   string
+	build  request
+	status int
+	proc   *process // pacer-api process measured, for RSS
+	vs     int      // index of the baseline row (when target > 0 or for a ratio)
+	target float64  // minimum ratio of throughput to the baseline, 0 for none
+}
+
+func configFile(dir, name, addr, admin, ttl string) string {
+	path := filepath.Join(dir, name+".yaml")
+	body := fmt.Sprintf("server:\n  addr: %q\n  adminAddr: %q\n  enablePprof: true\ncache:\n  ttl: %s\nlog:\n  level: warn\n", addr, admin, ttl)
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+		panic(err)
+	}
+	return "--config=" + path
+}
+
+// requireLoopback refuses to send load anywhere but this machine.
+func requireLoopback(dsn string) error {
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		return errors.New("DATABASE_URL is not a valid PostgreSQL URL")
+	}
+	if ip := net.ParseIP(cfg.Host); cfg.Host != "localhost" && (ip == nil || !ip.IsLoopback()) && !strings.HasPrefix(cfg.Host, "/") {
+		return fmt.Errorf("DATABASE_URL must point at this machine (loopback), not %q", cfg.Host)
+	}
+	return nil
+}
+
+func freshDatabase(ctx context.Context, dsn, name string) (string, func(), error) {
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return "", nil, fmt.Errorf("connect: %w", err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+		return "", nil, err
+	}
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		return "", nil, err
+	}
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return "", nil, err
+	}
+	u.Path = "/" + name
+	drop := func() {
+		c, err := pgx.Connect(context.Background(), dsn)
+		if err == nil {
+			_, _ = c.Exec(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
+			c.Close(context.Background())
+		}
+	}
+	return u.String(), drop, nil
+}
+
+func waitOK(ctx context.Context, u string) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		res, err := http.Get(u)
+		if err == nil {
+			_, _ = io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+			if res.StatusCode == 200 {
+				return nil
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("%s not ready within 30s", u)
+}
+
+// seed creates seedUsers users through the batch endpoint.
+func seed(base string) error {
+	for b := 0; b < seedUsers/1000; b++ {
+		var sb strings.Builder
+		sb.WriteString(`{"users":[`)
+		for i := range 1000 {
+			if i > 0 {
+				sb.WriteByte(',')
+			}
+			fmt.Fprintf(&sb, `{"name":"User %d","email":"seed-%d@example.com"}`, b*1000+i, b*1000+i)
+		}
+		sb.WriteString(`]}`)
+		res, err := http.Post(base+"/v1/users/batch", "application/json", strings.NewReader(sb.String()))
+		if err != nil {
+			return err
+		}
+		_, _ = io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		if res.StatusCode != 201 {
+			return fmt.Errorf("seed batch %d: status %d", b, res.StatusCode)
+		}
+	}
+	return nil
+}
+
+type process struct {
+	cmd *exec.Cmd
+}
+
+func startProcess(ctx context.Context, env []string, dir, name, bin string, args ...string) (*process, error) {
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Env = env
+	logFile, err := os.Create(filepath.Join(dir, name+".log"))
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	return &process{cmd: cmd}, nil
+}
+
+func (p *process) stop() {
+	_ = p.cmd.Process.Signal(os.Interrupt)
+	done := make(chan struct{})
+	go func() { _ = p.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		_ = p.cmd.Process.Kill()
+	}
+}
+
+// rss reads the process's resident and peak resident memory.
+func (p *process) rss() string {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+	if err != nil {
+		return "?"
+	}
+	var cur, peak string
+	for _, line := range strings.Split(string(raw), "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 2 && f[0] == "VmRSS:" {
+			cur = f[1]
+		}
+		if len(f) >= 2 && f[0] == "VmHWM:" {
+			peak = f[1]
+		}
+	}
+	return fmt.Sprintf("%s / %s MiB", kib(cur), kib(peak))
+}
+
+func kib(s string) string {
+	var v float64
+	_, _ = fmt.Sscan(s, &v)
+	return fmt.Sprintf("%.0f", v/1024)
+}

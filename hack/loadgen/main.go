@@ -1,0 +1,56 @@
+// Command loadgen benchmarks pacer-api against a bare baseline on loopback.
+//
+//	loadgen bench -pacer-api bin/pacer-api [-duration 10s] [-conns 64]
+//	loadgen bare -addr 127.0.0.1:18081        (the baseline server; bench starts it)
+//
+// It needs DATABASE_URL pointing at a PostgreSQL on this machine (see
+// hack/postgres.sh); it creates and drops its own database, pacer_bench.
+// hack/bench-service.sh builds everything and runs it.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, "usage: loadgen bench|bare [flags]")
+		os.Exit(2)
+	}
+	var err error
+	switch os.Args[1] {
+	case "bare":
+		fs := flag.NewFlagSet("bare", flag.ExitOnError)
+		addr := fs.String("addr", "127.0.0.1:18081", "listen address (loopback)")
+		maxConns := fs.Int("max-conns", 16, "pool size (pacer-api's default)")
+		_ = fs.Parse(os.Args[2:])
+		err = serveBare(ctx, *addr, os.Getenv("DATABASE_URL"), int32(*maxConns))
+	case "bench":
+		fs := flag.NewFlagSet("bench", flag.ExitOnError)
+		o := benchOptions{}
+		fs.StringVar(&o.pacerBin, "pacer-api", "bin/pacer-api", "pacer-api binary")
+		fs.DurationVar(&o.duration, "duration", 10*time.Second, "measured time per scenario")
+		fs.DurationVar(&o.warmup, "warmup", 2*time.Second, "unmeasured warm-up per scenario")
+		fs.IntVar(&o.conns, "conns", 64, "concurrent keep-alive connections")
+		fs.StringVar(&o.out, "out", "", "also write the markdown table to this file")
+		fs.StringVar(&o.only, "only", "", "run only scenarios whose name contains this (for profiling)")
+		fs.DurationVar(&o.hold, "hold", 0, "keep the servers up this long after the run (to take profiles)")
+		_ = fs.Parse(os.Args[2:])
+		o.dsn = os.Getenv("DATABASE_URL")
+		err = bench(ctx, o)
+	default:
+		err = fmt.Errorf("unknown command %q", os.Args[1])
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "loadgen:", err)
+		os.Exit(1)
+	}
+}
