@@ -1,0 +1,108 @@
+// Package tuning decides how a TunedService's settings should change
+// (DESIGN.md, Contract 3). Decide is a pure function: everything it needs is
+// passed in (spec, settings in effect, an observation window, recent
+// history, the time), so it is tested exhaustively with tables and
+// simulations, and it does no I/O, reads no clock and draws no random numbers.
+//
+// controllers/metrics produces the Window; the reconciler applies the Decision.
+package tuning
+
+import (
+	"time"
+
+	pacerv1 "github.com/pacer-dev/pacer/api/v1alpha1"
+)
+
+// Window is what the pods' metrics say about one interval, already reduced
+// from two or more scrapes to rates and quantiles. Sums are across all ready
+// pods; per-pod figures are means over those pods.
+type Window struct {
+	// Start and End bound the interval.
+	Start, End time.Time
+	// Pods is the number of ready pods the window covers.
+	Pods int
+	// Generation is the config generation every covered pod runs.
+	Generation int64
+
+	// RequestRate is finished requests per second, all pods.
+	RequestRate float64
+	// ErrorRate is 5xx responses per second (503 and 504 included).
+	ErrorRate float64
+	// ShedRate is requests refused with 503 by the worker queue, per second.
+	ShedRate float64
+	// RateLimitedRate is requests refused with 429, per second.
+	RateLimitedRate float64
+
+	// P50, P95 and P99 are request latency quantiles (queue wait included),
+	// estimated from histogram bucket deltas.
+	P50, P95, P99 time.Duration
+
+	// InFlight is the mean number of requests holding a worker slot, per pod.
+	InFlight float64
+	// QueueLength is the mean number of requests waiting, per pod.
+	QueueLength float64
+	// WorkerLimit is the worker limit the pods ran with (per pod).
+	WorkerLimit int
+	// Utilization is InFlight / WorkerLimit, from 0 to 1.
+	Utilization float64
+
+	// PoolMaxConns is the pool size the pods ran with (per pod).
+	PoolMaxConns int
+	// PoolAcquired is the mean number of connections in use, per pod.
+	PoolAcquired float64
+	// PoolAcquireWait is the mean wait for a connection per acquire.
+	PoolAcquireWait time.Duration
+	// PoolEmptyAcquireRate is acquires per second that found no idle
+	// connection and had to wait or dial, all pods.
+	PoolEmptyAcquireRate float64
+
+	// CacheHitRatio is hits / (hits + misses), from 0 to 1; NaN-free: 0
+	// when there were no lookups.
+	CacheHitRatio float64
+	// CacheLookupRate is cache lookups per second, all pods.
+	CacheLookupRate float64
+	// CacheEvictionRate is entries evicted for space per second, all pods.
+	CacheEvictionRate float64
+	// CacheEntries is the mean number of cached entries, per pod.
+	CacheEntries float64
+
+	// CPUCores is the mean CPU use of a pod, in cores.
+	CPUCores float64
+
+	// Sufficient is false when the window must not be acted on; Reason says why.
+	Sufficient bool
+	Reason     string
+}
+
+// Input is everything one decision depends on.
+type Input struct {
+	// Now is the time of the decision.
+	Now time.Time
+	// Tuning is the spec's tuning section, with defaults applied.
+	Tuning pacerv1.TuningSpec
+	// MaxTotalConnections is the database's connection budget across all
+	// pods; 0 means none was set.
+	MaxTotalConnections int32
+	// Current are the settings in effect.
+	Current pacerv1.Settings
+	// Window is the latest observation.
+	Window Window
+	// History holds recent decisions, newest first, as kept in status.
+	History []pacerv1.Decision
+	// Recent holds recent windows, newest first, for stable and panic
+	// windows and for judging whether the last change helped. It may be empty.
+	Recent []Window
+}
+
+// Decision is the outcome of one call to Decide.
+type Decision struct {
+	// Settings are the settings to run with; equal to Input.Current when
+	// nothing changes.
+	Settings pacerv1.Settings
+	// Changes lists each setting that differs from Input.Current, with a
+	// reason a person can check against the metrics.
+	Changes []pacerv1.Change
+	// Summary says in one line what the tuner is doing (for the Tuned
+	// condition), including why it holds when Changes is empty.
+	Summary string
+}
