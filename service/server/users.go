@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -22,8 +21,7 @@ func pathID(r *http.Request) (int64, error) {
 }
 
 func entryOf(u store.User) (cache.Entry, error) {
-	body, err := json.Marshal(u)
-	return cache.Entry{Version: u.Version, Body: body}, err
+	return cache.Entry{Version: u.Version, Body: appendUser(make([]byte, 0, 192), u)}, nil
 }
 
 func (s *server) getUser(w http.ResponseWriter, r *http.Request) {
@@ -71,7 +69,7 @@ func (s *server) createUser(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Location", "/v1/users/"+strconv.FormatInt(u.ID, 10))
-	s.writeValue(w, r, http.StatusCreated, u)
+	writeJSON(w, http.StatusCreated, appendUser(make([]byte, 0, 192), u))
 }
 
 func (s *server) createUsers(w http.ResponseWriter, r *http.Request) {
@@ -89,7 +87,7 @@ func (s *server) createUsers(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	s.writeValue(w, r, http.StatusCreated, usersPage{Users: users})
+	writeUsers(w, http.StatusCreated, users, nil)
 }
 
 func (s *server) updateUser(w http.ResponseWriter, r *http.Request) {
@@ -136,11 +134,17 @@ func (s *server) deleteUser(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// usersPage is the body of list responses. NextAfter is the cursor for the
-// next page, absent on the last one.
-type usersPage struct {
-	Users     []store.User `json:"users"`
-	NextAfter *int64       `json:"next_after,omitempty"`
+// writeUsers writes {"users":[...]} and, when there is a next page, its
+// cursor as "next_after".
+func writeUsers(w http.ResponseWriter, status int, users []store.User, nextAfter *int64) {
+	b := make([]byte, 0, 64+192*len(users))
+	b = append(b, `{"users":`...)
+	b = appendUsers(b, users)
+	if nextAfter != nil {
+		b = append(b, `,"next_after":`...)
+		b = strconv.AppendInt(b, *nextAfter, 10)
+	}
+	writeJSON(w, status, append(b, '}'))
 }
 
 func (s *server) listUsers(w http.ResponseWriter, r *http.Request) {
@@ -156,7 +160,7 @@ func (s *server) listUsers(w http.ResponseWriter, r *http.Request) {
 			s.fail(w, r, err)
 			return
 		}
-		s.writeValue(w, r, http.StatusOK, usersPage{Users: users})
+		writeUsers(w, http.StatusOK, users, nil)
 		return
 	}
 	limit, err := intParam(q.Get("limit"), "limit", defaultPage, 1, maxPage)
@@ -174,12 +178,11 @@ func (s *server) listUsers(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	page := usersPage{Users: users}
+	var next *int64
 	if len(users) == int(limit) {
-		next := users[len(users)-1].ID
-		page.NextAfter = &next
+		next = &users[len(users)-1].ID
 	}
-	s.writeValue(w, r, http.StatusOK, page)
+	writeUsers(w, http.StatusOK, users, next)
 }
 
 func parseIDs(raw string) ([]int64, error) {
@@ -214,13 +217,4 @@ func intParam(raw, name string, def, lo, hi int64) (int64, error) {
 			message: fmt.Sprintf("%s: must be between %d and %d, got %d", name, lo, hi, v)}
 	}
 	return v, nil
-}
-
-func (s *server) writeValue(w http.ResponseWriter, r *http.Request, status int, v any) {
-	body, err := json.Marshal(v)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	writeJSON(w, status, body)
 }
