@@ -59,8 +59,8 @@ test: manifests generate fmt vet test-deps ## Run all tests against a real kube-
 
 .PHONY: bench-operator
 bench-operator: manifests ## Create 300 TunedServices in envtest and report reconcile figures.
-	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh)" PACER_BENCH_OPERATOR=1 \
-	go test ./controllers/ -run '^$$' -bench BenchmarkOperatorAt300 -benchtime 1x -timeout 20m
+	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh)" \
+	go test ./test/benchoperator/ -run '^$$' -bench . -benchtime 1x -timeout 20m -v
 
 .PHONY: bench-service
 bench-service: build ## Load pacer-api and a bare baseline side by side on loopback.

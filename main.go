@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"flag"
 	"os"
+	"time"
 
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
@@ -35,6 +36,7 @@ func main() {
 		enableLeaderElection bool
 		secureMetrics        bool
 		enableHTTP2          bool
+		syncPeriod           time.Duration
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", "0",
 		"The address the metrics endpoint binds to, e.g. :8443 (HTTPS) or :8080 (HTTP); 0 disables it.")
@@ -45,6 +47,8 @@ func main() {
 		"Serve metrics over HTTPS, allowing only authenticated and authorized clients.")
 	flag.BoolVar(&enableHTTP2, "enable-http2", false,
 		"Enable HTTP/2 for the metrics server (off by default: HTTP/2 Rapid Reset, CVE-2023-44487).")
+	flag.DurationVar(&syncPeriod, "sync-period", 10*time.Hour,
+		"How often every watched object is reconciled again even if nothing changed.")
 	opts := zap.Options{Development: false}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -73,7 +77,7 @@ func main() {
 		LeaderElectionID:       "pacer.tuning.pacer.dev",
 		// Step down at once on SIGTERM: the process exits right after.
 		LeaderElectionReleaseOnCancel: true,
-		Cache:                         cache.Options{ByObject: controllers.CacheByObject()},
+		Cache:                         cache.Options{ByObject: controllers.CacheByObject(), SyncPeriod: &syncPeriod},
 	})
 	if err != nil {
 		log.Error(err, "unable to create manager")
