@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -19,8 +20,9 @@ import (
 
 type benchOptions struct {
 	dsn, pacerBin, out, only string
+	extraConfig              string
 	duration, warmup, hold   time.Duration
-	conns                    int
+	conns, rounds            int
 }
 
 const (
@@ -52,12 +54,12 @@ func bench(ctx context.Context, o benchOptions) error {
 	defer os.RemoveAll(dir)
 
 	env := append(os.Environ(), "DATABASE_URL="+dsn)
-	cached, err := startProcess(ctx, env, dir, "cached", o.pacerBin, configFile(dir, "cached", cachedAddr, cachedAdmin, "30s"))
+	cached, err := startProcess(ctx, env, dir, "cached", o.pacerBin, configFile(dir, "cached", cachedAddr, cachedAdmin, "30s", o.extraConfig))
 	if err != nil {
 		return err
 	}
 	defer cached.stop()
-	uncached, err := startProcess(ctx, env, dir, "uncached", o.pacerBin, configFile(dir, "uncached", uncachedAddr, uncachedAdmin, "0s"))
+	uncached, err := startProcess(ctx, env, dir, "uncached", o.pacerBin, configFile(dir, "uncached", uncachedAddr, uncachedAdmin, "0s", o.extraConfig))
 	if err != nil {
 		return err
 	}
@@ -93,8 +95,9 @@ func bench(ctx context.Context, o benchOptions) error {
 		}
 	}
 	create := func(base, tag string) request {
+		var seq atomic.Int64 // emails stay unique across rounds
 		return func(c, i int) (*http.Request, error) {
-			body := fmt.Sprintf(`{"name":"bench","email":"%s-%d-%d@example.com"}`, tag, c, i)
+			body := fmt.Sprintf(`{"name":"bench","email":"%s-%d@example.com"}`, tag, seq.Add(1))
 			req, err := http.NewRequest("POST", base+"/v1/users", strings.NewReader(body))
 			if req != nil {
 				req.Header.Set("Content-Type", "application/json")
@@ -104,27 +107,44 @@ func bench(ctx context.Context, o benchOptions) error {
 	}
 	bareURL, cachedURL, uncachedURL := "http://"+bareAddr, "http://"+cachedAddr, "http://"+uncachedAddr
 	scenarios := []scenario{
-		{name: "bare net/http, constant body", build: func(c, i int) (*http.Request, error) { return http.NewRequest("GET", bareURL+"/const", nil) }, status: 200},
-		{name: "bare GET by id (1 pgx query)", build: getByID(bareURL, seedUsers), status: 200},
-		{name: "pacer-api GET by id, uncached", build: getByID(uncachedURL, seedUsers), status: 200, proc: uncached, vs: 1, target: 0.9},
-		{name: "pacer-api GET by id, cached", build: getByID(cachedURL, hotUsers), status: 200, proc: cached, vs: 0, target: 0.8},
-		{name: "bare batch read (10 ids)", build: batchRead(bareURL), status: 200},
-		{name: "pacer-api batch read (10 ids)", build: batchRead(cachedURL), status: 200, proc: cached, vs: 4},
-		{name: "bare create", build: create(bareURL, "bare"), status: 201},
-		{name: "pacer-api create", build: create(cachedURL, "pacer"), status: 201, proc: cached, vs: 6},
+		{name: "bare net/http, constant body", build: func(c, i int) (*http.Request, error) { return http.NewRequest("GET", bareURL+"/const", nil) }, status: 200, server: bare},
+		{name: "bare GET by id (1 pgx query)", build: getByID(bareURL, seedUsers), status: 200, server: bare},
+		{name: "pacer-api GET by id, uncached", build: getByID(uncachedURL, seedUsers), status: 200, server: uncached, pacer: true, vs: 1, target: 0.9},
+		{name: "pacer-api GET by id, cached", build: getByID(cachedURL, hotUsers), status: 200, server: cached, pacer: true, vs: 0, target: 0.8},
+		{name: "bare batch read (10 ids)", build: batchRead(bareURL), status: 200, server: bare},
+		{name: "pacer-api batch read (10 ids)", build: batchRead(cachedURL), status: 200, server: cached, pacer: true, vs: 4},
+		{name: "bare create", build: create(bareURL, "bare"), status: 201, server: bare},
+		{name: "pacer-api create", build: create(cachedURL, "pacer"), status: 201, server: cached, pacer: true, vs: 6},
 	}
 	results := make([]result, len(scenarios))
-	for i, s := range scenarios {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if o.only != "" && !strings.Contains(s.name, o.only) {
-			continue
-		}
-		fmt.Fprintf(os.Stderr, "running %-36s %d conns, %s\n", s.name, o.conns, o.duration)
-		results[i] = closedLoop(ctx, o.conns, o.warmup, o.duration, maxPerConnLoop, s.build, s.status)
-		if s.proc != nil {
-			results[i].rss = s.proc.rss()
+	// Each pair (baseline, pacer-api) runs in alternating rounds, ABBA, so
+	// that load from anything else on the machine falls on both alike.
+	for _, p := range pairs(scenarios) {
+		for round := range o.rounds {
+			order := p
+			if round%2 == 1 {
+				order = []int{p[1], p[0]}
+			}
+			for _, i := range order {
+				s := scenarios[i]
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				if o.only != "" && !strings.Contains(s.name, o.only) {
+					continue
+				}
+				fmt.Fprintf(os.Stderr, "round %d/%d: %-36s %d conns, %s\n", round+1, o.rounds, s.name, o.conns, o.duration/time.Duration(o.rounds))
+				cpuBefore := s.server.cpu()
+				r := closedLoop(ctx, o.conns, o.warmup, o.duration/time.Duration(o.rounds), maxPerConnLoop, s.build, s.status)
+				// CPU over warm-up and measurement, per measured request:
+				// warm-up requests are few and alike for both sides.
+				r.cpu = s.server.cpu() - cpuBefore
+				r.cpuRequests = r.Requests + r.warmRequests
+				if s.pacer {
+					r.rss = s.server.rss()
+				}
+				results[i] = results[i].merge(r)
+			}
 		}
 	}
 	if o.hold > 0 {
@@ -145,18 +165,30 @@ func bench(ctx context.Context, o benchOptions) error {
 	return nil
 }
 
+// pairs groups each pacer-api scenario with its baseline.
+func pairs(scenarios []scenario) [][]int {
+	var out [][]int
+	for i, s := range scenarios {
+		if s.pacer {
+			out = append(out, []int{s.vs, i})
+		}
+	}
+	return out
+}
+
 type scenario struct {
 	name   string
 	build  request
 	status int
-	proc   *process // pacer-api process measured, for RSS
-	vs     int      // index of the baseline row (when target > 0 or for a ratio)
+	server *process // the process serving it, for CPU and RSS
+	pacer  bool     // a pacer-api row, compared with row vs
+	vs     int      // index of the baseline row
 	target float64  // minimum ratio of throughput to the baseline, 0 for none
 }
 
-func configFile(dir, name, addr, admin, ttl string) string {
+func configFile(dir, name, addr, admin, ttl, extraConfig string) string {
 	path := filepath.Join(dir, name+".yaml")
-	body := fmt.Sprintf("server:\n  addr: %q\n  adminAddr: %q\n  enablePprof: true\ncache:\n  ttl: %s\nlog:\n  level: warn\n", addr, admin, ttl)
+	body := fmt.Sprintf("server:\n  addr: %q\n  adminAddr: %q\n  enablePprof: true\ncache:\n  ttl: %s\nlog:\n  level: warn\n", addr, admin, ttl) + extraConfig
 	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
 		panic(err)
 	}
@@ -270,6 +302,24 @@ func (p *process) stop() {
 	case <-time.After(30 * time.Second):
 		_ = p.cmd.Process.Kill()
 	}
+}
+
+// cpu is the process's user+system CPU time so far.
+func (p *process) cpu() time.Duration {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the ")" closing the command name; utime and stime are
+	// the 14th and 15th fields of the line, in clock ticks (100 a second).
+	f := strings.Fields(string(raw[strings.LastIndexByte(string(raw), ')')+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	var utime, stime int64
+	_, _ = fmt.Sscan(f[11], &utime)
+	_, _ = fmt.Sscan(f[12], &stime)
+	return time.Duration(utime+stime) * 10 * time.Millisecond
 }
 
 // rss reads the process's resident and peak resident memory.

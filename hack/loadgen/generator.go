@@ -20,6 +20,27 @@ type result struct {
 	Duration time.Duration
 	P50, P99 time.Duration
 	rss      string // of the server process, when known
+	// cpu is the server's CPU time over cpuRequests requests.
+	cpu                       time.Duration
+	cpuRequests, warmRequests int64
+	lat                       []time.Duration // sorted samples, for merging rounds
+}
+
+// merge adds another round of the same scenario.
+func (r result) merge(o result) result {
+	m := result{Requests: r.Requests + o.Requests, Errors: r.Errors + o.Errors, Duration: r.Duration + o.Duration, rss: o.rss,
+		cpu: r.cpu + o.cpu, cpuRequests: r.cpuRequests + o.cpuRequests}
+	m.lat = append(append(make([]time.Duration, 0, len(r.lat)+len(o.lat)), r.lat...), o.lat...)
+	slices.Sort(m.lat)
+	m.P50, m.P99 = percentile(m.lat, 0.50), percentile(m.lat, 0.99)
+	return m
+}
+
+func percentile(sorted []time.Duration, p float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	return sorted[min(len(sorted)-1, int(float64(len(sorted))*p))]
 }
 
 func (r result) RPS() float64 { return float64(r.Requests) / r.Duration.Seconds() }
@@ -37,7 +58,7 @@ func closedLoop(ctx context.Context, conns int, warm, d time.Duration, maxPerCon
 	client := &http.Client{Transport: transport, Timeout: 10 * time.Second}
 
 	var measuring atomic.Bool
-	var total, errs atomic.Int64
+	var total, errs, warmCount atomic.Int64
 	samples := make([][]time.Duration, conns)
 	deadline := time.Now().Add(warm + d)
 	var wg sync.WaitGroup
@@ -62,6 +83,7 @@ func closedLoop(ctx context.Context, conns int, warm, d time.Duration, maxPerCon
 					}
 				}
 				if !measuring.Load() {
+					warmCount.Add(1)
 					continue
 				}
 				total.Add(1)
@@ -87,11 +109,6 @@ func closedLoop(ctx context.Context, conns int, warm, d time.Duration, maxPerCon
 		all = append(all, s...)
 	}
 	slices.Sort(all)
-	pct := func(p float64) time.Duration {
-		if len(all) == 0 {
-			return 0
-		}
-		return all[min(len(all)-1, int(float64(len(all))*p))]
-	}
-	return result{Requests: total.Load(), Errors: errs.Load(), Duration: elapsed, P50: pct(0.50), P99: pct(0.99)}
+	return result{Requests: total.Load(), Errors: errs.Load(), Duration: elapsed, warmRequests: warmCount.Load(),
+		P50: percentile(all, 0.50), P99: percentile(all, 0.99), lat: all}
 }

@@ -38,9 +38,11 @@ func main() {
 		o := benchOptions{}
 		fs.StringVar(&o.pacerBin, "pacer-api", "bin/pacer-api", "pacer-api binary")
 		fs.DurationVar(&o.duration, "duration", 10*time.Second, "measured time per scenario")
-		fs.DurationVar(&o.warmup, "warmup", 2*time.Second, "unmeasured warm-up per scenario")
+		fs.DurationVar(&o.warmup, "warmup", time.Second, "unmeasured warm-up per round")
 		fs.IntVar(&o.conns, "conns", 64, "concurrent keep-alive connections")
+		fs.IntVar(&o.rounds, "rounds", 4, "alternating rounds per baseline/pacer-api pair; -duration is split across them")
 		fs.StringVar(&o.out, "out", "", "also write the markdown table to this file")
+		fs.StringVar(&o.extraConfig, "pacer-config", "", "YAML appended to both pacer-api configs, e.g. $'database:\\n  statementTimeout: 0s\\n'")
 		fs.StringVar(&o.only, "only", "", "run only scenarios whose name contains this (for profiling)")
 		fs.DurationVar(&o.hold, "hold", 0, "keep the servers up this long after the run (to take profiles)")
 		_ = fs.Parse(os.Args[2:])

@@ -11,17 +11,17 @@ func ms(d time.Duration) string { return fmt.Sprintf("%.2f", float64(d)/float64(
 
 func render(o benchOptions, scenarios []scenario, results []result) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "Measured %s, %d cores (GOMAXPROCS %d), %d keep-alive connections, %s per scenario after %s warm-up; load generator, servers and PostgreSQL on the same machine.\n\n",
-		time.Now().UTC().Format("2006-01-02 15:04 MST"), runtime.NumCPU(), runtime.GOMAXPROCS(0), o.conns, o.duration, o.warmup)
-	b.WriteString("| scenario | req/s | p50 ms | p99 ms | errors | vs baseline | target | pacer-api RSS (now / peak) |\n")
-	b.WriteString("| --- | ---: | ---: | ---: | ---: | ---: | --- | --- |\n")
+	fmt.Fprintf(&b, "Measured %s, %d cores (GOMAXPROCS %d), %d keep-alive connections, %s measured per scenario in %d alternating rounds (each after a %s warm-up); load generator, servers and PostgreSQL on the same machine.\n\n",
+		time.Now().UTC().Format("2006-01-02 15:04 MST"), runtime.NumCPU(), runtime.GOMAXPROCS(0), o.conns, o.duration, o.rounds, o.warmup)
+	b.WriteString("| scenario | req/s | p50 ms | p99 ms | errors | server CPU µs/req | vs baseline (req/s) | target | pacer-api RSS (now / peak) |\n")
+	b.WriteString("| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |\n")
 	for i, s := range scenarios {
 		r := results[i]
 		if r.Duration == 0 {
 			continue // skipped by -only
 		}
 		ratio, target := "", ""
-		if s.proc != nil && results[s.vs].Duration > 0 {
+		if s.pacer && results[s.vs].Duration > 0 {
 			base := results[s.vs]
 			ratio = fmt.Sprintf("%.0f%% of %q", 100*r.RPS()/base.RPS(), scenarios[s.vs].name)
 		}
@@ -33,10 +33,14 @@ func render(o benchOptions, scenarios []scenario, results []result) string {
 			target = fmt.Sprintf("≥ %.0f%%, p99 < 10 ms, 0 errors: %s", 100*s.target, verdict)
 		}
 		rss := ""
-		if s.proc != nil {
+		if s.pacer {
 			rss = r.rss
 		}
-		fmt.Fprintf(&b, "| %s | %.0f | %s | %s | %d | %s | %s | %s |\n", s.name, r.RPS(), ms(r.P50), ms(r.P99), r.Errors, ratio, target, rss)
+		cpu := "?"
+		if r.cpuRequests > 0 {
+			cpu = fmt.Sprintf("%.0f", float64(r.cpu.Microseconds())/float64(r.cpuRequests))
+		}
+		fmt.Fprintf(&b, "| %s | %.0f | %s | %s | %d | %s | %s | %s | %s |\n", s.name, r.RPS(), ms(r.P50), ms(r.P99), r.Errors, cpu, ratio, target, rss)
 	}
 	return b.String()
 }
