@@ -1,0 +1,313 @@
+package metrics
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/api"
+	promv1 "github.com/prometheus/client_golang/api/prometheus/v1"
+	"github.com/prometheus/common/model"
+
+	"github.com/pacer-dev/pacer/controllers/tuning"
+	m "github.com/pacer-dev/pacer/service/metrics"
+)
+
+// Labels the Prometheus source selects a TunedService's pods by. Prometheus
+// must attach them to every series scraped from a pacer-api pod, as the
+// PodMonitor in config/prometheus does (the Prometheus Operator adds
+// `namespace` and `pod` to every target). With plain kubernetes_sd_configs
+// (role: pod), relabel as follows:
+//
+//	relabel_configs:
+//	  - {source_labels: [__meta_kubernetes_namespace], target_label: namespace}
+//	  - {source_labels: [__meta_kubernetes_pod_name], target_label: pod}
+const (
+	LabelNamespace = "namespace"
+	LabelPod       = "pod"
+)
+
+// PrometheusOptions configure a Prometheus source.
+type PrometheusOptions struct {
+	// URL is the base URL of the Prometheus HTTP API, such as
+	// http://prometheus.monitoring:9090 (spec.tuning.metrics.prometheusURL).
+	URL string
+	// Client makes the requests; nil means client_golang's default
+	// round tripper.
+	Client *http.Client
+	// ScrapeInterval is how often Prometheus scrapes the pods; the query
+	// range is at least four of them, so rate() always has samples.
+	// Default 30s (the Prometheus Operator's default).
+	ScrapeInterval time.Duration
+	// Timeout bounds each query; default 10s.
+	Timeout time.Duration
+	// Now is the clock the window ends at; default time.Now.
+	Now func() time.Time
+}
+
+// Prometheus computes the window with PromQL from a Prometheus server that
+// scrapes the pods. It keeps no state: each Observe asks for the last
+// max(Interval, 4 × ScrapeInterval), in one query.
+type Prometheus struct {
+	o   PrometheusOptions
+	api promv1.API
+}
+
+var _ Source = (*Prometheus)(nil)
+
+// NewPrometheus returns a Prometheus source for the server at o.URL.
+func NewPrometheus(o PrometheusOptions) (*Prometheus, error) {
+	if o.URL == "" {
+		return nil, errors.New("metrics: Prometheus source needs a URL")
+	}
+	if o.ScrapeInterval <= 0 {
+		o.ScrapeInterval = 30 * time.Second
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 10 * time.Second
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	c, err := api.NewClient(api.Config{Address: o.URL, Client: o.Client})
+	if err != nil {
+		return nil, fmt.Errorf("metrics: Prometheus URL %q: %w", o.URL, err)
+	}
+	return &Prometheus{o: o, api: promv1.NewAPI(c)}, nil
+}
+
+// Forget does nothing: the Prometheus source keeps nothing per target.
+func (p *Prometheus) Forget(string, string) {}
+
+// Range is the query range Observe uses for a target: max(t.Interval,
+// 4 × ScrapeInterval), in whole seconds.
+func (p *Prometheus) Range(t Target) time.Duration {
+	r := max(t.Interval, 4*p.o.ScrapeInterval)
+	return r.Round(time.Second)
+}
+
+// Names of the results of the one query Observe makes; see queries.
+const (
+	qGenSamples = "gen_samples"
+	qGenMin     = "gen_min"
+	qGenMax     = "gen_max"
+	qGenLast    = "gen_last"
+	qUp         = "up"
+
+	qRequests     = "requests"
+	qRequestRate  = "request_rate"
+	qErrorRate    = "error_rate"
+	qShedRate     = "shed_rate"
+	qLimitedRate  = "ratelimited_rate"
+	qP50          = "p50"
+	qP95          = "p95"
+	qP99          = "p99"
+	qInFlight     = "in_flight"
+	qQueue        = "queue"
+	qWorkerLimit  = "worker_limit"
+	qPoolMax      = "pool_max"
+	qPoolAcquired = "pool_acquired"
+	qPoolWait     = "pool_wait"
+	qPoolAcquires = "pool_acquires"
+	qPoolEmpty    = "pool_empty_rate"
+	qCacheHits    = "cache_hits"
+	qCacheMisses  = "cache_misses"
+	qCacheLookups = "cache_lookup_rate"
+	qEvictions    = "cache_eviction_rate"
+	qEntries      = "cache_entries"
+	qCPU          = "cpu"
+)
+
+// resultLabel tags each sub-query's result in the combined query.
+const resultLabel = "pacer_result"
+
+type namedQuery struct{ name, expr string }
+
+// queries are the PromQL expressions of a window over range r of the pods
+// matched by sel. The first group is per pod (by pod); the rest are single
+// values over all pods, the same reductions the Pods source makes.
+func queries(sel string, r string) []namedQuery {
+	over := func(fn, metric, extra string) string {
+		return fmt.Sprintf("%s(%s{%s%s}[%s])", fn, metric, sel, extra, r)
+	}
+	byPod := func(expr string) string { return "max by (" + LabelPod + ") (" + expr + ")" }
+	local := fmt.Sprintf(",%s=%q", m.LabelLayer, m.LayerLocal)
+	quantile := func(q string) string {
+		return fmt.Sprintf("histogram_quantile(%s, sum by (le) (%s))", q, over("rate", m.RequestDuration+"_bucket", ""))
+	}
+	return []namedQuery{
+		{qGenSamples, byPod(over("count_over_time", m.ConfigGeneration, ""))},
+		{qGenMin, byPod(over("min_over_time", m.ConfigGeneration, ""))},
+		{qGenMax, byPod(over("max_over_time", m.ConfigGeneration, ""))},
+		{qGenLast, byPod(over("last_over_time", m.ConfigGeneration, ""))},
+		{qUp, byPod(over("last_over_time", "up", ""))},
+
+		{qRequests, "sum(" + over("increase", m.RequestsTotal, "") + ")"},
+		{qRequestRate, "sum(" + over("rate", m.RequestsTotal, "") + ")"},
+		{qErrorRate, "sum(" + over("rate", m.RequestsTotal, fmt.Sprintf(",%s=%q", m.LabelCode, "5xx")) + ")"},
+		{qShedRate, "sum(" + over("rate", m.QueueRejectionsTotal, "") + ")"},
+		{qLimitedRate, "sum(" + over("rate", m.RateLimitedTotal, "") + ")"},
+		{qP50, quantile("0.5")},
+		{qP95, quantile("0.95")},
+		{qP99, quantile("0.99")},
+		{qInFlight, "avg(" + over("avg_over_time", m.RequestsInFlight, "") + ")"},
+		{qQueue, "avg(" + over("avg_over_time", m.QueueLength, "") + ")"},
+		{qWorkerLimit, "avg(" + over("last_over_time", m.WorkerLimit, "") + ")"},
+		{qPoolMax, "avg(" + over("last_over_time", m.DBPoolMaxConns, "") + ")"},
+		{qPoolAcquired, "avg(" + over("avg_over_time", m.DBPoolAcquiredConns, "") + ")"},
+		{qPoolWait, "sum(" + over("increase", m.DBPoolAcquireWaitSeconds, "") + ")"},
+		{qPoolAcquires, "sum(" + over("increase", m.DBPoolAcquiresTotal, "") + ")"},
+		{qPoolEmpty, "sum(" + over("rate", m.DBPoolEmptyAcquiresTotal, "") + ")"},
+		{qCacheHits, "sum(" + over("increase", m.CacheHitsTotal, local) + ")"},
+		{qCacheMisses, "sum(" + over("increase", m.CacheMissesTotal, local) + ")"},
+		{qCacheLookups, "sum(" + over("rate", m.CacheHitsTotal, local) + ") + sum(" + over("rate", m.CacheMissesTotal, local) + ")"},
+		{qEvictions, "sum(" + over("rate", m.CacheEvictionsTotal, local) + ")"},
+		{qEntries, "avg(" + over("avg_over_time", m.CacheEntries, "") + ")"},
+		{qCPU, "avg(" + over("rate", processCPUSeconds, "") + ")"},
+	}
+}
+
+// combine joins the queries into one, each result tagged with its name:
+// label_replace(q1, "pacer_result", "name1", "", "") or ... The sets never
+// overlap, so `or` keeps every result.
+func combine(qs []namedQuery) string {
+	parts := make([]string, len(qs))
+	for i, q := range qs {
+		parts[i] = fmt.Sprintf("label_replace(%s, %q, %q, \"\", \"\")", q.expr, resultLabel, q.name)
+	}
+	return strings.Join(parts, "\nor\n")
+}
+
+// selector matches the target's ready pods.
+func selector(t Target) string {
+	names := make([]string, len(t.Pods))
+	for i, p := range t.Pods {
+		names[i] = regexp.QuoteMeta(p.Name)
+	}
+	return fmt.Sprintf("%s=%s,%s=~%s", LabelNamespace, strconv.Quote(t.Namespace), LabelPod, strconv.Quote(strings.Join(names, "|")))
+}
+
+// Observe queries the window ending now. A query failure is an error;
+// pods missing from Prometheus make the window insufficient.
+func (p *Prometheus) Observe(ctx context.Context, t Target) (tuning.Window, error) {
+	if err := t.validate(false); err != nil {
+		return tuning.Window{}, err
+	}
+	end := p.o.Now()
+	r := p.Range(t)
+	w := tuning.Window{Start: end.Add(-r), End: end}
+	if len(t.Pods) == 0 {
+		judge(&w, nil, t, 0)
+		return w, nil
+	}
+	q := combine(queries(selector(t), model.Duration(r).String()))
+	ctx, cancel := context.WithTimeout(ctx, p.o.Timeout)
+	defer cancel()
+	v, _, _, err := p.api.Query(ctx, q, end, promv1.WithTimeout(p.o.Timeout))
+	if err != nil {
+		return tuning.Window{}, fmt.Errorf("metrics: query Prometheus at %s for %s/%s: %w", p.o.URL, t.Namespace, t.Name, err)
+	}
+	vec, ok := v.(model.Vector)
+	if !ok {
+		return tuning.Window{}, fmt.Errorf("metrics: Prometheus at %s answered a %s, want a vector", p.o.URL, v.Type())
+	}
+	res := parseResults(vec)
+	fillWindow(&w, res, t)
+	return w, nil
+}
+
+// results are the combined query's answers: single values by name, per-pod
+// values by name and pod.
+type results struct {
+	single map[string]float64
+	perPod map[string]map[string]float64
+}
+
+func parseResults(vec model.Vector) results {
+	res := results{single: map[string]float64{}, perPod: map[string]map[string]float64{}}
+	for _, s := range vec {
+		name := string(s.Metric[resultLabel])
+		v := float64(s.Value)
+		if pod, ok := s.Metric[LabelPod]; ok {
+			if res.perPod[name] == nil {
+				res.perPod[name] = map[string]float64{}
+			}
+			res.perPod[name][string(pod)] = v
+			continue
+		}
+		res.single[name] = v
+	}
+	return res
+}
+
+// get is a single result, 0 when absent or not a number (a quantile or a
+// ratio of nothing).
+func (r results) get(name string) float64 {
+	v := r.single[name]
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return 0
+	}
+	return v
+}
+
+// fillWindow turns query results into the window, with the same
+// sufficiency rules as the Pods source.
+func fillWindow(w *tuning.Window, r results, t Target) {
+	statuses := make([]podStatus, 0, len(t.Pods))
+	for _, pod := range t.Pods {
+		st := podStatus{Name: pod.Name}
+		samples, seen := r.perPod[qGenSamples][pod.Name]
+		up, scraped := r.perPod[qUp][pod.Name]
+		switch {
+		case scraped && up == 0:
+			st.Problem = "down in Prometheus (up == 0)"
+		case !seen && !scraped:
+			st.Problem = "no samples in Prometheus (is it scraped, with namespace and pod labels?)"
+		case !seen:
+			st.Problem = "no " + m.ConfigGeneration + " samples in Prometheus"
+		case samples < 2:
+			st.First = true
+		default:
+			last := r.perPod[qGenLast][pod.Name]
+			st.HasGeneration = true
+			st.Generation = int64(math.Round(last))
+			st.Switched = r.perPod[qGenMin][pod.Name] != last || r.perPod[qGenMax][pod.Name] != last
+			w.Pods++
+		}
+		statuses = append(statuses, st)
+	}
+
+	w.RequestRate = r.get(qRequestRate)
+	w.ErrorRate = r.get(qErrorRate)
+	w.ShedRate = r.get(qShedRate)
+	w.RateLimitedRate = r.get(qLimitedRate)
+	w.P50 = seconds(r.get(qP50))
+	w.P95 = seconds(r.get(qP95))
+	w.P99 = seconds(r.get(qP99))
+	w.InFlight = r.get(qInFlight)
+	w.QueueLength = r.get(qQueue)
+	w.WorkerLimit = int(math.Round(r.get(qWorkerLimit)))
+	if w.WorkerLimit > 0 {
+		w.Utilization = clamp01(w.InFlight / float64(w.WorkerLimit))
+	}
+	w.PoolMaxConns = int(math.Round(r.get(qPoolMax)))
+	w.PoolAcquired = r.get(qPoolAcquired)
+	if n := r.get(qPoolAcquires); n > 0 {
+		w.PoolAcquireWait = seconds(r.get(qPoolWait) / n)
+	}
+	w.PoolEmptyAcquireRate = r.get(qPoolEmpty)
+	if hits, misses := r.get(qCacheHits), r.get(qCacheMisses); hits+misses > 0 {
+		w.CacheHitRatio = clamp01(hits / (hits + misses))
+	}
+	w.CacheLookupRate = r.get(qCacheLookups)
+	w.CacheEvictionRate = r.get(qEvictions)
+	w.CacheEntries = r.get(qEntries)
+	w.CPUCores = r.get(qCPU)
+	judge(w, statuses, t, r.get(qRequests))
+}

@@ -1,0 +1,344 @@
+package metrics
+
+import (
+	"math"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/pacer-dev/pacer/controllers/tuning"
+)
+
+var inf = math.Inf(+1)
+
+// hist builds a cumulative histogram from (upper bound, cumulative count)
+// pairs; the last pair's count is the total.
+func hist(pairs ...float64) histogram {
+	var h histogram
+	for i := 0; i+1 < len(pairs); i += 2 {
+		h.Buckets = append(h.Buckets, bucket{UpperBound: pairs[i], Count: pairs[i+1]})
+	}
+	if n := len(h.Buckets); n > 0 {
+		h.Count = h.Buckets[n-1].Count
+	}
+	return h
+}
+
+func TestQuantile(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		q       float64
+		buckets []bucket
+		want    float64
+	}{
+		{"no buckets", 0.5, nil, math.NaN()},
+		{"only +Inf", 0.5, hist(inf, 10).Buckets, math.NaN()},
+		{"no +Inf bucket", 0.5, hist(0.1, 5, 0.2, 10).Buckets, math.NaN()},
+		{"no observations", 0.5, hist(0.1, 0, inf, 0).Buckets, math.NaN()},
+		{"lowest bucket starts at 0", 0.5, hist(0.1, 10, inf, 10).Buckets, 0.05},
+		{"interpolates within a bucket", 0.5, hist(0.1, 0, 0.2, 10, inf, 10).Buckets, 0.15},
+		{"p99 of 100 spread over two buckets", 0.99, hist(0.01, 90, 0.1, 100, inf, 100).Buckets, 0.01 + 0.09*0.9},
+		{"rank exactly on a bound", 0.9, hist(0.01, 90, 0.1, 100, inf, 100).Buckets, 0.01},
+		{"rank in +Inf returns the highest finite bound", 0.99, hist(0.1, 5, 0.5, 9, inf, 10).Buckets, 0.5},
+		{"q=0 is the lowest bucket's start", 0, hist(0.1, 10, inf, 10).Buckets, 0},
+		{"q=1 is the top of the last populated bucket", 1, hist(0.1, 4, 0.2, 10, inf, 10).Buckets, 0.2},
+		{"q below 0", -0.1, hist(0.1, 10, inf, 10).Buckets, math.Inf(-1)},
+		{"q above 1", 1.1, hist(0.1, 10, inf, 10).Buckets, math.Inf(+1)},
+		{"non-positive lowest bound", 0.1, hist(-1, 5, 1, 10, inf, 10).Buckets, -1},
+		{"non-monotonic counts are smoothed", 0.5, hist(0.1, 10, 0.2, 9, inf, 10).Buckets, 0.05},
+		{"empty buckets in between", 0.75, hist(0.1, 5, 0.2, 5, 0.4, 10, inf, 10).Buckets, 0.3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := quantile(tt.q, tt.buckets)
+			if diff := cmp.Diff(tt.want, got, cmpopts.EquateNaNs(), cmpopts.EquateApprox(0, 1e-12)); diff != "" {
+				t.Errorf("quantile(%v) (-want +got):\n%s", tt.q, diff)
+			}
+		})
+	}
+}
+
+func TestCounterDelta(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name      string
+		base, cur float64
+		reset     bool
+		want      float64
+	}{
+		{name: "increase", base: 100, cur: 150, want: 50},
+		{name: "no change", base: 100, cur: 100, want: 0},
+		{name: "counter fell: reset, counts from zero", base: 100, cur: 30, want: 30},
+		{name: "restart although the counter grew past the old value", base: 100, cur: 130, reset: true, want: 130},
+		{name: "negative garbage after a reset", base: 5, cur: -1, want: 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := counterDelta(tt.base, tt.cur, tt.reset); got != tt.want {
+				t.Errorf("counterDelta(%v, %v, %v) = %v, want %v", tt.base, tt.cur, tt.reset, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestHistogramDeltaAndAdd(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name      string
+		base, cur histogram
+		reset     bool
+		want      []bucket
+	}{
+		{"per-bucket increase", hist(0.1, 5, 1, 8, inf, 10), hist(0.1, 15, 1, 28, inf, 40), false, hist(0.1, 10, 1, 20, inf, 30).Buckets},
+		{"new series: missing base buckets count as 0", histogram{}, hist(0.1, 1, inf, 2), false, hist(0.1, 1, inf, 2).Buckets},
+		{"count fell: reset", hist(0.1, 50, inf, 60), hist(0.1, 3, inf, 4), false, hist(0.1, 3, inf, 4).Buckets},
+		{"restart", hist(0.1, 1, inf, 1), hist(0.1, 3, inf, 4), true, hist(0.1, 3, inf, 4).Buckets},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if diff := cmp.Diff(tt.want, histogramDelta(tt.base, tt.cur, tt.reset)); diff != "" {
+				t.Errorf("histogramDelta (-want +got):\n%s", diff)
+			}
+		})
+	}
+
+	// Adding histograms with different bounds keeps the sum cumulative: a
+	// bound one side lacks takes that side's next lower bound.
+	got := addBuckets(hist(0.1, 1, 1, 2, inf, 3).Buckets, hist(0.5, 10, inf, 20).Buckets)
+	want := hist(0.1, 1, 0.5, 11, 1, 12, inf, 23).Buckets
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("addBuckets (-want +got):\n%s", diff)
+	}
+}
+
+var t0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+
+// scrapeAt is a healthy pod's sample at t0+sec with counters scaled by n:
+// n requests (n/10 of them 5xx), n/20 shed, n/50 rate limited, latency of
+// 0.9n requests under 10ms and the rest under 100ms.
+func scrapeAt(sec, n float64, gen int64) sample {
+	return sample{
+		At: t0.Add(time.Duration(sec * float64(time.Second))), HasGeneration: true, Generation: gen, StartTime: 1000,
+		Requests: n, Errors: n / 10, Shed: n / 20, RateLimited: n / 50,
+		PoolAcquires: n / 2, PoolWait: n / 2 * 0.002, PoolEmpty: n / 10,
+		CacheHits: n * 0.8, CacheMisses: n * 0.2, CacheEvictions: n / 100,
+		CPUSeconds: sec * 0.25,
+		Latency:    hist(0.01, 0.9*n, 0.1, n, inf, n),
+		InFlight:   4, QueueLength: 1, WorkerLimit: 16, PoolAcquired: 3, PoolMax: 8, CacheEntries: 500,
+	}
+}
+
+func TestBuildWindow(t *testing.T) {
+	t.Parallel()
+	target := func(gen, minRequests int64, pods ...string) Target {
+		t := Target{Namespace: "ns", Name: "svc", Generation: gen, MinRequests: minRequests}
+		for _, p := range pods {
+			t.Pods = append(t.Pods, Pod{Name: p, Host: "127.0.0.1"})
+		}
+		return t
+	}
+	// One healthy pod over 10s: 1000 requests.
+	onePod := tuning.Window{
+		Start: t0, End: t0.Add(10 * time.Second), Pods: 1, Generation: 5,
+		RequestRate: 100, ErrorRate: 10, ShedRate: 5, RateLimitedRate: 2,
+		// 900 of 1000 under 10ms: p50 at rank 500 in [0, 10ms]; p95 at rank 950
+		// is 50/100 into (10ms, 100ms]; p99 is 90/100 into it.
+		P50: 5555555 * time.Nanosecond, P95: 55 * time.Millisecond, P99: 91 * time.Millisecond,
+		InFlight: 4, QueueLength: 1, WorkerLimit: 16, Utilization: 0.25,
+		PoolMaxConns: 8, PoolAcquired: 3, PoolAcquireWait: 2 * time.Millisecond, PoolEmptyAcquireRate: 10,
+		CacheHitRatio: 0.8, CacheLookupRate: 100, CacheEvictionRate: 1, CacheEntries: 500,
+		CPUCores: 0.25, Sufficient: true,
+	}
+	with := func(w tuning.Window, f func(*tuning.Window)) tuning.Window { f(&w); return w }
+
+	tests := []struct {
+		name   string
+		spans  []podSpan
+		target Target
+		want   tuning.Window
+	}{
+		{
+			name:   "one pod, two scrapes",
+			spans:  []podSpan{{Name: "a", Scrapes: []sample{scrapeAt(0, 1000, 5), scrapeAt(10, 2000, 5)}}},
+			target: target(5, 100, "a"),
+			want:   onePod,
+		},
+		{
+			name: "two pods: rates add up, per-pod figures are means",
+			spans: []podSpan{
+				{Name: "a", Scrapes: []sample{scrapeAt(0, 1000, 5), scrapeAt(10, 2000, 5)}},
+				{Name: "b", Scrapes: []sample{scrapeAt(1, 0, 5), func() sample {
+					s := scrapeAt(11, 1000, 5)
+					s.InFlight, s.QueueLength, s.CacheEntries = 8, 3, 700
+					return s
+				}()}},
+			},
+			target: target(5, 100, "a", "b"),
+			want: with(onePod, func(w *tuning.Window) {
+				w.End = t0.Add(11 * time.Second)
+				w.Pods = 2
+				w.RequestRate, w.ErrorRate, w.ShedRate, w.RateLimitedRate = 200, 20, 10, 4
+				w.PoolEmptyAcquireRate, w.CacheLookupRate, w.CacheEvictionRate = 20, 200, 2
+				// b's scrapes average 6 in flight, 2 queued, 600 entries.
+				w.InFlight, w.QueueLength, w.CacheEntries = 5, 1.5, 550
+				w.Utilization = 5.0 / 16
+			}),
+		},
+		{
+			name: "a mean over every scrape in the span",
+			spans: []podSpan{{Name: "a", Scrapes: []sample{scrapeAt(0, 1000, 5), func() sample {
+				s := scrapeAt(5, 1500, 5)
+				s.InFlight = 10
+				return s
+			}(), scrapeAt(10, 2000, 5)}}},
+			target: target(5, 100, "a"),
+			want:   with(onePod, func(w *tuning.Window) { w.InFlight, w.Utilization = 6, 6.0/16 }),
+		},
+		{
+			name: "restart: counters count from zero, as rate() assumes",
+			spans: []podSpan{{Name: "a", Scrapes: []sample{scrapeAt(0, 5000, 5), func() sample {
+				s := scrapeAt(10, 1000, 5) // 1000 requests since the restart
+				s.StartTime = 1005
+				s.CPUSeconds = 2.5
+				return s
+			}()}}},
+			target: target(5, 100, "a"),
+			want:   onePod,
+		},
+		{
+			name: "counters that fell without a restart are reset alone",
+			spans: []podSpan{{Name: "a", Scrapes: []sample{scrapeAt(0, 1000, 5), func() sample {
+				s := scrapeAt(10, 2000, 5)
+				s.PoolAcquires, s.PoolWait = 250, 250*0.003 // a swapped-out pool's counts left the sum
+				return s
+			}()}}},
+			target: target(5, 100, "a"),
+			want:   with(onePod, func(w *tuning.Window) { w.PoolAcquireWait = 3 * time.Millisecond }),
+		},
+		{
+			name: "a pod still on the old generation",
+			spans: []podSpan{
+				{Name: "a", Scrapes: []sample{scrapeAt(0, 1000, 5), scrapeAt(10, 2000, 5)}},
+				{Name: "b", Scrapes: []sample{scrapeAt(0, 1000, 4), scrapeAt(10, 2000, 4)}},
+				{Name: "c", Scrapes: []sample{scrapeAt(0, 1000, 4), scrapeAt(10, 2000, 4)}},
+			},
+			target: target(5, 100, "a", "b", "c"),
+			want: with(onePod, func(w *tuning.Window) {
+				w.Pods, w.Generation = 3, 4
+				w.RequestRate, w.ErrorRate, w.ShedRate, w.RateLimitedRate = 300, 30, 15, 6
+				w.PoolEmptyAcquireRate, w.CacheLookupRate, w.CacheEvictionRate = 30, 300, 3
+				w.Sufficient, w.Reason = false, "2 of 3 pods still run config generation 4, want 5 (b, c)"
+			}),
+		},
+		{
+			name:   "a pod that switched generation during the window",
+			spans:  []podSpan{{Name: "a", Scrapes: []sample{scrapeAt(0, 1000, 4), scrapeAt(10, 2000, 5)}}},
+			target: target(5, 100, "a"),
+			want: with(onePod, func(w *tuning.Window) {
+				w.Sufficient, w.Reason = false, "1 of 1 pods changed config generation during the window (a); the next window counts"
+			}),
+		},
+		{
+			name:   "too few requests",
+			spans:  []podSpan{{Name: "a", Scrapes: []sample{scrapeAt(0, 1000, 5), scrapeAt(10, 2000, 5)}}},
+			target: target(5, 1001, "a"),
+			want: with(onePod, func(w *tuning.Window) {
+				w.Sufficient, w.Reason = false, "1000 requests in 10s, need at least 1001"
+			}),
+		},
+		{
+			name: "a failed scrape, a first scrape and a pod without a generation",
+			spans: []podSpan{
+				{Name: "a", Scrapes: []sample{scrapeAt(0, 1000, 5), scrapeAt(10, 2000, 5)}},
+				{Name: "b", Problem: "scrape 10.0.0.2:9090: connection refused"},
+				{Name: "c", Problem: problemFirstScrape},
+				{Name: "d", Scrapes: []sample{{At: t0}, {At: t0.Add(10 * time.Second)}}},
+			},
+			target: target(5, 100, "a", "b", "c", "d"),
+			want: with(onePod, func(w *tuning.Window) {
+				w.Pods = 2
+				w.RequestRate, w.ErrorRate, w.ShedRate, w.RateLimitedRate = 100, 10, 5, 2
+				w.InFlight, w.QueueLength, w.PoolAcquired, w.CacheEntries, w.CPUCores = 2, 0.5, 1.5, 250, 0.125
+				w.PoolEmptyAcquireRate, w.CacheLookupRate, w.CacheEvictionRate = 10, 100, 1
+				w.WorkerLimit, w.PoolMaxConns, w.Utilization = 8, 4, 0.25
+				w.Sufficient = false
+				w.Reason = "1 of 4 pods not observed (b: scrape 10.0.0.2:9090: connection refused); " +
+					"1 of 4 pods have no earlier sample yet to make a window with (c); " +
+					"1 of 4 pods do not report pacer_config_generation (d)"
+			}),
+		},
+		{
+			name:   "no pods",
+			target: target(5, 0),
+			want:   tuning.Window{Generation: 5, Reason: "no ready pods"},
+		},
+		{
+			name:   "no traffic: nothing is NaN",
+			spans:  []podSpan{{Name: "a", Scrapes: []sample{scrapeAt(0, 0, 5), scrapeAt(10, 0, 5)}}},
+			target: target(5, 0, "a"),
+			want: tuning.Window{
+				Start: t0, End: t0.Add(10 * time.Second), Pods: 1, Generation: 5,
+				InFlight: 4, QueueLength: 1, WorkerLimit: 16, Utilization: 0.25,
+				PoolMaxConns: 8, PoolAcquired: 3, CacheEntries: 500, CPUCores: 0.25, Sufficient: true,
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := buildWindow(tt.spans, tt.target)
+			if diff := cmp.Diff(tt.want, got, cmpopts.EquateApprox(1e-9, 1e-9), durationApprox); diff != "" {
+				t.Errorf("buildWindow (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// durationApprox equates durations within 1µs (float rounding).
+var durationApprox = cmp.Comparer(func(a, b time.Duration) bool {
+	d := a - b
+	return d < time.Microsecond && d > -time.Microsecond
+})
+
+func TestPodHistory(t *testing.T) {
+	t.Parallel()
+	at := func(sec int) sample {
+		return sample{At: t0.Add(time.Duration(sec) * time.Second), Requests: float64(sec)}
+	}
+	times := func(xs []sample) []float64 {
+		var out []float64
+		for _, x := range xs {
+			out = append(out, x.Requests)
+		}
+		return out
+	}
+
+	var ph podHistory
+	ph.add(at(0), 4, time.Minute)
+	if got, problem := ph.span(10 * time.Second); got != nil || problem != problemFirstScrape {
+		t.Fatalf("one scrape: span = %v, %q; want none, first scrape", times(got), problem)
+	}
+	ph.add(at(30), 4, time.Minute)
+	if got, _ := ph.span(10 * time.Second); !cmp.Equal(times(got), []float64{0, 30}) {
+		t.Errorf("two scrapes: span = %v, want [0 30]", times(got))
+	}
+	// Called again 3s later: the window reaches back to the scrape at least
+	// 10s old, through the one in between.
+	ph.add(at(33), 4, time.Minute)
+	if got, _ := ph.span(10 * time.Second); !cmp.Equal(times(got), []float64{0, 30, 33}) {
+		t.Errorf("early call: span = %v, want [0 30 33]", times(got))
+	}
+	// Bounded by count...
+	ph.add(at(40), 4, time.Minute)
+	ph.add(at(50), 4, time.Minute)
+	if got := times(ph.scrapes); !cmp.Equal(got, []float64{30, 33, 40, 50}) {
+		t.Errorf("kept %v, want the last 4", got)
+	}
+	// ...and by age: after a pause only the new scrape is left.
+	ph.add(at(500), 4, time.Minute)
+	if got := times(ph.scrapes); !cmp.Equal(got, []float64{500}) {
+		t.Errorf("after a pause kept %v, want [500]", got)
+	}
+}
