@@ -135,16 +135,31 @@ func (c *Cache) Len() int {
 
 func (c *Cache) enabled() bool { return c.ttl > 0 && c.local.max > 0 }
 
+// Cached returns the entry for id if the in-process layer holds it. It
+// never loads, waits or counts a miss: the fast path before Get.
+func (c *Cache) Cached(id int64) (Entry, bool) {
+	c.mu.Lock()
+	if !c.enabled() {
+		c.mu.Unlock()
+		return Entry{}, false
+	}
+	e, ok := c.local.get(id, time.Now(), c.ttl)
+	c.mu.Unlock()
+	if ok {
+		c.metrics.LocalHits.Inc()
+	}
+	return e, ok
+}
+
 // Get returns the entry for id from the cache, or loads it with load.
 // Errors from load (such as not found) are returned and not cached.
 func (c *Cache) Get(ctx context.Context, id int64, load Loader) (Entry, error) {
-	now := time.Now()
 	c.mu.Lock()
 	if !c.enabled() {
 		c.mu.Unlock()
 		return load(ctx)
 	}
-	if e, ok := c.local.get(id, now, c.ttl); ok {
+	if e, ok := c.local.get(id, time.Now(), c.ttl); ok {
 		c.mu.Unlock()
 		c.metrics.LocalHits.Inc()
 		return e, nil

@@ -9,6 +9,7 @@ import (
 	"container/list"
 	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -23,6 +24,7 @@ type Limits struct {
 
 // Limiter is safe for concurrent use.
 type Limiter struct {
+	enabled atomic.Bool // read without the lock on every request
 	mu      sync.Mutex
 	limits  Limits
 	clients map[string]*list.Element
@@ -51,6 +53,7 @@ func (l *Limiter) SetLimits(limits Limits) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.limits = limits
+	l.enabled.Store(limits.RequestsPerSecond > 0)
 	if limits.RequestsPerSecond <= 0 {
 		l.clients = make(map[string]*list.Element)
 		l.lru.Init()
@@ -68,11 +71,7 @@ func (l *Limiter) SetLimits(limits Limits) {
 }
 
 // Enabled reports whether limiting is on.
-func (l *Limiter) Enabled() bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.limits.RequestsPerSecond > 0
-}
+func (l *Limiter) Enabled() bool { return l.enabled.Load() }
 
 // Clients is the number of buckets held.
 func (l *Limiter) Clients() int {

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"errors"
 	"math"
 	"net/http"
@@ -94,16 +93,11 @@ func (s *server) withWorkerLimit(next http.Handler) http.Handler {
 	})
 }
 
-// withTimeout bounds the request, database queries included, and caps the
-// body size.
-func (s *server) withTimeout(next http.Handler) http.Handler {
+// withBodyLimit caps the request body; reading past it fails with 413.
+func (s *server) withBodyLimit(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		live := s.Settings.Load()
-		ctx, cancel := context.WithTimeout(r.Context(), live.RequestTimeout)
-		defer cancel()
-		r = r.WithContext(ctx)
 		if r.Body != nil && r.Body != http.NoBody {
-			r.Body = http.MaxBytesReader(w, r.Body, live.MaxBodyBytes)
+			r.Body = http.MaxBytesReader(w, r.Body, s.Settings.Load().MaxBodyBytes)
 		}
 		next.ServeHTTP(w, r)
 	})

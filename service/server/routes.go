@@ -15,11 +15,12 @@ func (s *server) routes() {
 }
 
 // handle mounts h under pattern behind the per-route middleware, outermost
-// first: route label, schema gate, rate limit, worker limit, timeout.
+// first: route label, schema gate, rate limit, worker limit, body limit.
+// Handlers apply the request timeout themselves (requestContext).
 func (s *server) handle(pattern string, h http.HandlerFunc) {
 	route := newRouteMetrics(s.Metrics, pattern)
 	var chain http.Handler = h
-	chain = s.withTimeout(chain)
+	chain = s.withBodyLimit(chain)
 	chain = s.withWorkerLimit(chain)
 	chain = s.withRateLimit(chain)
 	chain = s.withSchemaGate(chain)

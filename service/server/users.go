@@ -30,7 +30,13 @@ func (s *server) getUser(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	e, err := s.Cache.Get(r.Context(), id, func(ctx context.Context) (cache.Entry, error) {
+	if e, ok := s.Cache.Cached(id); ok {
+		writeJSON(w, http.StatusOK, e.Body) // a hit needs no deadline: nothing waits
+		return
+	}
+	ctx, cancel := s.requestContext(r)
+	defer cancel()
+	e, err := s.Cache.Get(ctx, id, func(ctx context.Context) (cache.Entry, error) {
 		u, err := s.Users.Get(ctx, id)
 		if err != nil {
 			return cache.Entry{}, err
@@ -38,7 +44,7 @@ func (s *server) getUser(w http.ResponseWriter, r *http.Request) {
 		return entryOf(u)
 	})
 	if err != nil {
-		s.fail(w, r, contextError(r, err))
+		s.fail(w, r, contextError(ctx, err))
 		return
 	}
 	writeJSON(w, http.StatusOK, e.Body)
@@ -46,14 +52,16 @@ func (s *server) getUser(w http.ResponseWriter, r *http.Request) {
 
 // contextError reports a request that ran out of time as a timeout, even
 // when the error came out of a shared cache fill.
-func contextError(r *http.Request, err error) error {
-	if r.Context().Err() != nil {
+func contextError(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
 		return fmt.Errorf("%w: %w", store.ErrTimeout, err)
 	}
 	return err
 }
 
 func (s *server) createUser(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := s.requestContext(r)
+	defer cancel()
 	var n store.NewUser
 	if err := decodeJSON(r.Body, &n); err != nil {
 		s.fail(w, r, err)
@@ -63,7 +71,7 @@ func (s *server) createUser(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	u, err := s.Users.Create(r.Context(), n)
+	u, err := s.Users.Create(ctx, n)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -73,6 +81,8 @@ func (s *server) createUser(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *server) createUsers(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := s.requestContext(r)
+	defer cancel()
 	var req batchCreateRequest
 	if err := decodeJSON(r.Body, &req); err != nil {
 		s.fail(w, r, err)
@@ -82,7 +92,7 @@ func (s *server) createUsers(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	users, err := s.Users.CreateBatch(r.Context(), req.Users)
+	users, err := s.Users.CreateBatch(ctx, req.Users)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -91,6 +101,8 @@ func (s *server) createUsers(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *server) updateUser(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := s.requestContext(r)
+	defer cancel()
 	id, err := pathID(r)
 	if err != nil {
 		s.fail(w, r, err)
@@ -105,7 +117,7 @@ func (s *server) updateUser(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	u, err := s.Users.Update(r.Context(), id, patch)
+	u, err := s.Users.Update(ctx, id, patch)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -115,22 +127,24 @@ func (s *server) updateUser(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	s.Cache.Updated(r.Context(), id, e)
+	s.Cache.Updated(ctx, id, e)
 	writeJSON(w, http.StatusOK, e.Body)
 }
 
 func (s *server) deleteUser(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := s.requestContext(r)
+	defer cancel()
 	id, err := pathID(r)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	version, err := s.Users.Delete(r.Context(), id)
+	version, err := s.Users.Delete(ctx, id)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	s.Cache.Deleted(r.Context(), id, version)
+	s.Cache.Deleted(ctx, id, version)
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -148,6 +162,8 @@ func writeUsers(w http.ResponseWriter, status int, users []store.User, nextAfter
 }
 
 func (s *server) listUsers(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := s.requestContext(r)
+	defer cancel()
 	q := r.URL.Query()
 	if q.Has("ids") {
 		ids, err := parseIDs(q.Get("ids"))
@@ -155,7 +171,7 @@ func (s *server) listUsers(w http.ResponseWriter, r *http.Request) {
 			s.fail(w, r, err)
 			return
 		}
-		users, err := s.Users.GetMany(r.Context(), ids)
+		users, err := s.Users.GetMany(ctx, ids)
 		if err != nil {
 			s.fail(w, r, err)
 			return
@@ -173,7 +189,7 @@ func (s *server) listUsers(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	users, err := s.Users.List(r.Context(), after, int(limit))
+	users, err := s.Users.List(ctx, after, int(limit))
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -217,4 +233,11 @@ func intParam(raw, name string, def, lo, hi int64) (int64, error) {
 			message: fmt.Sprintf("%s: must be between %d and %d, got %d", name, lo, hi, v)}
 	}
 	return v, nil
+}
+
+// requestContext bounds what follows, database queries included, by the
+// request timeout. Handlers take it only when they need it, so a cache hit
+// pays for no timer.
+func (s *server) requestContext(r *http.Request) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(r.Context(), s.Settings.Load().RequestTimeout)
 }

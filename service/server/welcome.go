@@ -12,12 +12,14 @@ var acceptedBody = []byte(`{"status":"queued"}`)
 
 // welcomeUser queues the welcome email stand-in for an existing user.
 func (s *server) welcomeUser(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := s.requestContext(r)
+	defer cancel()
 	id, err := pathID(r)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	if _, err := s.Users.Get(r.Context(), id); err != nil {
+	if _, err := s.Users.Get(ctx, id); err != nil {
 		s.fail(w, r, err)
 		return
 	}
