@@ -32,7 +32,9 @@ fi
 
 conf_dir="/etc/postgresql/$version/main"
 # Loopback only, and enough connections for parallel test packages and pool swaps.
+settings_changed=no
 if ! grep -q '^# pacer test settings' "$conf_dir/postgresql.conf"; then
+  settings_changed=yes
   cat >>"$conf_dir/postgresql.conf" <<CONF
 # pacer test settings
 listen_addresses = '127.0.0.1'
@@ -43,6 +45,10 @@ fi
 if ! pg_lsclusters -h | awk -v v="$version" '$1==v && $2=="main" {print $4}' | grep -q online; then
   log "starting cluster $version/main"
   pg_ctlcluster --skip-systemctl-redirect "$version" main start >&2
+elif [ "$settings_changed" = yes ]; then
+  # Started by the package's install before our settings were there.
+  log "restarting cluster $version/main to apply the test settings"
+  pg_ctlcluster --skip-systemctl-redirect "$version" main restart >&2
 fi
 
 actual_port="$(pg_lsclusters -h | awk -v v="$version" '$1==v && $2=="main" {print $3}')"
