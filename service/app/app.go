@@ -107,6 +107,9 @@ func Start(ctx context.Context, opts Options) (*App, error) {
 			pool.Close()
 			return nil, fmt.Errorf("cache.redis.urlEnv: %s: %w", r.URLEnv, err)
 		}
+		// go-redis logs dial failures itself; route them to our logger at
+		// debug level (failures are counted and warned about below).
+		redis.SetLogger(redisLogger{a.log})
 		a.redis = redis.NewClient(ropts)
 		remote = cache.NewRedis(a.redis, r.Prefix())
 	}
@@ -259,4 +262,11 @@ func (a *App) closeResources() {
 	if a.redis != nil {
 		_ = a.redis.Close()
 	}
+}
+
+// redisLogger adapts go-redis's internal logging to slog.
+type redisLogger struct{ log *slog.Logger }
+
+func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	l.log.DebugContext(ctx, "redis: "+fmt.Sprintf(format, v...))
 }

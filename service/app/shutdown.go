@@ -43,7 +43,18 @@ func (a *App) shutdown() error {
 	}
 	a.stopBackground()
 	a.backgroundDone.Wait()
-	a.closeResources()
+	// Closing the pool waits for its connections; if requests outlived the
+	// grace period it would wait for them too, so bound it.
+	closed := make(chan struct{})
+	go func() {
+		a.closeResources()
+		close(closed)
+	}()
+	select {
+	case <-closed:
+	case <-ctx.Done():
+		errs = append(errs, errors.New("database pool: connections still in use at the end of the grace period"))
+	}
 	_ = a.admin.Shutdown(ctx)
 	if len(errs) > 0 {
 		a.log.Error("shutdown incomplete", "err", errors.Join(errs...))
