@@ -89,9 +89,15 @@ type Input struct {
 	Window Window
 	// History holds recent decisions, newest first, as kept in status.
 	History []pacerv1.Decision
-	// Recent holds recent windows, newest first, for stable and panic
-	// windows and for judging whether the last change helped. It may be empty.
+	// Recent holds recent windows, newest first, not including Window, for
+	// the stable window, the stabilization windows and for judging whether
+	// the last change helped. It may be empty; it should reach back at least
+	// max(stabilization.scaleDown, 60s) so scale-downs can be judged.
 	Recent []Window
+	// PodCPU is the CPU a pod may use, in cores (its CPU limit, else its
+	// request); 0 when unknown. When known, replicas also follow CPU use and
+	// workers are cut only when CPU is saturated.
+	PodCPU float64
 }
 
 // Decision is the outcome of one call to Decide.

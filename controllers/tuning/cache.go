@@ -1,0 +1,75 @@
+package tuning
+
+import "fmt"
+
+// cacheHostile says, from the newest applied growth of the cache, whether
+// growing it did not raise the hit ratio: then the keys do not repeat
+// within reach of a bigger cache and growing it again is pointless. It
+// returns the note to hold with, or "".
+func cacheHostile(in Input, ws []Window) string {
+	t, c, ok := lastIncrease(in.History, SettingCache)
+	if !ok {
+		return ""
+	}
+	before, after, ok := beforeAfter(ws, t)
+	if !ok {
+		return ""
+	}
+	if gain := after.CacheHitRatio - before.CacheHitRatio; gain < cacheMinGain {
+		return fmt.Sprintf("the last growth %d → %d moved the hit ratio %s → %s: keys look cache-hostile, not growing further",
+			c.From, c.To, pct(before.CacheHitRatio), pct(after.CacheHitRatio))
+	}
+	return ""
+}
+
+// cacheRec recommends cache entries per pod from ws[0], C being the size in
+// effect. A cache that evicts on more than 10% of lookups and misses on a
+// noticeable share of them is too small: double it, unless the last
+// growth did not help (hostile says so). A cache that holds less than half
+// of its entries and evicts nothing shrinks to 1.5× what it holds.
+func (p params) cacheRec(ws []Window, C int32, hostile string) rec {
+	w := ws[0]
+	hold := func(why string) rec { return rec{to: C, reason: why} }
+	if w.CacheLookupRate <= 0 || C <= 0 {
+		return hold("")
+	}
+	evict := w.CacheEvictionRate / w.CacheLookupRate
+	switch {
+	case evict > cacheEvictionShare && w.CacheHitRatio < 0.98:
+		if hostile != "" {
+			return hold(hostile)
+		}
+		if w.CacheHitRatio < cacheHostileHit {
+			return hold(fmt.Sprintf("hit ratio %s: keys barely repeat (cache-hostile), a bigger cache would not help", pct(w.CacheHitRatio)))
+		}
+		to := ceil32(float64(C) * 2)
+		return rec{to: to, reason: fmt.Sprintf("hit ratio %s with %s of lookups evicting an entry: %s",
+			pct(w.CacheHitRatio), pct(evict), arrow(SettingCache, C, to))}
+	case evict < 0.005 && w.CacheEntries < 0.5*float64(C):
+		to := max(ceil32(w.CacheEntries*1.5), 1)
+		return rec{to: to, reason: fmt.Sprintf("the cache holds %s of %d entries per pod and evicts almost nothing: %s",
+			num(w.CacheEntries), C, arrow(SettingCache, C, to))}
+	}
+	return hold("")
+}
+
+// cacheWaits says why the cache must not change now, or "": it changes
+// only when nothing else changes or has just changed and every pod is
+// ready, so its effect on the hit ratio can be judged on its own.
+func (p params) cacheWaits(in Input, reasons map[string]string) string {
+	if p.bounds.CacheMaxEntries == nil {
+		return ""
+	}
+	if len(reasons) > 0 {
+		return "cacheMaxEntries waits while other settings change"
+	}
+	if in.Window.Pods < int(in.Current.Replicas) {
+		return "cacheMaxEntries waits for every pod to be ready"
+	}
+	for _, d := range in.History {
+		if d.Applied && in.Now.Sub(d.Time.Time) < 2*p.interval {
+			return "cacheMaxEntries waits for the last change to settle"
+		}
+	}
+	return ""
+}

@@ -1,0 +1,138 @@
+package tuning
+
+import (
+	"fmt"
+	"strings"
+
+	pacerv1 "github.com/pacer-dev/pacer/api/v1alpha1"
+)
+
+// order is the order in which changes are listed.
+var order = [...]string{SettingReplicas, SettingWorkers, SettingPool, SettingCache}
+
+// Decide returns the settings to run with and one reason per change. It is
+// pure: the same Input gives the same Decision.
+//
+// It holds everything when tuning is Off or the window cannot be trusted
+// (insufficient, stale, or the pods still run other settings); reverts the
+// last applied decision when it made p99 worse at the same load; otherwise
+// it asks each rule (workers, replicas, pool, cache) for a recommendation,
+// passes it through the safety rules (bounds, cooldown, stabilization, one
+// step per interval) and finally keeps replicas × pool within the
+// connection budget.
+func Decide(in Input) Decision {
+	p := resolve(in)
+	if in.Tuning.Mode == pacerv1.TuningOff {
+		return Decision{Settings: in.Current, Summary: "tuning.mode is Off: nothing is tuned"}
+	}
+	if why := p.holdAll(in); why != "" {
+		return Decision{Settings: in.Current, Summary: "Holding: " + why}
+	}
+	ws := windows(in)
+	if next, reasons, ok := p.revert(in, ws); ok {
+		note := p.fitBudget(in.Current, &next, reasons)
+		return p.finish(in, next, reasons, []string{note})
+	}
+
+	cur, next := in.Current, in.Current
+	reasons := map[string]string{}
+	var notes []string
+	take := func(name string, o outcome) int32 {
+		if o.to != get(cur, name) {
+			reasons[name] = o.reason
+		} else if o.note != "" {
+			notes = append(notes, o.note)
+		}
+		return o.to
+	}
+	workersAt := func(w Window) int32 {
+		if w.WorkerLimit > 0 {
+			return int32(w.WorkerLimit)
+		}
+		return cur.MaxInFlight
+	}
+	poolAt := func(w Window) int32 {
+		if w.PoolMaxConns > 0 {
+			return int32(w.PoolMaxConns)
+		}
+		return cur.PoolMaxConns
+	}
+
+	next.MaxInFlight = take(SettingWorkers, p.settle(in, knob{
+		name: SettingWorkers, bounds: p.bounds.Workers, current: cur.MaxInFlight, up: 2, down: 0.25, ws: ws,
+		recs: func(i int) rec { return p.workersRec(ws[i:], workersAt(ws[i])) },
+	}))
+	next.Replicas = take(SettingReplicas, p.settle(in, knob{
+		name: SettingReplicas, bounds: p.bounds.Replicas, current: cur.Replicas, up: 2, down: 0.5, ws: ws,
+		recs: func(i int) rec {
+			if i == 0 {
+				w := cur.MaxInFlight
+				if next.MaxInFlight != cur.MaxInFlight {
+					w = 0
+				}
+				return p.replicasRec(ws, cur.Replicas, w)
+			}
+			return p.replicasRec(ws[i:], int32(ws[i].Pods), workersAt(ws[i]))
+		},
+	}))
+	next.PoolMaxConns = take(SettingPool, p.settle(in, knob{
+		name: SettingPool, bounds: p.bounds.PoolMaxConns, current: cur.PoolMaxConns, up: 2, down: 0.5, ws: ws,
+		recs: func(i int) rec {
+			if i == 0 {
+				return p.poolRec(ws, cur.PoolMaxConns, next.MaxInFlight)
+			}
+			return p.poolRec(ws[i:], poolAt(ws[i]), workersAt(ws[i]))
+		},
+	}))
+	hostile := cacheHostile(in, ws)
+	if why := p.cacheWaits(in, reasons); why != "" {
+		notes = append(notes, why)
+	} else {
+		next.CacheMaxEntries = take(SettingCache, p.settle(in, knob{
+			name: SettingCache, bounds: p.bounds.CacheMaxEntries, current: cur.CacheMaxEntries, up: 2, down: 0.5, ws: ws,
+			recs: func(i int) rec {
+				h := ""
+				if i == 0 {
+					h = hostile
+				}
+				return p.cacheRec(ws[i:], cur.CacheMaxEntries, h)
+			},
+		}))
+	}
+	notes = append(notes, p.fitBudget(cur, &next, reasons))
+	return p.finish(in, next, reasons, notes)
+}
+
+// finish lists the changes in a fixed order and writes the summary.
+func (p params) finish(in Input, next pacerv1.Settings, reasons map[string]string, notes []string) Decision {
+	d := Decision{Settings: next}
+	var parts []string
+	for _, name := range order {
+		from, to := get(in.Current, name), get(next, name)
+		if from == to {
+			continue
+		}
+		r := reasons[name]
+		if r == "" {
+			r = arrow(name, from, to)
+		}
+		d.Changes = append(d.Changes, pacerv1.Change{Setting: name, From: from, To: to, Reason: r})
+		parts = append(parts, arrow(name, from, to))
+	}
+	w := in.Window
+	status := fmt.Sprintf("p99 %s (objective %s) at %s req/s on %d pods", ms(w.P99), ms(p.objective), num(w.RequestRate), w.Pods)
+	if len(d.Changes) > 0 {
+		verb := "Tuning"
+		if strings.HasPrefix(d.Changes[0].Reason, RevertPrefix) {
+			verb = "Reverting"
+		}
+		d.Summary = fmt.Sprintf("%s %s: %s", verb, strings.Join(parts, ", "), status)
+		return d
+	}
+	n := joinNotes(notes)
+	if n == "" {
+		n = "every tuned setting fits the metrics"
+	}
+	d.Summary = fmt.Sprintf("Holding: %s; %s", status, n)
+	return d
+}

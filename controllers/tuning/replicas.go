@@ -1,0 +1,105 @@
+package tuning
+
+import (
+	"fmt"
+	"math"
+)
+
+// load is how busy one or more windows say the pods are: the utilization
+// of the busiest resource (worker slots, or CPU when PodCPU is known),
+// scaled up by the share of requests refused or timed out (work that
+// arrived but was not served), times the pods.
+type load struct {
+	podsBusy float64 // pods' worth of full utilization, all pods
+	by       string  // what decided it
+}
+
+func (p params) loadOf(w Window, W int32) load {
+	pods := float64(w.Pods)
+	u, by := 0.0, ""
+	if W > 0 {
+		u, by = w.InFlight/float64(W), fmt.Sprintf("%s of %d workers busy", num(w.InFlight), W)
+	}
+	if p.podCPU > 0 {
+		if c := w.CPUCores / p.podCPU; c > u {
+			u, by = c, fmt.Sprintf("CPU %s of %s cores", num(w.CPUCores), num(p.podCPU))
+		}
+	}
+	if good := w.RequestRate - w.ErrorRate; good > 0 && w.ErrorRate > 0 {
+		over := w.RequestRate / good
+		u *= over
+		by += fmt.Sprintf(" with %s of requests refused or failed", pct(1-1/over))
+	}
+	return load{podsBusy: u * pods, by: by}
+}
+
+// stableLoad averages the windows that ended within the stable window of ws[0].
+func (p params) stableLoad(ws []Window, W int32) load {
+	var sum float64
+	n := 0
+	for i, w := range ws {
+		if ws[0].End.Sub(w.End) >= stableWindow {
+			break
+		}
+		if !w.Sufficient {
+			continue
+		}
+		wl := W
+		if i > 0 && w.WorkerLimit > 0 && W > 0 {
+			wl = int32(w.WorkerLimit)
+		}
+		sum += p.loadOf(w, wl).podsBusy
+		n++
+	}
+	l := p.loadOf(ws[0], W)
+	if n > 0 {
+		l.podsBusy = sum / float64(n)
+	}
+	return l
+}
+
+// replicasRec recommends replicas from ws[0] and the windows before it, as
+// Knative's autoscaler does: the demand averaged over a stable window
+// (60s) sizes the service at the target utilization; when the latest
+// window alone (the panic window) wants at least twice the pods, or
+// violates the objective and wants more, the larger figure wins and
+// nothing scales down. R is the replicas in effect, W the workers per pod
+// the pods ran with; W is 0 when the workers change in the same decision,
+// and then the in-flight count (measured under the old limit) is not used:
+// CPU alone decides, or, without a CPU figure, replicas wait a window.
+func (p params) replicasRec(ws []Window, R, W int32) rec {
+	w := ws[0]
+	hold := func(why string) rec { return rec{to: R, reason: why} }
+	if R <= 0 {
+		return hold("")
+	}
+	if W <= 0 && p.podCPU <= 0 {
+		return hold("replicas wait for a window under the new worker limit")
+	}
+	stable, latest := p.stableLoad(ws, W), p.loadOf(w, W)
+	need, why := stable.podsBusy/p.target, latest.by
+	pneed := latest.podsBusy / p.target
+	util := need / float64(R)
+	mode := fmt.Sprintf("stable %s", ms(stableWindow))
+	if pneed >= panicFactor*float64(R) || (w.P99 > p.objective && pneed > float64(R)*(1+tolerance)) {
+		if pneed > need {
+			need, why, util = pneed, latest.by, pneed/float64(R)
+		}
+		mode = "panic"
+		if need < float64(R) {
+			return hold("in panic mode: no scale-down")
+		}
+	}
+	if math.Abs(util-1) <= tolerance {
+		return hold(fmt.Sprintf("utilization %s of target %s is within %s", pct(util*p.target), pct(p.target), pct(tolerance)))
+	}
+	to := max(ceil32(need), 1)
+	if to == R {
+		return hold("")
+	}
+	if to > R && w.Pods < int(R) {
+		return hold(fmt.Sprintf("%d of %d pods ready: waiting for the rest before scaling further", w.Pods, R))
+	}
+	return rec{to: to, reason: fmt.Sprintf("%s window: utilization %s against a %s target (latest window: %s per pod), p99 %s (objective %s): %s",
+		mode, pct(util*p.target), pct(p.target), why, ms(w.P99), ms(p.objective), arrow(SettingReplicas, R, to))}
+}

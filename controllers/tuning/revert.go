@@ -1,0 +1,118 @@
+package tuning
+
+import (
+	"fmt"
+	"math"
+	"strings"
+
+	pacerv1 "github.com/pacer-dev/pacer/api/v1alpha1"
+)
+
+// revert undoes the newest applied decision when the window after it shows
+// p99 over the objective and at least 25% worse than the window before it,
+// at a request rate within 15% of the one before (so the load did not
+// change: the change did). Only changes that could hurt latency are
+// reverted (fewer pods, a smaller cache, any change of workers or pool);
+// only within three intervals of the change; a
+// revert is never reverted; settings since moved or no longer tuned are
+// left alone. It returns the settings with the reverted values and the
+// reasons, or ok false.
+func (p params) revert(in Input, ws []Window) (next pacerv1.Settings, reasons map[string]string, ok bool) {
+	var last *pacerv1.Decision
+	for i := range in.History {
+		if in.History[i].Applied {
+			last = &in.History[i]
+			break
+		}
+	}
+	if last == nil || len(last.Changes) == 0 {
+		return in.Current, nil, false
+	}
+	for _, c := range last.Changes {
+		if strings.HasPrefix(c.Reason, RevertPrefix) {
+			return in.Current, nil, false
+		}
+	}
+	t := last.Time.Time
+	if in.Now.Sub(t) > revertWithin*p.interval {
+		return in.Current, nil, false
+	}
+	before, after, ok := beforeAfter(ws, t)
+	if !ok || before.RequestRate <= 0 {
+		return in.Current, nil, false
+	}
+	drift := after.RequestRate/before.RequestRate - 1
+	if math.Abs(drift) > revertLoadDrift || after.P99 <= p.objective ||
+		float64(after.P99) <= float64(before.P99)*revertWorseFactor {
+		return in.Current, nil, false
+	}
+	next, reasons = in.Current, map[string]string{}
+	for _, c := range last.Changes {
+		if !mayHurt(c) {
+			continue
+		}
+		b := p.boundsOf(c.Setting)
+		if b == nil || get(in.Current, c.Setting) != c.To {
+			continue
+		}
+		to := clamp(c.From, b)
+		if to == c.To {
+			continue
+		}
+		set(&next, c.Setting, to)
+		reasons[c.Setting] = RevertPrefix + fmt.Sprintf("p99 rose %s → %s at the same load (%s → %s req/s) after %s: back to %d",
+			ms(before.P99), ms(after.P99), num(before.RequestRate), num(after.RequestRate), arrow(c.Setting, c.From, c.To), to)
+	}
+	return next, reasons, len(reasons) > 0
+}
+
+// mayHurt says whether a change could have made latency worse: more pods
+// or a bigger cache only add capacity, so only those are never reverted.
+func mayHurt(c pacerv1.Change) bool {
+	switch c.Setting {
+	case SettingReplicas, SettingCache:
+		return c.To < c.From
+	}
+	return true
+}
+
+func (p params) boundsOf(setting string) *pacerv1.Int32Range {
+	switch setting {
+	case SettingReplicas:
+		return p.bounds.Replicas
+	case SettingWorkers:
+		return p.bounds.Workers
+	case SettingPool:
+		return p.bounds.PoolMaxConns
+	case SettingCache:
+		return p.bounds.CacheMaxEntries
+	}
+	return nil
+}
+
+func get(s pacerv1.Settings, setting string) int32 {
+	switch setting {
+	case SettingReplicas:
+		return s.Replicas
+	case SettingWorkers:
+		return s.MaxInFlight
+	case SettingPool:
+		return s.PoolMaxConns
+	case SettingCache:
+		return s.CacheMaxEntries
+	}
+	return 0
+}
+
+func set(s *pacerv1.Settings, setting string, v int32) {
+	switch setting {
+	case SettingReplicas:
+		s.Replicas = v
+	case SettingWorkers:
+		s.MaxInFlight = v
+	case SettingPool:
+		s.PoolMaxConns = v
+	case SettingCache:
+		s.CacheMaxEntries = v
+	}
+}

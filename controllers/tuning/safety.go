@@ -1,0 +1,178 @@
+package tuning
+
+import (
+	"fmt"
+	"math"
+
+	pacerv1 "github.com/pacer-dev/pacer/api/v1alpha1"
+)
+
+// holdAll says why no setting may change at all, or "" when the window may
+// be acted on.
+func (p params) holdAll(in Input) string {
+	w := in.Window
+	switch {
+	case !w.Sufficient:
+		if w.Reason != "" {
+			return "the latest window is insufficient: " + w.Reason
+		}
+		return "the latest window is insufficient"
+	case w.End.IsZero() || w.End.After(in.Now):
+		return "the latest window has no valid end time"
+	case in.Now.Sub(w.End) > staleAfter*p.interval:
+		return fmt.Sprintf("the latest window ended %s ago, more than %d intervals", ms(in.Now.Sub(w.End)), staleAfter)
+	case w.Pods <= 0 || in.Current.Replicas <= 0:
+		return "no pods are running"
+	case w.WorkerLimit > 0 && int32(w.WorkerLimit) != in.Current.MaxInFlight:
+		return fmt.Sprintf("pods still run maxInFlight %d, not %d", w.WorkerLimit, in.Current.MaxInFlight)
+	case w.PoolMaxConns > 0 && int32(w.PoolMaxConns) != in.Current.PoolMaxConns:
+		return fmt.Sprintf("pods still run poolMaxConns %d, not %d", w.PoolMaxConns, in.Current.PoolMaxConns)
+	}
+	return ""
+}
+
+// rec is one rule's recommendation for one window: the value it wants and
+// why (the reason of a change, or why it holds when to equals the value in
+// effect).
+type rec struct {
+	to     int32
+	reason string
+	// urgent marks a decrease that protects latency (a workers cut while
+	// saturated): it skips the scale-down window.
+	urgent bool
+}
+
+// knob describes one tuned setting for settle.
+type knob struct {
+	name    string
+	bounds  *pacerv1.Int32Range
+	current int32
+	// up and down limit one step: at most current×up (and at least +1),
+	// at least current×down.
+	up, down float64
+	// recs[i] is the recommendation from windows[i:]; recs[0] is the
+	// latest. Computed lazily: stabilization looks back only as needed.
+	recs func(i int) rec
+	ws   []Window
+}
+
+// outcome is what settle decided for one setting.
+type outcome struct {
+	to     int32
+	reason string // reason of the change (to != current)
+	note   string // why it holds (to == current), for the summary
+}
+
+// settle runs one setting's recommendation through the safety rules:
+// untuned settings stay, out-of-bounds values come back, cooldown, the
+// stabilization windows, one step per interval, bounds.
+func (p params) settle(in Input, k knob) outcome {
+	cur := k.current
+	hold := func(note string) outcome { return outcome{to: cur, note: note} }
+	if k.bounds == nil {
+		return hold("")
+	}
+	if lo, hi := k.bounds.Min, k.bounds.Max; cur < lo || cur > hi {
+		to := clamp(cur, k.bounds)
+		return outcome{to: to, reason: fmt.Sprintf("%s is outside tuning.bounds.%s [%d, %d]: %s",
+			k.name, k.name, lo, hi, arrow(k.name, cur, to))}
+	}
+	if t, _, ok := lastApplied(in.History, k.name); ok {
+		if in.Now.Sub(t) < p.interval || in.Window.Start.Before(t) {
+			return hold(fmt.Sprintf("%s changed %s ago: waiting for a full window after it", k.name, ms(in.Now.Sub(t))))
+		}
+	}
+	r0 := k.recs(0)
+	want := clamp(r0.to, k.bounds)
+	switch {
+	case want == cur:
+		if r0.to != cur {
+			return hold(fmt.Sprintf("%s at its bound %d", k.name, cur))
+		}
+		return hold(r0.reason)
+	case want > cur:
+		// Scale-up stabilization: apply the lowest recommendation of the
+		// window, so a rise must hold for all of it.
+		lowest := want
+		for i := 1; i < len(k.ws) && in.Now.Sub(k.ws[i].End) < p.up; i++ {
+			lowest = min(lowest, clamp(k.recs(i).to, k.bounds))
+		}
+		if lowest <= cur {
+			return hold(fmt.Sprintf("%s: a rise to %d has not held for the %s scale-up window", k.name, want, ms(p.up)))
+		}
+		to := min(lowest, stepUp(cur, k.up))
+		reason := r0.reason
+		if to < want {
+			reason += fmt.Sprintf(" (one step now, up to %d later)", want)
+		}
+		return outcome{to: to, reason: reason}
+	default:
+		// Scale-down stabilization: apply the highest recommendation of
+		// the window, which must reach back over all of it.
+		if r0.urgent {
+			to := max(want, stepDown(cur, k.down))
+			reason := r0.reason
+			if to > want {
+				reason += fmt.Sprintf(" (one step now, down to %d later)", want)
+			}
+			return outcome{to: to, reason: reason}
+		}
+		if p.down > 0 {
+			oldest := k.ws[len(k.ws)-1]
+			if in.Now.Sub(oldest.Start) < p.down {
+				return hold(fmt.Sprintf("%s: a fall to %d has held %s of the %s scale-down window",
+					k.name, want, ms(in.Now.Sub(oldest.Start)), ms(p.down)))
+			}
+		}
+		highest := want
+		for i := 1; i < len(k.ws) && in.Now.Sub(k.ws[i].End) < p.down; i++ {
+			highest = max(highest, clamp(k.recs(i).to, k.bounds))
+			if highest >= cur {
+				return hold(fmt.Sprintf("%s: a fall to %d has not held for the %s scale-down window", k.name, want, ms(p.down)))
+			}
+		}
+		to := max(highest, stepDown(cur, k.down))
+		reason := r0.reason
+		if highest > want {
+			reason = fmt.Sprintf("%s (the highest recommendation of the %s scale-down window)", r0.reason, ms(p.down))
+		}
+		if to > highest {
+			reason += fmt.Sprintf(" (one step now, down to %d later)", highest)
+		}
+		return outcome{to: to, reason: reason}
+	}
+}
+
+func clamp(v int32, b *pacerv1.Int32Range) int32 {
+	if b == nil {
+		return v
+	}
+	return min(max(v, b.Min), b.Max)
+}
+
+func stepUp(cur int32, factor float64) int32 {
+	return max(cur+1, int32(math.Floor(float64(cur)*factor)))
+}
+
+func stepDown(cur int32, factor float64) int32 {
+	return min(max(cur-1, 0), int32(math.Ceil(float64(cur)*factor)))
+}
+
+// ceil32 rounds a positive float up to an int32, saturating.
+func ceil32(f float64) int32 {
+	if f <= 0 || math.IsNaN(f) {
+		return 0
+	}
+	if f >= math.MaxInt32 {
+		return math.MaxInt32
+	}
+	return int32(math.Ceil(f - 1e-9))
+}
+
+// within reports whether a is within the tolerance band around b.
+func within(a, b float64) bool {
+	if b == 0 {
+		return a == 0
+	}
+	return math.Abs(a/b-1) <= tolerance
+}
