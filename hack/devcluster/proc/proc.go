@@ -1,0 +1,134 @@
+// Package proc starts the dev cluster's child processes so that they die
+// with it, and cleans up after a dev cluster that was killed outright.
+//
+// Every child gets its own process group (so a stop signal reaches its own
+// children too) and SIGKILL as its parent-death signal. Linux sends the
+// parent-death signal when the thread that forked the child exits, not the
+// process, so all children are forked from one goroutine locked to its OS
+// thread for the life of the program.
+package proc
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+type startRequest struct {
+	cmd  *exec.Cmd
+	done chan error
+}
+
+var starts = make(chan startRequest)
+
+func init() {
+	go func() {
+		runtime.LockOSThread() // never unlocked: this thread lives as long as the process
+		for r := range starts {
+			r.done <- r.cmd.Start()
+		}
+	}()
+}
+
+// Start starts cmd in a new process group that is killed when this process dies.
+func Start(cmd *exec.Cmd) error {
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	cmd.SysProcAttr.Setpgid = true
+	cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
+	done := make(chan error, 1)
+	starts <- startRequest{cmd: cmd, done: done}
+	return <-done
+}
+
+// SignalGroup sends sig to the process group led by pid.
+func SignalGroup(pid int, sig syscall.Signal) error {
+	if pid <= 0 {
+		return errors.New("no process")
+	}
+	return syscall.Kill(-pid, sig)
+}
+
+// Stop sends SIGTERM to cmd's process group, waits up to grace for done to
+// close (the caller's cmd.Wait returned), then sends SIGKILL and waits for done.
+func Stop(cmd *exec.Cmd, done <-chan struct{}, grace time.Duration) {
+	if cmd.Process == nil {
+		return
+	}
+	_ = SignalGroup(cmd.Process.Pid, syscall.SIGTERM)
+	select {
+	case <-done:
+	case <-time.After(grace):
+	}
+	// Kill the group in any case: a leader that exited may leave children.
+	_ = SignalGroup(cmd.Process.Pid, syscall.SIGKILL)
+	<-done
+}
+
+// DirPrefix names the dev cluster's working folders under the temp dir.
+const DirPrefix = "pacer-devcluster-"
+
+const ownerFile = "owner.pid"
+
+// MakeDir creates a working folder for this process and records its pid,
+// so a later run can tell it was left behind.
+func MakeDir() (string, error) {
+	dir, err := os.MkdirTemp("", DirPrefix)
+	if err != nil {
+		return "", err
+	}
+	return dir, os.WriteFile(filepath.Join(dir, ownerFile), []byte(strconv.Itoa(os.Getpid())), 0o644)
+}
+
+// CleanStale removes the working folders of dev clusters whose process is
+// gone (killed with SIGKILL, or a crash), after killing every process whose
+// command line still names such a folder. It returns the folders removed.
+func CleanStale() []string {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), DirPrefix+"*"))
+	var removed []string
+	for _, dir := range dirs {
+		b, err := os.ReadFile(filepath.Join(dir, ownerFile))
+		if err == nil {
+			if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && alive(pid) {
+				continue
+			}
+		} else if st, err := os.Stat(dir); err == nil && time.Since(st.ModTime()) < time.Minute {
+			continue // being created right now
+		}
+		killReferencing(dir)
+		if os.RemoveAll(dir) == nil {
+			removed = append(removed, dir)
+		}
+	}
+	return removed
+}
+
+// KillReferencing kills every process whose command line mentions dir.
+func killReferencing(dir string) {
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		if strings.Contains(string(cmdline), dir) {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+}
+
+func alive(pid int) bool {
+	err := syscall.Kill(pid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
+}
