@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -236,7 +237,7 @@ func TestRequestTimeoutIs504(t *testing.T) {
 func TestRateLimit429(t *testing.T) {
 	t.Parallel()
 	a := startApp(t, appOptions{mutate: func(c *config.Config) {
-		c.RateLimit.RequestsPerSecond = 0.5
+		c.RateLimit.RequestsPerSecond = 0.01 // no token comes back during the test
 		c.RateLimit.Burst = 2
 	}})
 	for i := range 2 {
@@ -245,7 +246,10 @@ func TestRateLimit429(t *testing.T) {
 		}
 	}
 	res := a.do(t, "GET", "/v1/users/1", nil)
-	if res.status != 429 || res.errorCode(t) != "rate_limited" || res.header.Get("Retry-After") != "2" {
+	if retry, err := strconv.Atoi(res.header.Get("Retry-After")); err != nil || retry < 1 || retry > 100 {
+		t.Fatalf("Retry-After = %q, want 1 to 100 seconds", res.header.Get("Retry-After"))
+	}
+	if res.status != 429 || res.errorCode(t) != "rate_limited" {
 		t.Fatalf("third request: %d %s Retry-After=%q", res.status, res.body, res.header.Get("Retry-After"))
 	}
 	if got := a.metric(t, "pacer_ratelimit_rejections_total"); got != 1 {
