@@ -69,6 +69,7 @@ func TestErrors(t *testing.T) {
 	t.Parallel()
 	a := startApp(t, appOptions{mutate: func(c *config.Config) { c.Server.MaxBodyBytes = 1024 }})
 	existing := createUser(t, a, "Bob", "bob@example.com")
+	other := createUser(t, a, "Eve", "eve@example.com")
 	id := fmt.Sprintf("/v1/users/%d", existing.ID)
 
 	tests := []struct {
@@ -91,6 +92,7 @@ func TestErrors(t *testing.T) {
 		{"patch nothing", "PATCH", id, `{}`, 422, "validation_failed"},
 		{"patch bad email", "PATCH", id, `{"email":"x"}`, 422, "validation_failed"},
 		{"patch wrong type", "PATCH", id, `{"name":[1]}`, 400, "invalid_json"},
+		{"patch duplicate email", "PATCH", fmt.Sprintf("/v1/users/%d", other.ID), `{"email":"Bob@Example.com"}`, 409, "duplicate_email"},
 		{"delete missing", "DELETE", "/v1/users/999999", nil, 404, "not_found"},
 		{"too many ids", "GET", "/v1/users?ids=" + strings.Repeat("1,", 100) + "1", nil, 422, "validation_failed"},
 		{"bad ids", "GET", "/v1/users?ids=1,x", nil, 400, "invalid_parameter"},
@@ -112,8 +114,8 @@ func TestErrors(t *testing.T) {
 	res := a.do(t, "GET", "/v1/users?limit=100", nil)
 	var page struct{ Users []user }
 	res.json(t, &page)
-	if len(page.Users) != 1 {
-		t.Fatalf("after failed writes there are %d users, want 1", len(page.Users))
+	if len(page.Users) != 2 || page.Users[1].Email != "eve@example.com" {
+		t.Fatalf("after failed writes: %s", res.body)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"math"
 	"net/http"
+	"runtime/debug"
 	"time"
 
 	"github.com/pacer-dev/pacer/service/limiter"
@@ -22,6 +23,16 @@ func (s *server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	rec := recorders.Get().(*recorder)
 	*rec = recorder{ResponseWriter: w, start: start, status: http.StatusOK}
 	defer func() {
+		if p := recover(); p != nil {
+			if p == http.ErrAbortHandler {
+				panic(p) // net/http's own way to abort a response
+			}
+			s.Logger.Error("handler panicked", "panic", p, "stack", string(debug.Stack()),
+				"request_id", id, "method", r.Method, "path", r.URL.Path)
+			if !rec.wroteHeader {
+				writeError(rec, http.StatusInternalServerError, codeInternal, "internal error")
+			}
+		}
 		if !rec.wroteHeader {
 			rec.WriteHeader(http.StatusOK)
 		}
