@@ -4,12 +4,15 @@
 #
 #   hack/bench-service.sh [loadgen bench flags, e.g. -duration 10s -conns 64]
 #
-# Starts PostgreSQL with hack/postgres.sh unless DATABASE_URL is set. Every
+# Starts PostgreSQL with hack/postgres.sh unless PACER_BENCH_DATABASE_URL or
+# DATABASE_URL is set. Every
 # load loop is bounded in time and count. Writes reports/bench-service.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if [ -z "${DATABASE_URL:-}" ]; then
+# PACER_BENCH_DATABASE_URL (as the Makefile passes it) or DATABASE_URL, else start one.
+DATABASE_URL="${PACER_BENCH_DATABASE_URL:-${DATABASE_URL:-}}"
+if [ -z "$DATABASE_URL" ]; then
   DATABASE_URL="$(hack/postgres.sh)"
 fi
 export DATABASE_URL
