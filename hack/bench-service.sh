@@ -5,8 +5,8 @@
 #   hack/bench-service.sh [loadgen bench flags, e.g. -duration 10s -conns 64]
 #
 # Starts PostgreSQL with hack/postgres.sh unless PACER_BENCH_DATABASE_URL or
-# DATABASE_URL is set. Every
-# load loop is bounded in time and count. Writes reports/bench-service.md.
+# DATABASE_URL is set. Every load loop is bounded in time and count. Writes
+# reports/bench-service.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
