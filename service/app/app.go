@@ -155,10 +155,7 @@ func Start(ctx context.Context, opts Options) (*App, error) {
 	bgCtx, cancel := context.WithCancel(context.Background())
 	a.stopBackground = cancel
 	a.goBackground(func() { a.migrate(bgCtx) })
-	if opts.ConfigPath != "" {
-		a.goBackground(func() { a.reloader.watch(bgCtx) })
-	}
-	a.goBackground(func() { a.reloader.onSIGHUP(bgCtx) })
+	a.reloader.startWatching(bgCtx, a.goBackground)
 
 	go a.serve(a.api, a.apiLn)
 	go a.serve(a.admin, a.adminLn)

@@ -82,24 +82,51 @@ func (r *Reloader) failed(err error) error {
 // reloadDebounce merges the burst of events one file update makes.
 const reloadDebounce = 100 * time.Millisecond
 
-// watch reloads when the file changes. It watches the directory, not the
-// file: Kubernetes updates a ConfigMap volume by swapping the ..data
-// symlink, which a watch on the file itself would never see.
-func (r *Reloader) watch(ctx context.Context) {
-	w, err := fsnotify.NewWatcher()
-	if err != nil {
-		r.log.Error("config watch unavailable; SIGHUP still reloads", "err", err)
+// startWatching starts reloading on file changes and on SIGHUP. Both are
+// set up before it returns, so no change made after Start is missed. The
+// file watch is on the directory, not the file: Kubernetes updates a
+// ConfigMap volume by swapping the ..data symlink, which a watch on the
+// file itself would never see.
+func (r *Reloader) startWatching(ctx context.Context, goBackground func(func())) {
+	if r.path == "" {
 		return
 	}
-	defer w.Close()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	goBackground(func() {
+		defer signal.Stop(hup)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				_ = r.Reload(ctx) // logged and counted inside
+			}
+		}
+	})
+
 	dir, base := filepath.Split(r.path)
 	if dir == "" {
 		dir = "."
 	}
-	if err := w.Add(dir); err != nil {
+	w, err := fsnotify.NewWatcher()
+	if err == nil {
+		err = w.Add(dir)
+	}
+	if err != nil {
 		r.log.Error("config watch unavailable; SIGHUP still reloads", "err", err, "dir", dir)
+		if w != nil {
+			_ = w.Close()
+		}
 		return
 	}
+	goBackground(func() {
+		defer w.Close()
+		r.watch(ctx, w, base)
+	})
+}
+
+func (r *Reloader) watch(ctx context.Context, w *fsnotify.Watcher, base string) {
 	pending := time.NewTimer(time.Hour)
 	pending.Stop()
 	defer pending.Stop()
@@ -121,24 +148,6 @@ func (r *Reloader) watch(ctx context.Context) {
 			r.log.Warn("config watch error", "err", err)
 		case <-pending.C:
 			_ = r.Reload(ctx) // logged and counted inside
-		}
-	}
-}
-
-// onSIGHUP reloads on each SIGHUP.
-func (r *Reloader) onSIGHUP(ctx context.Context) {
-	if r.path == "" {
-		return
-	}
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-hup:
-			_ = r.Reload(ctx)
 		}
 	}
 }
