@@ -146,7 +146,7 @@ func queries(sel string, r string) []namedQuery {
 		{qGenMin, byPod(over("min_over_time", m.ConfigGeneration, ""))},
 		{qGenMax, byPod(over("max_over_time", m.ConfigGeneration, ""))},
 		{qGenLast, byPod(over("last_over_time", m.ConfigGeneration, ""))},
-		{qUp, byPod(over("last_over_time", "up", ""))},
+		{qUp, byPod(over("max_over_time", "up", ""))},
 
 		{qRequests, "sum(" + over("increase", m.RequestsTotal, "") + ")"},
 		{qRequestRate, "sum(" + over("rate", m.RequestsTotal, "") + ")"},
@@ -266,7 +266,7 @@ func fillWindow(w *tuning.Window, r results, t Target) {
 		up, scraped := r.perPod[qUp][pod.Name]
 		switch {
 		case scraped && up == 0:
-			st.Problem = "down in Prometheus (up == 0)"
+			st.Problem = "no successful scrape in Prometheus during the window (up == 0)"
 		case !seen && !scraped:
 			st.Problem = "no samples in Prometheus (is it scraped, with namespace and pod labels?)"
 		case !seen:
