@@ -19,10 +19,14 @@ func (p params) fitBudget(cur pacerv1.Settings, next *pacerv1.Settings, reasons 
 	}
 	if next.PoolMaxConns > cur.PoolMaxConns {
 		want := next.PoolMaxConns
-		next.PoolMaxConns = max(cur.PoolMaxConns, B/next.Replicas)
+		capped := max(cur.PoolMaxConns, B/next.Replicas)
+		if b := p.bounds.PoolMaxConns; b != nil {
+			capped = max(capped, b.Min)
+		}
+		next.PoolMaxConns = min(want, capped)
 		if next.PoolMaxConns == cur.PoolMaxConns {
 			delete(reasons, SettingPool)
-		} else {
+		} else if next.PoolMaxConns < want {
 			reasons[SettingPool] += fmt.Sprintf(" (capped at %d, not %d: %d replicas × %d ≤ budget %d)",
 				next.PoolMaxConns, want, next.Replicas, next.PoolMaxConns, B)
 		}
@@ -57,6 +61,20 @@ func (p params) fitBudget(cur pacerv1.Settings, next *pacerv1.Settings, reasons 
 		}
 		if !over() {
 			return ""
+		}
+	}
+	if next.PoolMaxConns > cur.PoolMaxConns {
+		// Raising the pool (into its bounds) cannot fit: raise it only as
+		// far as the budget allows.
+		next.PoolMaxConns = max(cur.PoolMaxConns, B/next.Replicas)
+		if next.PoolMaxConns == cur.PoolMaxConns {
+			delete(reasons, SettingPool)
+		} else {
+			reasons[SettingPool] = fmt.Sprintf("poolMaxConns raised toward its bounds only as far as the connection budget %d allows over %d replicas: %s",
+				B, next.Replicas, arrow(SettingPool, cur.PoolMaxConns, next.PoolMaxConns))
+		}
+		if !over() {
+			return fmt.Sprintf("poolMaxConns stays below its bounds: %d replicas × more connections would exceed the connection budget %d", next.Replicas, B)
 		}
 	}
 	return fmt.Sprintf("replicas %d × poolMaxConns %d exceeds the connection budget %d and the settings that could fix it are not tuned",

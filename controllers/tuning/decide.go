@@ -26,7 +26,15 @@ func Decide(in Input) Decision {
 		return Decision{Settings: in.Current, Summary: "tuning.mode is Off: nothing is tuned"}
 	}
 	if why := p.holdAll(in); why != "" {
-		return Decision{Settings: in.Current, Summary: "Holding: " + why}
+		// Bounds and the budget need no metrics: they are kept even now.
+		next, reasons := p.intoBounds(in.Current)
+		note := p.fitBudget(in.Current, &next, reasons)
+		d := p.finish(in, next, reasons, []string{note})
+		d.Summary = "Holding: " + why
+		if len(d.Changes) > 0 {
+			d.Summary += "; keeping bounds and budget: " + changeList(d.Changes)
+		}
+		return d
 	}
 	ws := windows(in)
 	if next, reasons, ok := p.revert(in, ws); ok {
@@ -106,7 +114,6 @@ func Decide(in Input) Decision {
 // finish lists the changes in a fixed order and writes the summary.
 func (p params) finish(in Input, next pacerv1.Settings, reasons map[string]string, notes []string) Decision {
 	d := Decision{Settings: next}
-	var parts []string
 	for _, name := range order {
 		from, to := get(in.Current, name), get(next, name)
 		if from == to {
@@ -117,7 +124,6 @@ func (p params) finish(in Input, next pacerv1.Settings, reasons map[string]strin
 			r = arrow(name, from, to)
 		}
 		d.Changes = append(d.Changes, pacerv1.Change{Setting: name, From: from, To: to, Reason: r})
-		parts = append(parts, arrow(name, from, to))
 	}
 	w := in.Window
 	status := fmt.Sprintf("p99 %s (objective %s) at %s req/s on %d pods", ms(w.P99), ms(p.objective), num(w.RequestRate), w.Pods)
@@ -126,7 +132,7 @@ func (p params) finish(in Input, next pacerv1.Settings, reasons map[string]strin
 		if strings.HasPrefix(d.Changes[0].Reason, RevertPrefix) {
 			verb = "Reverting"
 		}
-		d.Summary = fmt.Sprintf("%s %s: %s", verb, strings.Join(parts, ", "), status)
+		d.Summary = fmt.Sprintf("%s %s: %s", verb, changeList(d.Changes), status)
 		return d
 	}
 	n := joinNotes(notes)
@@ -135,4 +141,30 @@ func (p params) finish(in Input, next pacerv1.Settings, reasons map[string]strin
 	}
 	d.Summary = fmt.Sprintf("Holding: %s; %s", status, n)
 	return d
+}
+
+// changeList formats changes as "replicas 4 → 8, poolMaxConns 16 → 10".
+func changeList(cs []pacerv1.Change) string {
+	parts := make([]string, len(cs))
+	for i, c := range cs {
+		parts[i] = arrow(c.Setting, c.From, c.To)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// intoBounds brings every tuned setting that is outside its bounds back
+// inside them.
+func (p params) intoBounds(cur pacerv1.Settings) (pacerv1.Settings, map[string]string) {
+	next, reasons := cur, map[string]string{}
+	for _, name := range order {
+		b := p.boundsOf(name)
+		v := get(cur, name)
+		if b == nil || (v >= b.Min && v <= b.Max) {
+			continue
+		}
+		to := clamp(v, b)
+		set(&next, name, to)
+		reasons[name] = fmt.Sprintf("%s is outside tuning.bounds.%s [%d, %d]: %s", name, boundsField(name), b.Min, b.Max, arrow(name, v, to))
+	}
+	return next, reasons
 }

@@ -19,7 +19,7 @@ const (
 	panicFactor        = 2.0              // Knative's panic threshold: 200% of current pods
 	revertWithin       = 3                // intervals after a change in which it may be reverted
 	revertWorseFactor  = 1.25             // p99 this much worse than before the change
-	revertLoadDrift    = 0.15             // request rates within 15% count as the same load
+	revertLoadDrift    = 0.05             // request rates within 5% count as the same load
 	baselineWindows    = 10               // windows searched for the in-service latency baseline
 	trimHeadroom       = 2.0              // a trimmed worker limit is this many times the need
 	cpuSaturated       = 0.90             // CPU use / PodCPU at which a pod counts as saturated

@@ -10,8 +10,10 @@ import (
 
 // revert undoes the newest applied decision when the window after it shows
 // p99 over the objective and at least 25% worse than the window before it,
-// at a request rate within 15% of the one before (so the load did not
-// change: the change did). Only changes that could hurt latency are
+// at a request rate within 5% of the one before (so the load did not
+// change: the change did). A change made while p99 was already over the
+// objective answered an incident whose course, not the change, moves p99:
+// it is not reverted. Only changes that could hurt latency are
 // reverted (fewer pods, a smaller cache, any change of workers or pool);
 // only within three intervals of the change; a
 // revert is never reverted; settings since moved or no longer tuned are
@@ -42,7 +44,7 @@ func (p params) revert(in Input, ws []Window) (next pacerv1.Settings, reasons ma
 		return in.Current, nil, false
 	}
 	drift := after.RequestRate/before.RequestRate - 1
-	if math.Abs(drift) > revertLoadDrift || after.P99 <= p.objective ||
+	if before.P99 > p.objective || math.Abs(drift) > revertLoadDrift || after.P99 <= p.objective ||
 		float64(after.P99) <= float64(before.P99)*revertWorseFactor {
 		return in.Current, nil, false
 	}

@@ -75,7 +75,7 @@ func (p params) settle(in Input, k knob) outcome {
 	if lo, hi := k.bounds.Min, k.bounds.Max; cur < lo || cur > hi {
 		to := clamp(cur, k.bounds)
 		return outcome{to: to, reason: fmt.Sprintf("%s is outside tuning.bounds.%s [%d, %d]: %s",
-			k.name, k.name, lo, hi, arrow(k.name, cur, to))}
+			k.name, boundsField(k.name), lo, hi, arrow(k.name, cur, to))}
 	}
 	if t, _, ok := lastApplied(in.History, k.name); ok {
 		if in.Now.Sub(t) < p.interval || in.Window.Start.Before(t) {
@@ -125,6 +125,21 @@ func (p params) settle(in Input, k knob) outcome {
 			}
 		}
 		highest := want
+		// Values applied within the window count as recommendations too
+		// (the HPA keeps the recommendations it acted on).
+		for _, d := range in.History {
+			if !d.Applied || in.Now.Sub(d.Time.Time) >= p.down {
+				continue
+			}
+			for _, c := range d.Changes {
+				if c.Setting == k.name {
+					highest = max(highest, clamp(c.To, k.bounds))
+				}
+			}
+		}
+		if highest >= cur {
+			return hold(fmt.Sprintf("%s: a fall to %d has not held for the %s scale-down window", k.name, want, ms(p.down)))
+		}
 		for i := 1; i < len(k.ws) && in.Now.Sub(k.ws[i].End) < p.down; i++ {
 			highest = max(highest, clamp(k.recs(i).to, k.bounds))
 			if highest >= cur {
@@ -175,4 +190,12 @@ func within(a, b float64) bool {
 		return a == 0
 	}
 	return math.Abs(a/b-1) <= tolerance
+}
+
+// boundsField is the name of a setting's field in tuning.bounds.
+func boundsField(setting string) string {
+	if setting == SettingWorkers {
+		return "workers"
+	}
+	return setting
 }

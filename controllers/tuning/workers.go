@@ -78,7 +78,7 @@ func (p params) workersRec(ws []Window, W int32) rec {
 			"p99 %s > objective %s with %s and %s of %d workers busy: %s (Little's law: %s req/s × %s = %s in flight per pod at the baseline latency, at %s target)",
 			ms(w.P99), ms(p.objective), load, num(w.InFlight), W, arrow(SettingWorkers, W, to),
 			num(capacity), secs(base), num(sustain), pct(p.target))}
-	case queued && !saturated && gradient >= 0.5:
+	case queued && !saturated && (cpu >= 0 || gradient >= 0.5):
 		arrive := w.RequestRate / pods
 		need := arrive * t
 		to := ceil32(need / p.target)
@@ -89,19 +89,25 @@ func (p params) workersRec(ws []Window, W int32) rec {
 			"p99 %s (objective %s) with queue %s/pod while %s: %s (Little's law needs %s in flight per pod: %s req/s × %s, at %s target)",
 			ms(w.P99), ms(p.objective), num(w.QueueLength), load, arrow(SettingWorkers, W, to),
 			num(need), num(arrive), secs(t), pct(p.target))}
-	case !queued && !over && w.InFlight > 0:
-		// Trim a limit far above what the load needs in flight, so a
-		// sudden overload queues instead of crowding the CPU; after the
-		// scale-down window, to twice the need at the target.
-		arrive := w.RequestRate / pods
-		need := arrive * t
-		to := ceil32(trimHeadroom * need / p.target)
+	case !queued && !over && p.podCPU > 0:
+		// Trim a limit far above what the pod can carry, so a sudden
+		// overload queues instead of crowding the CPU: to the concurrency
+		// the pod sustains at full CPU and its baseline latency (or twice
+		// the current need, if more), at the target, after the
+		// scale-down window.
+		c := cpuPerRequest(ws)
+		if c <= 0 {
+			return hold("")
+		}
+		sustain := p.podCPU / c * base
+		need := w.RequestRate / pods * t
+		to := ceil32(max(sustain, trimHeadroom*need) / p.target)
 		if to >= W/2 {
 			return hold("")
 		}
 		return rec{to: to, reason: fmt.Sprintf(
-			"only %s of %d workers busy per pod with no queue and p99 %s within objective %s: %s (Little's law needs %s in flight: %s req/s × %s; %g× that at %s target)",
-			num(w.InFlight), W, ms(w.P99), ms(p.objective), arrow(SettingWorkers, W, to), num(need), num(arrive), secs(t), trimHeadroom, pct(p.target))}
+			"only %s of %d workers busy per pod with no queue, p99 %s within objective %s: %s (Little's law: a pod's %s cores carry %s req/s × %s = %s in flight, at %s target)",
+			num(w.InFlight), W, ms(w.P99), ms(p.objective), arrow(SettingWorkers, W, to), num(p.podCPU), num(p.podCPU/c), secs(base), num(sustain), pct(p.target))}
 	}
 	return hold("")
 }

@@ -1,0 +1,326 @@
+package tuning
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	pacerv1 "github.com/pacer-dev/pacer/api/v1alpha1"
+)
+
+// move is a change without its reason, for cmp.Diff.
+type move struct {
+	Setting  string
+	From, To int32
+}
+
+func moves(d Decision) []move {
+	var out []move
+	for _, c := range d.Changes {
+		out = append(out, move{c.Setting, c.From, c.To})
+	}
+	return out
+}
+
+func TestDecide(t *testing.T) {
+	tests := []struct {
+		name  string
+		edit  func(*Input)
+		want  []move
+		words []string // in the reasons (or the summary when nothing changes)
+	}{
+		{
+			name:  "steady state holds",
+			edit:  func(*Input) {},
+			words: []string{"Holding: p99 30ms (objective 100ms)", "utilization 70% of target 70%"},
+		},
+		{
+			name:  "mode Off changes nothing",
+			edit:  func(in *Input) { in.Tuning.Mode = pacerv1.TuningOff; all(in, func(w *Window) { w.CPUCores = 2 }) },
+			words: []string{"tuning.mode is Off"},
+		},
+		{
+			name: "insufficient window holds",
+			edit: func(in *Input) {
+				in.Window.Sufficient, in.Window.Reason = false, "2 of 4 pods run generation 2"
+				in.Window.CPUCores = 2
+			},
+			words: []string{"insufficient: 2 of 4 pods run generation 2"},
+		},
+		{
+			name:  "stale window holds",
+			edit:  func(in *Input) { in.Now = in.Window.End.Add(time.Minute); in.Window.CPUCores = 2 },
+			words: []string{"ended 1m0s ago, more than 2 intervals"},
+		},
+		{
+			name:  "pods on other settings hold",
+			edit:  func(in *Input) { in.Window.WorkerLimit = 16; in.Window.CPUCores = 2 },
+			words: []string{"pods still run maxInFlight 16, not 8"},
+		},
+		{
+			name:  "a small error is inside the tolerance band",
+			edit:  func(in *Input) { all(in, func(w *Window) { w.CPUCores = 1.5 }) },
+			words: []string{"utilization 75% of target 70% is within 10%"},
+		},
+		{
+			name:  "replicas follow CPU over the stable window",
+			edit:  func(in *Input) { all(in, func(w *Window) { w.CPUCores = 1.9 }) },
+			want:  []move{{SettingReplicas, 4, 6}},
+			words: []string{"stable 1m0s window: utilization 95% against a 70% target", "CPU 1.9 of 2 cores", "replicas 4 → 6"},
+		},
+		{
+			name: "the panic window wins when the latest window violates the objective",
+			edit: func(in *Input) {
+				in.Window.CPUCores, in.Window.P99 = 2, 250*time.Millisecond
+				in.Window.ErrorRate, in.Window.ShedRate, in.Window.RequestRate = 500, 500, 2000
+			},
+			want:  []move{{SettingReplicas, 4, 8}},
+			words: []string{"panic window", "25% of requests refused or failed", "replicas 4 → 8"},
+		},
+		{
+			name: "one step per interval: at most twice the pods",
+			edit: func(in *Input) {
+				in.Window.CPUCores, in.Window.P99 = 2, 900*time.Millisecond
+				in.Window.ErrorRate, in.Window.ShedRate, in.Window.RequestRate = 3000, 3000, 4500
+			},
+			want:  []move{{SettingReplicas, 4, 8}},
+			words: []string{"replicas 4 → 18 (one step now, up to 18 later)"},
+		},
+		{
+			name: "scale-up stabilization: a rise must hold for the whole scale-up window",
+			edit: func(in *Input) {
+				in.Tuning.Stabilization.ScaleUp = &metav1.Duration{Duration: time.Minute}
+				latest(in, 30*time.Second, func(w *Window) { w.CPUCores = 1.9 })
+			},
+			words: []string{"replicas: a rise to 5 has not held for the 1m0s scale-up window"},
+		},
+		{
+			name: "scale-up stabilization applies the lowest recommendation of the window",
+			edit: func(in *Input) {
+				in.Tuning.Stabilization.ScaleUp = &metav1.Duration{Duration: time.Minute}
+				all(in, func(w *Window) { w.CPUCores = 1.7 })
+				latest(in, 30*time.Second, func(w *Window) { w.CPUCores = 1.9 })
+			},
+			want: []move{{SettingReplicas, 4, 5}},
+		},
+		{
+			name: "scale-down waits for the scale-down window",
+			edit: func(in *Input) {
+				latest(in, 2*time.Minute, func(w *Window) { w.CPUCores = 0.5 })
+			},
+			words: []string{"replicas: a fall to 2 has not held for the 5m0s scale-down window"},
+		},
+		{
+			name: "scale-down goes to the highest recommendation of the window",
+			edit: func(in *Input) {
+				all(in, func(w *Window) { w.CPUCores = 0.5 })
+				latest(in, 4*time.Minute, func(w *Window) { w.CPUCores = 0.3 })
+				in.Recent[5].CPUCores = 0.8
+			},
+			want:  []move{{SettingReplicas, 4, 3}},
+			words: []string{"the highest recommendation of the 5m0s scale-down window"},
+		},
+		{
+			name: "scale-down needs history that covers the window",
+			edit: func(in *Input) {
+				all(in, func(w *Window) { w.CPUCores = 0.5 })
+				in.Recent = in.Recent[:8]
+			},
+			words: []string{"replicas: a fall to 2 has held 2m16s of the 5m0s scale-down window"},
+		},
+		{
+			name: "cooldown: no second change before a full window follows the last",
+			edit: func(in *Input) {
+				all(in, func(w *Window) { w.CPUCores = 1.9 })
+				in.History = []pacerv1.Decision{applied(in.Window.Start.Add(5*time.Second), pacerv1.Change{Setting: SettingReplicas, From: 3, To: 4})}
+			},
+			words: []string{"replicas changed 11s ago: waiting for a full window after it"},
+		},
+		{
+			name: "a setting without bounds is never tuned",
+			edit: func(in *Input) {
+				in.Tuning.Bounds.Replicas = nil
+				all(in, func(w *Window) { w.CPUCores = 1.9 })
+			},
+		},
+		{
+			name:  "a value outside its bounds comes back inside",
+			edit:  func(in *Input) { in.Tuning.Bounds.Workers = &pacerv1.Int32Range{Min: 10, Max: 64} },
+			want:  []move{{SettingWorkers, 8, 10}},
+			words: []string{"maxInFlight is outside tuning.bounds.workers [10, 64]"},
+		},
+		{
+			name: "recommendations stop at the bounds",
+			edit: func(in *Input) {
+				in.Tuning.Bounds.Replicas = &pacerv1.Int32Range{Min: 1, Max: 5}
+				all(in, func(w *Window) { w.CPUCores = 1.9 })
+			},
+			want: []move{{SettingReplicas, 4, 5}},
+		},
+		{
+			name: "workers rise by Little's law when requests queue with CPU to spare",
+			edit: func(in *Input) {
+				all(in, func(w *Window) { w.CPUCores = 1.2 })
+				in.Window.InFlight, in.Window.QueueLength, in.Window.P99 = 8, 6, 90*time.Millisecond
+			},
+			want:  []move{{SettingWorkers, 8, 12}},
+			words: []string{"queue 6/pod while CPU 1.2 of 2 cores", "Little's law needs 8 in flight per pod: 375 req/s × 21ms, at 70% target"},
+		},
+		{
+			name: "workers are cut at once when the CPU is saturated and p99 is over the objective",
+			edit: func(in *Input) {
+				in.Current.MaxInFlight = 64
+				all(in, func(w *Window) { w.WorkerLimit = 64 })
+				in.Window.InFlight, in.Window.CPUCores, in.Window.P99 = 60, 2, 400*time.Millisecond
+			},
+			want:  []move{{SettingReplicas, 4, 6}, {SettingWorkers, 64, 16}},
+			words: []string{"in-service time 160ms (baseline 7.5ms)", "60 of 64 workers busy", "maxInFlight 64 → 16"},
+		},
+		{
+			name: "the pool grows when acquires wait",
+			edit: func(in *Input) {
+				in.Tuning.Bounds.Workers, in.Current.MaxInFlight = nil, 32
+				all(in, func(w *Window) { w.WorkerLimit = 32 })
+				in.Window.PoolAcquired, in.Window.PoolAcquireWait = 7.5, 12*time.Millisecond
+			},
+			want:  []move{{SettingPool, 8, 14}},
+			words: []string{"acquire wait 12ms > 2ms with 7.5 of 8 connections in use per pod"},
+		},
+		{
+			name: "the pool grows no further than one connection per worker",
+			edit: func(in *Input) {
+				in.Current.PoolMaxConns = 8
+				in.Window.PoolAcquired, in.Window.PoolAcquireWait = 8, 50*time.Millisecond
+			},
+			words: []string{"the pool already has one connection per worker (8)"},
+		},
+		{
+			name: "an idle pool shrinks after the scale-down window",
+			edit: func(in *Input) {
+				in.Current.PoolMaxConns = 32
+				all(in, func(w *Window) { w.PoolMaxConns, w.PoolAcquired, w.PoolAcquireWait = 32, 1, 0 })
+			},
+			want:  []move{{SettingPool, 32, 16}},
+			words: []string{"only 1 of 32 connections in use", "(one step now, down to 8 later)"},
+		},
+		{
+			name: "scale-out shrinks pools first to keep the connection budget",
+			edit: func(in *Input) {
+				in.Current.PoolMaxConns = 16
+				all(in, func(w *Window) { w.PoolMaxConns, w.CPUCores, w.PoolAcquired = 16, 1.9, 4 })
+			},
+			want:  []move{{SettingReplicas, 4, 6}, {SettingPool, 16, 13}},
+			words: []string{"connection budget 80 over 6 replicas leaves 13 per pod"},
+		},
+		{
+			name: "scale-out is capped when pools cannot shrink further",
+			edit: func(in *Input) {
+				in.Current.PoolMaxConns = 16
+				in.Tuning.Bounds.PoolMaxConns = &pacerv1.Int32Range{Min: 16, Max: 32}
+				all(in, func(w *Window) { w.PoolMaxConns, w.CPUCores, w.PoolAcquired = 16, 1.9, 4 })
+			},
+			want:  []move{{SettingReplicas, 4, 5}},
+			words: []string{"capped at 5 replicas by the connection budget 80 at 16 connections per pod"},
+		},
+		{
+			name: "a pool growth is capped by the budget",
+			edit: func(in *Input) {
+				in.Tuning.Bounds.Workers, in.Current.MaxInFlight = nil, 32
+				all(in, func(w *Window) { w.WorkerLimit = 32 })
+				in.MaxTotalConnections = 40
+				in.Window.PoolAcquired, in.Window.PoolAcquireWait = 7.5, 12*time.Millisecond
+			},
+			want:  []move{{SettingPool, 8, 10}},
+			words: []string{"capped at 10, not 14: 4 replicas × 10 ≤ budget 40"},
+		},
+		{
+			name:  "the cache doubles when it evicts and misses",
+			edit:  func(in *Input) { in.Window.CacheEvictionRate = 400 },
+			want:  []move{{SettingCache, 8000, 16000}},
+			words: []string{"hit ratio 60% with 27% of lookups evicting an entry"},
+		},
+		{
+			name:  "a cache-hostile load does not grow the cache",
+			edit:  func(in *Input) { in.Window.CacheEvictionRate, in.Window.CacheHitRatio = 1400, 0.01 },
+			words: []string{"keys barely repeat (cache-hostile)"},
+		},
+		{
+			name: "a cache growth that did not help is not repeated",
+			edit: func(in *Input) {
+				in.History = []pacerv1.Decision{applied(in.Recent[3].End, pacerv1.Change{Setting: SettingCache, From: 4000, To: 8000})}
+				latest(in, 45*time.Second, func(w *Window) { w.CacheHitRatio = 0.605 })
+				in.Window.CacheEvictionRate = 400
+			},
+			words: []string{"the last growth 4000 → 8000 moved the hit ratio 60% → 60%"},
+		},
+		{
+			name: "the cache waits while other settings change",
+			edit: func(in *Input) {
+				all(in, func(w *Window) { w.CPUCores = 1.9 })
+				in.Window.CacheEvictionRate = 400
+			},
+			want:  []move{{SettingReplicas, 4, 6}},
+			words: []string{"replicas 4 → 6"},
+		},
+		{
+			name: "a change that made p99 worse at the same load is reverted",
+			edit: func(in *Input) {
+				in.Current.MaxInFlight = 16
+				in.History = []pacerv1.Decision{applied(in.Window.Start, pacerv1.Change{Setting: SettingWorkers, From: 8, To: 16, Reason: "x"})}
+				in.Window.WorkerLimit, in.Window.P99 = 16, 140*time.Millisecond
+			},
+			want:  []move{{SettingWorkers, 16, 8}},
+			words: []string{"revert: p99 rose 30ms → 140ms at the same load (1500 → 1500 req/s) after maxInFlight 8 → 16: back to 8"},
+		},
+		{
+			name: "a revert is not reverted",
+			edit: func(in *Input) {
+				in.Current.MaxInFlight = 16
+				in.History = []pacerv1.Decision{applied(in.Window.Start, pacerv1.Change{Setting: SettingWorkers, From: 8, To: 16, Reason: RevertPrefix + "x"})}
+				in.Window.WorkerLimit, in.Window.P99 = 16, 140*time.Millisecond
+			},
+		},
+		{
+			name: "no revert when the load changed",
+			edit: func(in *Input) {
+				in.Current.MaxInFlight = 16
+				in.History = []pacerv1.Decision{applied(in.Window.Start, pacerv1.Change{Setting: SettingWorkers, From: 8, To: 16, Reason: "x"})}
+				in.Window.WorkerLimit, in.Window.P99, in.Window.RequestRate = 16, 140*time.Millisecond, 1800
+			},
+		},
+		{
+			name: "a scale-out is never reverted",
+			edit: func(in *Input) {
+				in.Current.Replicas = 5
+				in.History = []pacerv1.Decision{applied(in.Window.Start, pacerv1.Change{Setting: SettingReplicas, From: 4, To: 5, Reason: "x"})}
+				in.Window.P99 = 140 * time.Millisecond
+			},
+			words: []string{"replicas: a fall to 4 has not held for the 5m0s scale-down window"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in := input()
+			tt.edit(&in)
+			got := Decide(in)
+			if diff := cmp.Diff(tt.want, moves(got)); diff != "" {
+				t.Errorf("changes (-want +got):\n%s\nsummary: %s\nreasons: %v", diff, got.Summary, got.Changes)
+			}
+			text := got.Summary
+			for _, c := range got.Changes {
+				text += "\n" + c.Reason
+			}
+			for _, w := range tt.words {
+				if !strings.Contains(text, w) {
+					t.Errorf("missing %q in:\n%s", w, text)
+				}
+			}
+			if got.Summary == "" {
+				t.Error("empty summary")
+			}
+		})
+	}
+}
