@@ -1,0 +1,91 @@
+// Command demo is `make demo`: it runs Pacer's whole loop on this machine
+// (the dev cluster, the manager, pacer-api pods on PostgreSQL), drives
+// load through it in phases, shows a live table, and writes a report.
+// hack/demo.sh builds what it needs and runs it. Its last line of output is
+// "report: <folder>".
+//
+// Env: DEMO_DURATION (load length, default 3m), DEMO_RPS (steady load,
+// default 150), DATABASE_URL (an admin DSN; hack/postgres.sh prints one),
+// KUBEBUILDER_ASSETS (control-plane binaries).
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/pacer-dev/pacer/hack/demo/scenario"
+)
+
+func main() {
+	var (
+		report = flag.String("report", "", "report folder (default reports/demo-<time>)")
+		bin    = flag.String("bin", "bin", "folder with devcluster, manager and pacer-api")
+	)
+	flag.Parse()
+	duration, err := time.ParseDuration(scenario.Getenv("DEMO_DURATION", "3m"))
+	if err != nil {
+		fail(fmt.Errorf("DEMO_DURATION: %w", err))
+	}
+	rps, err := strconv.ParseFloat(scenario.Getenv("DEMO_RPS", "150"), 64)
+	if err != nil {
+		fail(fmt.Errorf("DEMO_RPS: %w", err))
+	}
+	dsn := os.Getenv("DATABASE_URL")
+	if dsn == "" {
+		fail(fmt.Errorf("DATABASE_URL is empty (hack/postgres.sh prints one)"))
+	}
+	dir := *report
+	if dir == "" {
+		dir = filepath.Join("reports", "demo-"+time.Now().UTC().Format("20060102-150405"))
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		fail(err)
+	}
+	clusterLog, err := os.Create(filepath.Join(dir, "devcluster.log"))
+	if err != nil {
+		fail(err)
+	}
+	defer clusterLog.Close()
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	out, err := scenario.Run(ctx, scenario.Options{
+		Cluster: scenario.ClusterOptions{
+			Devcluster: filepath.Join(*bin, "devcluster"),
+			Assets:     os.Getenv("KUBEBUILDER_ASSETS"),
+			PacerAPI:   filepath.Join(*bin, "pacer-api"),
+			Manager:    filepath.Join(*bin, "manager"),
+			CRDs:       "config/crd/bases",
+			Log:        clusterLog,
+		},
+		AdminDSN:   dsn,
+		Database:   "pacer_demo",
+		Duration:   duration,
+		BaseRPS:    rps,
+		ReportDir:  dir,
+		Out:        os.Stdout,
+		TableEvery: 5 * time.Second,
+		Progress:   isTerminal(os.Stdout),
+	})
+	if err != nil {
+		fail(fmt.Errorf("%w (dev cluster log: %s)", err, clusterLog.Name()))
+	}
+	fmt.Println("report:", out)
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "demo:", err)
+	os.Exit(1)
+}
+
+func isTerminal(f *os.File) bool {
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}

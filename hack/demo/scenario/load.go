@@ -1,0 +1,309 @@
+package scenario
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	discoveryv1 "k8s.io/api/discovery/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// Endpoints keeps the ready addresses of a Service's port from its
+// EndpointSlices, refreshed often, and spreads requests over them as
+// kube-proxy does (round robin here).
+type Endpoints struct {
+	c                  client.Client
+	namespace, service string
+	port               string
+
+	mu    sync.Mutex
+	addrs []string
+	next  atomic.Uint64
+}
+
+// NewEndpoints follows service's port (by name) until ctx ends.
+func NewEndpoints(ctx context.Context, c client.Client, namespace, service, port string) *Endpoints {
+	e := &Endpoints{c: c, namespace: namespace, service: service, port: port}
+	e.refresh(ctx)
+	go func() {
+		t := time.NewTicker(250 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				e.refresh(ctx)
+			}
+		}
+	}()
+	return e
+}
+
+func (e *Endpoints) refresh(ctx context.Context) {
+	var list discoveryv1.EndpointSliceList
+	if err := e.c.List(ctx, &list, client.InNamespace(e.namespace), client.MatchingLabels{discoveryv1.LabelServiceName: e.service}); err != nil {
+		return
+	}
+	var addrs []string
+	for _, s := range list.Items {
+		var port int32
+		for _, p := range s.Ports {
+			if p.Name != nil && *p.Name == e.port && p.Port != nil {
+				port = *p.Port
+			}
+		}
+		if port == 0 {
+			continue
+		}
+		for _, ep := range s.Endpoints {
+			// kube-proxy sends to ready endpoints only.
+			if ep.Conditions.Ready == nil || !*ep.Conditions.Ready {
+				continue
+			}
+			for _, a := range ep.Addresses {
+				addrs = append(addrs, net.JoinHostPort(a, strconv.Itoa(int(port))))
+			}
+		}
+	}
+	slices.Sort(addrs)
+	e.mu.Lock()
+	e.addrs = addrs
+	e.mu.Unlock()
+}
+
+// Addrs are the current ready addresses.
+func (e *Endpoints) Addrs() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return slices.Clone(e.addrs)
+}
+
+// Pick returns the next address, or "" when none is ready.
+func (e *Endpoints) Pick() string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if len(e.addrs) == 0 {
+		return ""
+	}
+	return e.addrs[int(e.next.Add(1)%uint64(len(e.addrs)))]
+}
+
+// Phase is a stretch of constant offered load.
+type Phase struct {
+	Name     string
+	Duration time.Duration
+	RPS      float64
+}
+
+// Bin is what happened in one second of load.
+type Bin struct {
+	Offered, OK, R429, R503, R5xx, Other, Net, NoEndpoint, Dropped int
+	Latencies                                                      []time.Duration
+}
+
+// Errors are the failed requests of a bin (everything but 2xx and 404).
+func (b *Bin) Errors() int {
+	return b.R429 + b.R503 + b.R5xx + b.Other + b.Net + b.NoEndpoint + b.Dropped
+}
+
+// Load sends an open-loop mix of reads and writes at each phase's rate.
+type Load struct {
+	Endpoints *Endpoints
+	// IDs are user ids to read; reads pick them with a skew, so a cache helps.
+	IDs []int64
+	// WriteShare is the share of requests that create a user.
+	WriteShare float64
+	// MaxInFlight bounds the client's concurrency; requests over it are dropped and counted.
+	MaxInFlight int
+	// Tag makes created emails unique per run.
+	Tag string
+
+	start   time.Time
+	mu      sync.Mutex
+	bins    []Bin
+	phase   atomic.Value // string
+	client  *http.Client
+	created atomic.Int64
+}
+
+// Run sends load through the phases and returns when they are over or ctx ends.
+func (l *Load) Run(ctx context.Context, phases []Phase) {
+	l.client = &http.Client{
+		Timeout: 5 * time.Second,
+		Transport: &http.Transport{
+			MaxIdleConnsPerHost: l.MaxInFlight, MaxConnsPerHost: l.MaxInFlight,
+			IdleConnTimeout: 10 * time.Second, DisableCompression: true,
+		},
+	}
+	defer l.client.CloseIdleConnections()
+	l.mu.Lock()
+	l.start = time.Now()
+	l.mu.Unlock()
+	sem := make(chan struct{}, l.MaxInFlight)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for _, ph := range phases {
+		l.phase.Store(ph.Name)
+		phaseStart := time.Now()
+		sent := 0
+		tick := time.NewTicker(5 * time.Millisecond)
+		for time.Since(phaseStart) < ph.Duration {
+			select {
+			case <-ctx.Done():
+				tick.Stop()
+				return
+			case <-tick.C:
+			}
+			due := int(ph.RPS*time.Since(phaseStart).Seconds()) - sent
+			for range due {
+				sent++
+				select {
+				case sem <- struct{}{}:
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						defer func() { <-sem }()
+						l.one(ctx)
+					}()
+				default:
+					l.record(time.Now(), func(b *Bin) { b.Offered++; b.Dropped++ })
+				}
+			}
+		}
+		tick.Stop()
+	}
+}
+
+// Phase is the name of the running phase.
+func (l *Load) Phase() string {
+	s, _ := l.phase.Load().(string)
+	return s
+}
+
+func (l *Load) one(ctx context.Context) {
+	start := time.Now()
+	addr := l.Endpoints.Pick()
+	if addr == "" {
+		l.record(start, func(b *Bin) { b.Offered++; b.NoEndpoint++ })
+		return
+	}
+	var req *http.Request
+	var err error
+	if rand.Float64() < l.WriteShare {
+		n := l.created.Add(1)
+		body := fmt.Sprintf(`{"name":"Load %d","email":"load-%s-%d@example.com"}`, n, l.Tag, n)
+		req, err = http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+"/v1/users", bytes.NewBufferString(body))
+		if req != nil {
+			req.Header.Set("Content-Type", "application/json")
+		}
+	} else {
+		id := int64(1)
+		if len(l.IDs) > 0 {
+			// A skewed pick: a few hot users get most reads.
+			i := int(float64(len(l.IDs)) * rand.Float64() * rand.Float64() * rand.Float64())
+			id = l.IDs[min(i, len(l.IDs)-1)]
+		}
+		req, err = http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/v1/users/"+strconv.FormatInt(id, 10), nil)
+	}
+	if err != nil {
+		return
+	}
+	res, err := l.client.Do(req)
+	lat := time.Since(start)
+	code := 0
+	if err == nil {
+		_, _ = io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		code = res.StatusCode
+	} else if errors.Is(err, context.Canceled) {
+		return // the run ended; not the server's doing
+	}
+	l.record(start, func(b *Bin) {
+		b.Offered++
+		switch {
+		case code >= 200 && code < 300 || code == http.StatusNotFound:
+			b.OK++
+			b.Latencies = append(b.Latencies, lat)
+		case code == http.StatusTooManyRequests:
+			b.R429++
+		case code == http.StatusServiceUnavailable:
+			b.R503++
+		case code >= 500:
+			b.R5xx++
+		case code == 0:
+			b.Net++
+		default:
+			b.Other++
+		}
+	})
+}
+
+func (l *Load) record(at time.Time, f func(*Bin)) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	i := max(int(at.Sub(l.start)/time.Second), 0)
+	for len(l.bins) <= i {
+		l.bins = append(l.bins, Bin{})
+	}
+	f(&l.bins[i])
+}
+
+// Bins returns a copy of the per-second bins so far.
+func (l *Load) Bins() []Bin {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make([]Bin, len(l.bins))
+	for i, b := range l.bins {
+		out[i] = b
+		out[i].Latencies = slices.Clone(b.Latencies)
+	}
+	return out
+}
+
+// Start is when the load began.
+func (l *Load) Start() time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.start
+}
+
+// Window merges bins [from, to).
+func Window(bins []Bin, from, to int) Bin {
+	var w Bin
+	for i := max(from, 0); i < min(to, len(bins)); i++ {
+		b := bins[i]
+		w.Offered += b.Offered
+		w.OK += b.OK
+		w.R429 += b.R429
+		w.R503 += b.R503
+		w.R5xx += b.R5xx
+		w.Other += b.Other
+		w.Net += b.Net
+		w.NoEndpoint += b.NoEndpoint
+		w.Dropped += b.Dropped
+		w.Latencies = append(w.Latencies, b.Latencies...)
+	}
+	return w
+}
+
+// Quantile of the bin's latencies (0 when empty).
+func (b *Bin) Quantile(q float64) time.Duration {
+	if len(b.Latencies) == 0 {
+		return 0
+	}
+	s := slices.Clone(b.Latencies)
+	slices.Sort(s)
+	return s[min(int(q*float64(len(s))), len(s)-1)]
+}

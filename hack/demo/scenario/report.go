@@ -1,0 +1,264 @@
+package scenario
+
+import (
+	"encoding/json"
+	"fmt"
+	"html"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	pacerv1 "github.com/pacer-dev/pacer/api/v1alpha1"
+)
+
+// WindowRow is one row of the live table and of the report: a window of load.
+type WindowRow struct {
+	Seconds    float64 `json:"t"`
+	Phase      string  `json:"phase"`
+	OfferedRPS float64 `json:"offeredRPS"`
+	ServedRPS  float64 `json:"servedRPS"`
+	P99Ms      float64 `json:"p99Ms"`
+	R429       int     `json:"r429"`
+	R503       int     `json:"r503"`
+	R5xx       int     `json:"r5xx"`
+	NetErrors  int     `json:"netErrors"`
+	Pods       int     `json:"pods"`
+	ReadyPods  int     `json:"readyPods"`
+	Replicas   int32   `json:"replicas"`
+	Workers    int32   `json:"workers"`
+	Pool       int32   `json:"pool"`
+	PoolTotal  int     `json:"poolTotal"`
+	PGConns    int     `json:"pgConns"`
+	CacheHit   int32   `json:"cacheHitPct"`
+	Decision   string  `json:"lastDecision"`
+	Tuned      string  `json:"tuned"`
+}
+
+// Row builds a table row from the window's bins and the latest sample.
+func Row(seconds float64, phase string, w Bin, width time.Duration, s Sample) WindowRow {
+	sec := width.Seconds()
+	return WindowRow{
+		Seconds: seconds, Phase: phase,
+		OfferedRPS: float64(w.Offered) / sec, ServedRPS: float64(w.OK) / sec,
+		P99Ms: float64(w.Quantile(0.99).Microseconds()) / 1000,
+		R429:  w.R429, R503: w.R503, R5xx: w.R5xx + w.Other, NetErrors: w.Net + w.NoEndpoint + w.Dropped,
+		Pods: s.Pods, ReadyPods: s.ReadyPods, Replicas: s.Replicas, Workers: s.Workers, Pool: s.Pool,
+		PoolTotal: s.PoolTotal, PGConns: s.PGConns, CacheHit: s.CacheHit,
+		Decision: LastDecision(s.History), Tuned: s.TunedReason,
+	}
+}
+
+// TableHeader is the live table's header.
+func TableHeader(objective time.Duration, budget int32) string {
+	return fmt.Sprintf("%5s %-7s %7s %7s %9s %4s %4s %4s %4s %5s %7s %12s %5s %5s  %s\n",
+		"t(s)", "phase", "offered", "served", "p99(ms)", "429", "503", "5xx", "net", "pods", "workers",
+		fmt.Sprintf("pool×pods/%d", budget), "pg", "cache", fmt.Sprintf("tuner (objective p99 %s)", objective))
+}
+
+// Format renders a row for the live table.
+func (r WindowRow) Format(objective time.Duration) string {
+	mark := " "
+	if r.P99Ms > float64(objective.Microseconds())/1000 {
+		mark = "!"
+	}
+	cache := "-"
+	if r.CacheHit >= 0 {
+		cache = fmt.Sprintf("%d%%", r.CacheHit)
+	}
+	dec := r.Decision
+	if len(dec) > 90 {
+		dec = dec[:87] + "..."
+	}
+	if r.Tuned != "" {
+		dec = "[" + r.Tuned + "] " + dec
+	}
+	return fmt.Sprintf("%5.0f %-7s %7.0f %7.0f %8.1f%s %4d %4d %4d %4d %2d/%-2d %7d %12s %5d %5s  %s\n",
+		r.Seconds, r.Phase, r.OfferedRPS, r.ServedRPS, r.P99Ms, mark, r.R429, r.R503, r.R5xx, r.NetErrors,
+		r.ReadyPods, r.Pods, r.Workers, fmt.Sprintf("%d×%d=%d", r.Pool, r.Pods, r.PoolTotal), r.PGConns, cache, dec)
+}
+
+// Summary is summary.json.
+type Summary struct {
+	WindowsInObjectivePct float64 `json:"windowsInObjectivePct"`
+	Windows               int     `json:"windows"`
+	Requests              int     `json:"requests"`
+	Errors                int     `json:"errors"`
+	ErrorsByKind          struct {
+		R429, R503, R5xx, Net int
+	} `json:"errorsByKind"`
+	Changes                   int     `json:"changes"`
+	PeakConnections           int     `json:"peakConnections"`
+	PeakConfiguredConnections int     `json:"peakConfiguredConnections"`
+	ConnectionBudget          int32   `json:"connectionBudget"`
+	ObjectiveP99Ms            float64 `json:"objectiveP99Ms"`
+	PeakReplicas              int32   `json:"peakReplicas"`
+	PeakWorkers               int32   `json:"peakWorkers"`
+	DurationSeconds           float64 `json:"durationSeconds"`
+}
+
+// Summarize computes the summary of a run.
+func Summarize(rows []WindowRow, bins []Bin, samples []Sample, decisions []pacerv1.Decision, objective time.Duration, budget int32) Summary {
+	s := Summary{ConnectionBudget: budget, ObjectiveP99Ms: float64(objective.Microseconds()) / 1000, DurationSeconds: float64(len(bins))}
+	in := 0
+	for _, r := range rows {
+		if r.ServedRPS == 0 {
+			continue
+		}
+		s.Windows++
+		if r.P99Ms <= s.ObjectiveP99Ms {
+			in++
+		}
+	}
+	if s.Windows > 0 {
+		s.WindowsInObjectivePct = float64(int(1000*float64(in)/float64(s.Windows))) / 10
+	}
+	all := Window(bins, 0, len(bins))
+	s.Requests, s.Errors = all.Offered, all.Errors()
+	s.ErrorsByKind.R429, s.ErrorsByKind.R503, s.ErrorsByKind.R5xx = all.R429, all.R503, all.R5xx+all.Other
+	s.ErrorsByKind.Net = all.Net + all.NoEndpoint + all.Dropped
+	for _, d := range decisions {
+		if d.Applied {
+			s.Changes += len(d.Changes)
+		}
+	}
+	for _, sm := range samples {
+		s.PeakConnections = max(s.PeakConnections, sm.PGConns)
+		s.PeakConfiguredConnections = max(s.PeakConfiguredConnections, sm.PoolTotal)
+		s.PeakReplicas = max(s.PeakReplicas, sm.Replicas)
+		s.PeakWorkers = max(s.PeakWorkers, sm.Workers)
+	}
+	return s
+}
+
+// CollectDecisions merges the history of every sample, oldest first, without repeats.
+func CollectDecisions(samples []Sample) []pacerv1.Decision {
+	seen := map[string]bool{}
+	var out []pacerv1.Decision
+	for _, s := range samples {
+		for i := len(s.History) - 1; i >= 0; i-- {
+			d := s.History[i]
+			key := d.Time.UTC().Format(time.RFC3339Nano) + fmt.Sprint(d.Changes)
+			if !seen[key] {
+				seen[key] = true
+				out = append(out, d)
+			}
+		}
+	}
+	return out
+}
+
+// WriteReport writes summary.json, rows.json, decisions.md and chart.svg into dir.
+func WriteReport(dir string, sum Summary, rows []WindowRow, decisions []pacerv1.Decision, start time.Time, objective time.Duration) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	write := func(name string, v any) error {
+		b, err := json.MarshalIndent(v, "", "  ")
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(dir, name), append(b, '\n'), 0o644)
+	}
+	if err := write("summary.json", sum); err != nil {
+		return err
+	}
+	if err := write("windows.json", rows); err != nil {
+		return err
+	}
+	var md strings.Builder
+	md.WriteString("# Tuner decisions\n\n| t (s) | mode | applied | setting | from | to | reason |\n| --- | --- | --- | --- | --- | --- | --- |\n")
+	for _, d := range decisions {
+		for _, c := range d.Changes {
+			fmt.Fprintf(&md, "| %.0f | %s | %t | %s | %d | %d | %s |\n", d.Time.Sub(start).Seconds(), d.Mode, d.Applied, c.Setting, c.From, c.To, strings.ReplaceAll(c.Reason, "|", "/"))
+		}
+	}
+	if len(decisions) == 0 {
+		md.WriteString("\nNo decisions were recorded in status.history during the run.\n")
+	}
+	if err := os.WriteFile(filepath.Join(dir, "decisions.md"), []byte(md.String()), 0o644); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, "chart.svg"), []byte(Chart(rows, decisions, start, objective)), 0o644)
+}
+
+// Chart draws four stacked panels over time: p99 against the objective,
+// offered and served load, replicas, and workers; decisions are marked
+// with vertical lines.
+func Chart(rows []WindowRow, decisions []pacerv1.Decision, start time.Time, objective time.Duration) string {
+	const (
+		w, panelH, left, right, top, gap = 960, 150, 70, 20, 40, 40
+	)
+	tMax := 1.0
+	for _, r := range rows {
+		tMax = max(tMax, r.Seconds)
+	}
+	type series struct {
+		name, color string
+		val         func(WindowRow) float64
+	}
+	panels := []struct {
+		title string
+		lines []series
+		ref   float64
+	}{
+		{"p99 latency (ms) vs objective", []series{{"p99", "#d62728", func(r WindowRow) float64 { return r.P99Ms }}}, float64(objective.Microseconds()) / 1000},
+		{"load (requests/s)", []series{
+			{"offered", "#7f7f7f", func(r WindowRow) float64 { return r.OfferedRPS }},
+			{"served", "#1f77b4", func(r WindowRow) float64 { return r.ServedRPS }}}, -1},
+		{"replicas (ready pods)", []series{
+			{"replicas", "#2ca02c", func(r WindowRow) float64 { return float64(r.Replicas) }},
+			{"ready", "#98df8a", func(r WindowRow) float64 { return float64(r.ReadyPods) }}}, -1},
+		{"workers per pod", []series{{"workers", "#9467bd", func(r WindowRow) float64 { return float64(r.Workers) }}}, -1},
+	}
+	h := top + len(panels)*(panelH+gap)
+	var b strings.Builder
+	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="12">`+"\n", w, h)
+	fmt.Fprintf(&b, `<rect width="%d" height="%d" fill="white"/><text x="%d" y="22" font-size="16">Pacer demo: the tuner under a load step and a spike</text>`+"\n", w, h, left)
+	x := func(t float64) float64 { return left + t/tMax*float64(w-left-right) }
+	for i, p := range panels {
+		y0 := float64(top + i*(panelH+gap) + 20)
+		yMax := 1.0
+		for _, r := range rows {
+			for _, s := range p.lines {
+				yMax = max(yMax, s.val(r))
+			}
+		}
+		if p.ref > 0 {
+			yMax = max(yMax, p.ref*1.5)
+		}
+		yMax *= 1.1
+		y := func(v float64) float64 { return y0 + panelH - v/yMax*panelH }
+		fmt.Fprintf(&b, `<text x="%d" y="%.0f" font-weight="bold">%s</text>`+"\n", left, y0-6, html.EscapeString(p.title))
+		fmt.Fprintf(&b, `<rect x="%d" y="%.0f" width="%d" height="%d" fill="none" stroke="#ccc"/>`+"\n", left, y0, w-left-right, panelH)
+		for _, frac := range []float64{0, 0.5, 1} {
+			v := yMax * frac
+			fmt.Fprintf(&b, `<text x="%d" y="%.0f" text-anchor="end" fill="#555">%.0f</text>`+"\n", left-6, y(v)+4, v)
+		}
+		for _, d := range decisions {
+			if !d.Applied {
+				continue
+			}
+			t := d.Time.Sub(start).Seconds()
+			if t < 0 || t > tMax {
+				continue
+			}
+			fmt.Fprintf(&b, `<line x1="%.1f" x2="%.1f" y1="%.0f" y2="%.0f" stroke="#ff7f0e" stroke-dasharray="3,3"/>`+"\n", x(t), x(t), y0, y0+panelH)
+		}
+		if p.ref > 0 {
+			fmt.Fprintf(&b, `<line x1="%d" x2="%d" y1="%.1f" y2="%.1f" stroke="#000" stroke-dasharray="6,4"/><text x="%d" y="%.1f" text-anchor="end">objective %s</text>`+"\n",
+				left, w-right, y(p.ref), y(p.ref), w-right-4, y(p.ref)-4, objective)
+		}
+		for j, s := range p.lines {
+			var pts []string
+			for _, r := range rows {
+				pts = append(pts, fmt.Sprintf("%.1f,%.1f", x(r.Seconds), y(s.val(r))))
+			}
+			fmt.Fprintf(&b, `<polyline fill="none" stroke="%s" stroke-width="2" points="%s"/>`+"\n", s.color, strings.Join(pts, " "))
+			fmt.Fprintf(&b, `<text x="%d" y="%.0f" fill="%s">%s</text>`+"\n", w-right-200+j*90, y0-6, s.color, s.name)
+		}
+	}
+	fmt.Fprintf(&b, `<text x="%d" y="%d" fill="#555">time (s); dashed orange lines: settings applied by the tuner</text>`+"\n", left, h-8)
+	b.WriteString("</svg>\n")
+	return b.String()
+}
