@@ -18,6 +18,7 @@ type conditionInput struct {
 	deployment *appsv1.Deployment // nil when not (yet) rendered
 	problems   []problem
 	passErr    error
+	tuned      *metav1.Condition // from the tuning step, when it ran
 }
 
 // conditions computes Available, Progressing, Degraded and Tuned. It is a
@@ -27,7 +28,7 @@ func conditions(in conditionInput) []metav1.Condition {
 		available(in),
 		progressing(in),
 		degraded(in),
-		tuned(in.ts),
+		tuned(in.ts, in.tuned),
 	}
 }
 
@@ -102,11 +103,13 @@ func degraded(in conditionInput) metav1.Condition {
 	return c
 }
 
-func tuned(ts *pacerv1.TunedService) metav1.Condition {
+func tuned(ts *pacerv1.TunedService, fromStep *metav1.Condition) metav1.Condition {
 	c := metav1.Condition{Type: pacerv1.ConditionTuned}
-	switch ts.Spec.Tuning.Mode {
-	case pacerv1.TuningOff:
+	switch {
+	case ts.Spec.Tuning.Mode == pacerv1.TuningOff:
 		c.Status, c.Reason, c.Message = metav1.ConditionFalse, "TuningOff", "tuning.mode is Off: the spec is rendered as written"
+	case fromStep != nil:
+		c.Status, c.Reason, c.Message = fromStep.Status, fromStep.Reason, fromStep.Message
 	default:
 		c.Status, c.Reason = metav1.ConditionUnknown, "AwaitingMetrics"
 		c.Message = fmt.Sprintf("tuning.mode is %s: waiting for a metrics window", modeOrDefault(ts.Spec.Tuning.Mode))

@@ -1,7 +1,10 @@
 package controllers
 
 import (
+	"time"
+
 	appsv1 "k8s.io/api/apps/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	pacerv1 "github.com/pacer-dev/pacer/api/v1alpha1"
 )
@@ -22,6 +25,10 @@ type scope struct {
 	deployment *appsv1.Deployment
 	// problems are reasons the desired state cannot be reached right now.
 	problems []problem
+	// tuned is the Tuned condition the tuning step computed, if it ran.
+	tuned *metav1.Condition
+	// requeueAfter is when the next tuning interval is due.
+	requeueAfter time.Duration
 }
 
 // problem is something outside Pacer's control that blocks part of the

@@ -3,6 +3,8 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
@@ -27,6 +29,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	pacerv1 "github.com/pacer-dev/pacer/api/v1alpha1"
+	"github.com/pacer-dev/pacer/controllers/metrics"
 )
 
 // The envtest suite: one real kube-apiserver and etcd for the package, the
@@ -49,6 +52,8 @@ type testSuite struct {
 
 	// writes counts the reconciler's API writes per namespace.
 	writes *writeCounter
+	// dialer routes the operator's scrapes of test pods.
+	dialer *podDialer
 }
 
 // syncPeriod is short so periodic resyncs re-run every reconcile while the
@@ -87,7 +92,8 @@ func newSuite() (*testSuite, error) {
 			CRDDirectoryPaths:     []string{filepath.Join("..", "config", "crd", "bases")},
 			ErrorIfCRDPathMissing: true,
 		},
-		done: make(chan struct{}),
+		done:   make(chan struct{}),
+		dialer: &podDialer{},
 	}
 	cfg, err := s.env.Start()
 	if err != nil {
@@ -121,6 +127,7 @@ func newSuite() (*testSuite, error) {
 		Client:    s.writes,
 		APIReader: mgr.GetAPIReader(),
 		Recorder:  mgr.GetEventRecorder("pacer"),
+		Metrics:   metrics.NewPods(metrics.PodsOptions{Client: s.scrapeClient()}),
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
@@ -135,6 +142,22 @@ func newSuite() (*testSuite, error) {
 		}
 	}()
 	return s, nil
+}
+
+// scrapeClient reaches test pods only: a pod address no test registered is
+// refused rather than dialled, so no scrape ever leaves loopback.
+func (s *testSuite) scrapeClient() *http.Client {
+	var d net.Dialer
+	return &http.Client{Transport: &http.Transport{
+		Proxy: nil,
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			real, ok := s.dialer.resolve(addr)
+			if !ok {
+				return nil, fmt.Errorf("no test pod at %s", addr)
+			}
+			return d.DialContext(ctx, network, real)
+		},
+	}}
 }
 
 // managerUser provisions the manager's user, bound to config/rbac/role.yaml.

@@ -13,6 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/tools/events"
@@ -25,6 +26,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	pacerv1 "github.com/pacer-dev/pacer/api/v1alpha1"
+	"github.com/pacer-dev/pacer/controllers/metrics"
 	"github.com/pacer-dev/pacer/controllers/render"
 )
 
@@ -46,8 +48,17 @@ type TunedServiceReconciler struct {
 	APIReader client.Reader
 	// Recorder emits events.k8s.io Events.
 	Recorder events.EventRecorder
+	// Metrics observes pods for the tuner (spec.tuning.metrics.source Pods).
+	Metrics metrics.Source
+	// PrometheusSource returns a source that queries the Prometheus at a
+	// URL (spec.tuning.metrics.source Prometheus); nil disables that source.
+	PrometheusSource func(url string) (metrics.Source, error)
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
 
 	applier *applier
+	recent  windows
+	gauges  tuningGauges
 }
 
 // +kubebuilder:rbac:groups=tuning.pacer.dev,resources=tunedservices,verbs=get;list;watch
@@ -57,6 +68,7 @@ type TunedServiceReconciler struct {
 // +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;patch
 // +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // Reconcile brings one TunedService's children to the desired state and
@@ -64,9 +76,13 @@ type TunedServiceReconciler struct {
 func (r *TunedServiceReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	ts := &pacerv1.TunedService{}
 	if err := r.Client.Get(ctx, req.NamespacedName, ts); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.forgetTuning(req.NamespacedName)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !ts.DeletionTimestamp.IsZero() {
+		r.forgetTuning(req.NamespacedName)
 		return ctrl.Result{}, nil // the garbage collector deletes the children
 	}
 
@@ -76,10 +92,11 @@ func (r *TunedServiceReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	if err := errors.Join(err, statusErr); err != nil {
 		return ctrl.Result{}, err
 	}
-	if len(s.problems) > 0 {
-		return ctrl.Result{RequeueAfter: retryAfterProblem}, nil
+	after := s.requeueAfter
+	if len(s.problems) > 0 && (after == 0 || after > retryAfterProblem) {
+		after = retryAfterProblem
 	}
-	return ctrl.Result{}, nil
+	return ctrl.Result{RequeueAfter: after}, nil
 }
 
 // reconcile runs the steps of one pass in order. A step that finds a
@@ -89,8 +106,11 @@ func (r *TunedServiceReconciler) reconcile(ctx context.Context, s *scope) error 
 	if !r.resolveSecrets(ctx, s) {
 		return nil // nothing can run without its Secrets; status says why
 	}
-	s.settings = render.SpecSettings(&s.ts.Spec)
+	settings, edits := settingsInEffect(s.ts)
+	s.settings = settings
+	r.recordUserEdits(s, edits)
 	for _, step := range []func(context.Context, *scope) error{
+		r.reconcileTuning,
 		r.reconcileConfigMap,
 		r.reconcileDeployment,
 		r.reconcileService,
@@ -115,17 +135,21 @@ func (r *TunedServiceReconciler) writeStatus(ctx context.Context, s *scope, pass
 		st.UpdatedReplicas = d.Status.UpdatedReplicas
 	}
 	if s.configGeneration > 0 {
+		spec := render.SpecSettings(&ts.Spec)
 		st.Effective = &pacerv1.EffectiveSettings{
 			Settings:         s.settings,
 			ConfigGeneration: s.configGeneration,
 			ConfigHash:       s.configHash,
+			SpecSettings:     &spec,
 		}
+		r.gauges.settings(ts, s.settings)
 	}
 	for _, c := range conditions(conditionInput{
 		ts:         ts,
 		deployment: s.deployment,
 		problems:   s.problems,
 		passErr:    passErr,
+		tuned:      s.tuned,
 	}) {
 		c.ObservedGeneration = ts.Generation
 		meta.SetStatusCondition(&st.Conditions, c) // keeps lastTransitionTime if unchanged
@@ -143,9 +167,19 @@ func (r *TunedServiceReconciler) writeStatus(ctx context.Context, s *scope, pass
 	return nil
 }
 
+func (r *TunedServiceReconciler) now() time.Time {
+	if r.Now != nil {
+		return r.Now()
+	}
+	return time.Now()
+}
+
 // SetupWithManager registers the controller and its watches.
 func (r *TunedServiceReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
 	r.applier = newApplier(r.Client)
+	if r.Metrics == nil {
+		r.Metrics = metrics.NewPods(metrics.PodsOptions{})
+	}
 	if err := mgr.GetFieldIndexer().IndexField(ctx, &pacerv1.TunedService{}, secretIndex, secretNames); err != nil {
 		return fmt.Errorf("index TunedServices by Secret: %w", err)
 	}
@@ -173,6 +207,7 @@ func CacheByObject() map[client.Object]cache.ByObject {
 		&appsv1.Deployment{}:            managed,
 		&corev1.Service{}:               managed,
 		&policyv1.PodDisruptionBudget{}: managed,
+		&corev1.Pod{}:                   managed,
 	}
 }
 

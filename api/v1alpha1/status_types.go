@@ -49,6 +49,11 @@ type EffectiveSettings struct {
 	ConfigGeneration int64 `json:"configGeneration"`
 	// configHash identifies the rendered config's content.
 	ConfigHash string `json:"configHash,omitempty"`
+	// specSettings are the spec's own values these settings were derived
+	// from. When the spec's value of a setting changes, the user's edit wins
+	// over whatever the tuner had chosen.
+	// +optional
+	SpecSettings *Settings `json:"specSettings,omitempty"`
 }
 
 // Observation summarises one window of the pods' metrics.

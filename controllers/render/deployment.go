@@ -168,11 +168,14 @@ func probe(path string, periodSeconds, failures int32) *corev1ac.ProbeApplyConfi
 		WithFailureThreshold(failures)
 }
 
+// DefaultCPURequest is the CPU a pod requests when the spec names no resources.
+var DefaultCPURequest = mustQuantity("100m")
+
 // defaultResources are requested when the spec names none, so the
 // scheduler and the tuner's CPU figures have something to go by.
 var defaultResources = corev1.ResourceRequirements{
 	Requests: corev1.ResourceList{
-		corev1.ResourceCPU:    mustQuantity("100m"),
+		corev1.ResourceCPU:    DefaultCPURequest,
 		corev1.ResourceMemory: mustQuantity("64Mi"),
 	},
 }
