@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	_ "net/http/pprof" // profiles on -pprof-addr only
 	"strconv"
 	"strings"
 	"time"
@@ -14,7 +15,7 @@ import (
 // serveBare is the baseline: net/http and one pgxpool query per request,
 // no middleware, no cache, no limits. It answers the same paths as
 // pacer-api plus /const (a constant body: the ceiling of net/http here).
-func serveBare(ctx context.Context, addr, dsn string, maxConns int32) error {
+func serveBare(ctx context.Context, addr, pprofAddr, dsn string, maxConns int32) error {
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		return err
@@ -101,6 +102,10 @@ func serveBare(ctx context.Context, addr, dsn string, maxConns int32) error {
 		write(w, http.StatusCreated, u)
 	})
 
+	if pprofAddr != "" {
+		// Profiles from a separate listener, off the measured path.
+		go func() { _ = http.ListenAndServe(pprofAddr, http.DefaultServeMux) }()
+	}
 	srv := &http.Server{Addr: addr, Handler: mux}
 	go func() {
 		<-ctx.Done()

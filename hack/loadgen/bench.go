@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -134,11 +135,12 @@ func bench(ctx context.Context, o benchOptions) error {
 					continue
 				}
 				fmt.Fprintf(os.Stderr, "round %d/%d: %-36s %d conns, %s\n", round+1, o.rounds, s.name, o.conns, o.duration/time.Duration(o.rounds))
-				cpuBefore := s.server.cpu()
+				cpuBefore, pgBefore := s.server.cpu(), postgresCPU()
 				r := closedLoop(ctx, o.conns, o.warmup, o.duration/time.Duration(o.rounds), maxPerConnLoop, s.build, s.status)
 				// CPU over warm-up and measurement, per measured request:
 				// warm-up requests are few and alike for both sides.
 				r.cpu = s.server.cpu() - cpuBefore
+				r.pgCPU = postgresCPU() - pgBefore
 				r.cpuRequests = r.Requests + r.warmRequests
 				if s.pacer {
 					r.rss = s.server.rss()
@@ -305,8 +307,28 @@ func (p *process) stop() {
 }
 
 // cpu is the process's user+system CPU time so far.
-func (p *process) cpu() time.Duration {
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
+func (p *process) cpu() time.Duration { return cpuOf(p.cmd.Process.Pid) }
+
+// postgresCPU is the CPU time of every process named postgres (the server
+// and its backends) so far: the database's share of each scenario.
+func postgresCPU() time.Duration {
+	entries, _ := os.ReadDir("/proc")
+	var total time.Duration
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+		if err == nil && strings.TrimSpace(string(comm)) == "postgres" {
+			total += cpuOf(pid)
+		}
+	}
+	return total
+}
+
+func cpuOf(pid int) time.Duration {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0
 	}

@@ -21,7 +21,7 @@ type result struct {
 	P50, P99 time.Duration
 	rss      string // of the server process, when known
 	// cpu is the server's CPU time over cpuRequests requests.
-	cpu                       time.Duration
+	cpu, pgCPU                time.Duration
 	cpuRequests, warmRequests int64
 	lat                       []time.Duration // sorted samples, for merging rounds
 }
@@ -29,7 +29,7 @@ type result struct {
 // merge adds another round of the same scenario.
 func (r result) merge(o result) result {
 	m := result{Requests: r.Requests + o.Requests, Errors: r.Errors + o.Errors, Duration: r.Duration + o.Duration, rss: o.rss,
-		cpu: r.cpu + o.cpu, cpuRequests: r.cpuRequests + o.cpuRequests}
+		cpu: r.cpu + o.cpu, pgCPU: r.pgCPU + o.pgCPU, cpuRequests: r.cpuRequests + o.cpuRequests}
 	m.lat = append(append(make([]time.Duration, 0, len(r.lat)+len(o.lat)), r.lat...), o.lat...)
 	slices.Sort(m.lat)
 	m.P50, m.P99 = percentile(m.lat, 0.50), percentile(m.lat, 0.99)

@@ -31,8 +31,9 @@ func main() {
 		fs := flag.NewFlagSet("bare", flag.ExitOnError)
 		addr := fs.String("addr", "127.0.0.1:18081", "listen address (loopback)")
 		maxConns := fs.Int("max-conns", 16, "pool size (pacer-api's default)")
+		pprofAddr := fs.String("pprof-addr", "127.0.0.1:19091", "pprof listener, separate from addr (empty: none)")
 		_ = fs.Parse(os.Args[2:])
-		err = serveBare(ctx, *addr, os.Getenv("DATABASE_URL"), int32(*maxConns))
+		err = serveBare(ctx, *addr, *pprofAddr, os.Getenv("DATABASE_URL"), int32(*maxConns))
 	case "bench":
 		fs := flag.NewFlagSet("bench", flag.ExitOnError)
 		o := benchOptions{}

@@ -13,8 +13,8 @@ func render(o benchOptions, scenarios []scenario, results []result) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Measured %s, %d cores (GOMAXPROCS %d), %d keep-alive connections, %s measured per scenario in %d alternating rounds (each after a %s warm-up); load generator, servers and PostgreSQL on the same machine.\n\n",
 		time.Now().UTC().Format("2006-01-02 15:04 MST"), runtime.NumCPU(), runtime.GOMAXPROCS(0), o.conns, o.duration, o.rounds, o.warmup)
-	b.WriteString("| scenario | req/s | p50 ms | p99 ms | errors | server CPU µs/req | vs baseline (req/s) | target | pacer-api RSS (now / peak) |\n")
-	b.WriteString("| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |\n")
+	b.WriteString("| scenario | req/s | p50 ms | p99 ms | errors | server CPU µs/req | PostgreSQL CPU µs/req | vs baseline (req/s) | target | pacer-api RSS (now / peak) |\n")
+	b.WriteString("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |\n")
 	for i, s := range scenarios {
 		r := results[i]
 		if r.Duration == 0 {
@@ -36,11 +36,12 @@ func render(o benchOptions, scenarios []scenario, results []result) string {
 		if s.pacer {
 			rss = r.rss
 		}
-		cpu := "?"
+		cpu, pgCPU := "?", "?"
 		if r.cpuRequests > 0 {
 			cpu = fmt.Sprintf("%.0f", float64(r.cpu.Microseconds())/float64(r.cpuRequests))
+			pgCPU = fmt.Sprintf("%.0f", float64(r.pgCPU.Microseconds())/float64(r.cpuRequests))
 		}
-		fmt.Fprintf(&b, "| %s | %.0f | %s | %s | %d | %s | %s | %s | %s |\n", s.name, r.RPS(), ms(r.P50), ms(r.P99), r.Errors, cpu, ratio, target, rss)
+		fmt.Fprintf(&b, "| %s | %.0f | %s | %s | %d | %s | %s | %s | %s | %s |\n", s.name, r.RPS(), ms(r.P50), ms(r.P99), r.Errors, cpu, pgCPU, ratio, target, rss)
 	}
 	return b.String()
 }
