@@ -25,8 +25,11 @@ func cacheHostile(in Input, ws []Window) string {
 // cacheRec recommends cache entries per pod from ws[0], C being the size in
 // effect. A cache that evicts on more than 10% of lookups and misses on a
 // noticeable share of them is too small: double it, unless the last
-// growth did not help (hostile says so). A cache that holds less than half
-// of its entries and evicts nothing shrinks to 1.5× what it holds.
+// growth did not help (hostile says so) or the hit ratio is under 5% (keys
+// that barely repeat). A cache that holds less than a quarter of its
+// entries and evicts nothing shrinks to twice what it holds: the entries a
+// pod holds follow its share of the load, which moves with replicas, so
+// only a cache far too big is trimmed.
 func (p params) cacheRec(ws []Window, C int32, hostile string) rec {
 	w := ws[0]
 	hold := func(why string) rec { return rec{to: C, reason: why} }
@@ -45,8 +48,8 @@ func (p params) cacheRec(ws []Window, C int32, hostile string) rec {
 		to := ceil32(float64(C) * 2)
 		return rec{to: to, reason: fmt.Sprintf("hit ratio %s with %s of lookups evicting an entry: %s",
 			pct(w.CacheHitRatio), pct(evict), arrow(SettingCache, C, to))}
-	case evict < 0.005 && w.CacheEntries < 0.5*float64(C):
-		to := max(ceil32(w.CacheEntries*1.5), 1)
+	case evict < 0.005 && w.CacheEntries < 0.25*float64(C):
+		to := max(ceil32(w.CacheEntries*2), 1)
 		return rec{to: to, reason: fmt.Sprintf("the cache holds %s of %d entries per pod and evicts almost nothing: %s",
 			num(w.CacheEntries), C, arrow(SettingCache, C, to))}
 	}

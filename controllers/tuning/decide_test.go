@@ -81,13 +81,13 @@ func TestDecide(t *testing.T) {
 			words: []string{"panic window", "25% of requests refused or failed", "replicas 4 → 8"},
 		},
 		{
-			name: "one step per interval: at most twice the pods",
+			name: "one step per interval: in panic, at most four times the pods",
 			edit: func(in *Input) {
 				in.Window.CPUCores, in.Window.P99 = 2, 900*time.Millisecond
 				in.Window.ErrorRate, in.Window.ShedRate, in.Window.RequestRate = 3000, 3000, 4500
 			},
-			want:  []move{{SettingReplicas, 4, 8}},
-			words: []string{"replicas 4 → 18 (one step now, up to 18 later)"},
+			want:  []move{{SettingReplicas, 4, 16}, {SettingPool, 8, 5}},
+			words: []string{"replicas 4 → 18 (one step now, up to 18 later)", "connection budget 80 over 16 replicas leaves 5 per pod"},
 		},
 		{
 			name: "scale-up stabilization: a rise must hold for the whole scale-up window",
@@ -95,7 +95,7 @@ func TestDecide(t *testing.T) {
 				in.Tuning.Stabilization.ScaleUp = &metav1.Duration{Duration: time.Minute}
 				latest(in, 30*time.Second, func(w *Window) { w.CPUCores = 1.9 })
 			},
-			words: []string{"replicas: a rise to 5 has not held for the 1m0s scale-up window"},
+			words: []string{"replicas: a rise to 6 has not held for the 1m0s scale-up window"},
 		},
 		{
 			name: "scale-up stabilization applies the lowest recommendation of the window",

@@ -81,6 +81,12 @@ func (p params) replicasRec(ws []Window, R, W int32) rec {
 	pneed := latest.podsBusy / p.target
 	util := need / float64(R)
 	mode := fmt.Sprintf("stable %s", ms(stableWindow))
+	if pneed > need && pneed > float64(R)*(1+tolerance) {
+		// A rise shows in the latest window first: scale-ups follow it
+		// (scale-downs only ever follow the stable window).
+		need, why, util = pneed, latest.by, pneed/float64(R)
+		mode = "latest"
+	}
 	if pneed >= panicFactor*float64(R) || (w.P99 > p.objective && pneed > float64(R)*(1+tolerance)) {
 		if pneed > need {
 			need, why, util = pneed, latest.by, pneed/float64(R)
@@ -90,7 +96,9 @@ func (p params) replicasRec(ws []Window, R, W int32) rec {
 			return hold("in panic mode: no scale-down")
 		}
 	}
-	if math.Abs(util-1) <= tolerance {
+	// The band holds small errors, except a rise while p99 is already
+	// past half the objective: latency is what the tuner answers for.
+	if math.Abs(util-1) <= tolerance && (util <= 1 || w.P99 < p.objective/2) {
 		return hold(fmt.Sprintf("utilization %s of target %s is within %s", pct(util*p.target), pct(p.target), pct(tolerance)))
 	}
 	to := max(ceil32(need), 1)
@@ -100,6 +108,6 @@ func (p params) replicasRec(ws []Window, R, W int32) rec {
 	if to > R && w.Pods < int(R) {
 		return hold(fmt.Sprintf("%d of %d pods ready: waiting for the rest before scaling further", w.Pods, R))
 	}
-	return rec{to: to, reason: fmt.Sprintf("%s window: utilization %s against a %s target (latest window: %s per pod), p99 %s (objective %s): %s",
+	return rec{to: to, urgent: mode == "panic" && w.P99 > p.objective, reason: fmt.Sprintf("%s window: utilization %s against a %s target (latest window: %s per pod), p99 %s (objective %s): %s",
 		mode, pct(util*p.target), pct(p.target), why, ms(w.P99), ms(p.objective), arrow(SettingReplicas, R, to))}
 }

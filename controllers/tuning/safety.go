@@ -37,8 +37,9 @@ func (p params) holdAll(in Input) string {
 type rec struct {
 	to     int32
 	reason string
-	// urgent marks a decrease that protects latency (a workers cut while
-	// saturated): it skips the scale-down window.
+	// urgent marks a change that answers a violated objective: a workers
+	// cut while saturated skips the scale-down window; a scale-up in
+	// panic mode goes up to the panic window's figure (at most 4×) in one step.
 	urgent bool
 }
 
@@ -100,7 +101,14 @@ func (p params) settle(in Input, k knob) outcome {
 		if lowest <= cur {
 			return hold(fmt.Sprintf("%s: a rise to %d has not held for the %s scale-up window", k.name, want, ms(p.up)))
 		}
-		to := min(lowest, stepUp(cur, k.up))
+		limit := stepUp(cur, k.up)
+		if k.name == SettingReplicas {
+			limit = replicaStepUp(cur)
+		}
+		if r0.urgent {
+			limit = max(limit, min(want, 4*cur))
+		}
+		to := min(lowest, limit)
 		reason := r0.reason
 		if to < want {
 			reason += fmt.Sprintf(" (one step now, up to %d later)", want)
@@ -125,14 +133,14 @@ func (p params) settle(in Input, k knob) outcome {
 			}
 		}
 		highest := want
-		// Values applied within the window count as recommendations too
-		// (the HPA keeps the recommendations it acted on).
+		// Increases applied within the window count as recommendations
+		// too (the HPA keeps the recommendations it acted on).
 		for _, d := range in.History {
 			if !d.Applied || in.Now.Sub(d.Time.Time) >= p.down {
 				continue
 			}
 			for _, c := range d.Changes {
-				if c.Setting == k.name {
+				if c.Setting == k.name && c.To > c.From {
 					highest = max(highest, clamp(c.To, k.bounds))
 				}
 			}
@@ -168,6 +176,10 @@ func clamp(v int32, b *pacerv1.Int32Range) int32 {
 func stepUp(cur int32, factor float64) int32 {
 	return max(cur+1, int32(math.Floor(float64(cur)*factor)))
 }
+
+// replicaStepUp is the HPA's default scale-up limit: double, or four more
+// pods, whichever is more.
+func replicaStepUp(cur int32) int32 { return max(2*cur, cur+4) }
 
 func stepDown(cur int32, factor float64) int32 {
 	return min(max(cur-1, 0), int32(math.Ceil(float64(cur)*factor)))

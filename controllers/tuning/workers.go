@@ -17,16 +17,18 @@ func serviceTime(w Window) float64 {
 //
 // In the spirit of Gradient2 and TCP Vegas: the in-service time of a
 // request (Little's law: in flight / throughput) is compared with its
-// lowest recent value. While it holds near that baseline and requests
-// queue for a worker, the pod has spare capacity that the limit keeps
-// from use: raise the limit to what Little's law says the arriving load
-// needs in flight, at the target utilization. When p99 is over the
+// lowest recent value. While requests queue for a worker and the pod has
+// spare capacity (CPU under 80% when known, else in-service time under
+// twice its baseline), the limit keeps that capacity from use: raise the
+// limit to what Little's law says the arriving load needs in flight, at
+// the target utilization. When p99 is over the
 // objective and the pod is saturated (CPU at its limit or, with no CPU
 // figure, in-service time at least twice its baseline) with its workers
-// full, the limit admits more than the pod can serve: cut it to the
-// concurrency the pod sustains at its baseline latency, so the excess
-// waits in the queue (and shows replicas the demand) instead of slowing
-// every request in flight.
+// full, the limit admits more than the pod can serve: cut it to twice the
+// concurrency the pod sustains at its baseline latency (at the target), so
+// the excess waits in the queue (and shows replicas the demand) instead of
+// slowing every request in flight. With CPU known, requests are never cut
+// for slowness alone: a slow database is not over-admission.
 func (p params) workersRec(ws []Window, W int32) rec {
 	w := ws[0]
 	hold := func(why string) rec { return rec{to: W, reason: why} }
@@ -70,15 +72,15 @@ func (p params) workersRec(ws []Window, W int32) rec {
 			}
 		}
 		sustain := capacity * base
-		to := ceil32(sustain / p.target)
+		to := ceil32(trimHeadroom * sustain / p.target)
 		if float64(to) >= float64(W)*(1-tolerance) {
 			return hold(fmt.Sprintf("workers saturated at %s in flight but already near the %s the pod sustains", num(w.InFlight), num(sustain)))
 		}
 		return rec{to: to, urgent: true, reason: fmt.Sprintf(
-			"p99 %s > objective %s with %s and %s of %d workers busy: %s (Little's law: %s req/s × %s = %s in flight per pod at the baseline latency, at %s target)",
+			"p99 %s > objective %s with %s and %s of %d workers busy: %s (Little's law: %s req/s × %s = %s in flight per pod at the baseline latency; %g× that at %s target)",
 			ms(w.P99), ms(p.objective), load, num(w.InFlight), W, arrow(SettingWorkers, W, to),
-			num(capacity), secs(base), num(sustain), pct(p.target))}
-	case queued && !saturated && (cpu >= 0 || gradient >= 0.5):
+			num(capacity), secs(base), num(sustain), trimHeadroom, pct(p.target))}
+	case queued && !saturated && (cpu < 0 && gradient >= 0.5 || cpu >= 0 && cpu < cpuRoom):
 		arrive := w.RequestRate / pods
 		need := arrive * t
 		to := ceil32(need / p.target)
@@ -91,23 +93,24 @@ func (p params) workersRec(ws []Window, W int32) rec {
 			num(need), num(arrive), secs(t), pct(p.target))}
 	case !queued && !over && p.podCPU > 0:
 		// Trim a limit far above what the pod can carry, so a sudden
-		// overload queues instead of crowding the CPU: to the concurrency
-		// the pod sustains at full CPU and its baseline latency (or twice
-		// the current need, if more), at the target, after the
-		// scale-down window.
+		// overload queues instead of crowding the CPU: to twice the
+		// concurrency the pod sustains at full CPU and its baseline
+		// latency (or the current need, if more), at the target, after
+		// the scale-down window. Twice, because in-service time grows as
+		// the CPU gets busy.
 		c := cpuPerRequest(ws)
 		if c <= 0 {
 			return hold("")
 		}
 		sustain := p.podCPU / c * base
 		need := w.RequestRate / pods * t
-		to := ceil32(max(sustain, trimHeadroom*need) / p.target)
+		to := ceil32(trimHeadroom * max(sustain, need) / p.target)
 		if to >= W/2 {
 			return hold("")
 		}
 		return rec{to: to, reason: fmt.Sprintf(
-			"only %s of %d workers busy per pod with no queue, p99 %s within objective %s: %s (Little's law: a pod's %s cores carry %s req/s × %s = %s in flight, at %s target)",
-			num(w.InFlight), W, ms(w.P99), ms(p.objective), arrow(SettingWorkers, W, to), num(p.podCPU), num(p.podCPU/c), secs(base), num(sustain), pct(p.target))}
+			"only %s of %d workers busy per pod with no queue, p99 %s within objective %s: %s (Little's law: a pod's %s cores carry %s req/s × %s = %s in flight; %g× that at %s target)",
+			num(w.InFlight), W, ms(w.P99), ms(p.objective), arrow(SettingWorkers, W, to), num(p.podCPU), num(p.podCPU/c), secs(base), num(sustain), trimHeadroom, pct(p.target))}
 	}
 	return hold("")
 }

@@ -161,9 +161,12 @@ func (m Model) tick(lambda, backlog float64, w, p int, hit, entries, evicts floa
 		pP, r = erlangC(peff, aP, q)
 		wP = math.Min(safeDiv(pP, r), math.Max(0, W-float64(peff))*q/float64(peff))
 		T = s + wC + miss*(q+wP)
-		X = math.Min(X, W/T)
+		// W slots carry at most W requests per in-service time without
+		// CPU waits (the asymptotic bound of a closed network): waiting
+		// for the CPU is the consequence of more slots, not a limit.
+		X = math.Min(X, W/(s+miss*(q+wP)))
 		lam = math.Min(lambda, 0.97*X)
-		pW, r = erlangC(w, lam*T, T)
+		pW, r = erlangC(w, math.Min(lam*T, 0.97*W), T)
 		wW = safeDiv(pW, r)
 		n = math.Min(W, lam*T+backlog)
 		if math.Abs(n-prev) < 0.01 {
@@ -176,7 +179,7 @@ func (m Model) tick(lambda, backlog float64, w, p int, hit, entries, evicts floa
 	t.served = math.Min(lambda+backlog, X)
 	b := backlog + lambda - t.served
 	inWorkers := 0.0
-	if X < W/T { // the bottleneck is behind the worker slots: waiting requests hold them
+	if X < W/(s+miss*(q+wP)) { // the bottleneck is behind the worker slots: waiting requests hold them
 		inWorkers = math.Min(b, math.Max(0, W-math.Min(lambda, X)*T))
 	}
 	queued := b - inWorkers
@@ -195,7 +198,7 @@ func (m Model) tick(lambda, backlog float64, w, p int, hit, entries, evicts floa
 	t.queue = math.Min(lambda, X)*wW + queued
 	t.poolUsed = math.Min(aP, float64(peff))
 	t.poolWait = wP
-	if X < W/T && miss > 0 && math.Abs(X-float64(peff)/(miss*q)) < 1e-9 {
+	if miss > 0 && math.Abs(X-float64(peff)/(miss*q)) < 1e-9 {
 		t.poolWait += wait // the backlog waits for connections
 	}
 	t.emptyAcquires = t.served * miss * pP
