@@ -127,7 +127,7 @@ func newSuite() (*testSuite, error) {
 		Client:    s.writes,
 		APIReader: mgr.GetAPIReader(),
 		Recorder:  mgr.GetEventRecorder("pacer"),
-		Metrics:   metrics.NewPods(metrics.PodsOptions{Client: s.scrapeClient()}),
+		Metrics:   metrics.NewSources(metrics.SourcesOptions{Pods: metrics.PodsOptions{Client: s.scrapeClient()}}),
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel

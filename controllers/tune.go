@@ -205,14 +205,7 @@ func (r *TunedServiceReconciler) forgetTuning(key types.NamespacedName) {
 
 // metricsSource picks the source the spec asks for.
 func (r *TunedServiceReconciler) metricsSource(ts *pacerv1.TunedService) (metrics.Source, error) {
-	m := ts.Spec.Tuning.Metrics
-	if m.Source != pacerv1.MetricsFromPrometheus {
-		return r.Metrics, nil
-	}
-	if r.PrometheusSource == nil {
-		return nil, fmt.Errorf("metrics.source is Prometheus, but this manager has no Prometheus client")
-	}
-	return r.PrometheusSource(m.PrometheusURL)
+	return r.Metrics.For(ts.Spec.Tuning.Metrics)
 }
 
 // readyPods lists the TunedService's ready pods with their addresses.

@@ -48,11 +48,9 @@ type TunedServiceReconciler struct {
 	APIReader client.Reader
 	// Recorder emits events.k8s.io Events.
 	Recorder events.EventRecorder
-	// Metrics observes pods for the tuner (spec.tuning.metrics.source Pods).
-	Metrics metrics.Source
-	// PrometheusSource returns a source that queries the Prometheus at a
-	// URL (spec.tuning.metrics.source Prometheus); nil disables that source.
-	PrometheusSource func(url string) (metrics.Source, error)
+	// Metrics hands the tuner the metrics source each TunedService asks
+	// for: its pods' admin ports (default) or a Prometheus server.
+	Metrics *metrics.Sources
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 
@@ -178,7 +176,7 @@ func (r *TunedServiceReconciler) now() time.Time {
 func (r *TunedServiceReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
 	r.applier = newApplier(r.Client)
 	if r.Metrics == nil {
-		r.Metrics = metrics.NewPods(metrics.PodsOptions{})
+		r.Metrics = metrics.NewSources(metrics.SourcesOptions{})
 	}
 	if err := mgr.GetFieldIndexer().IndexField(ctx, &pacerv1.TunedService{}, secretIndex, secretNames); err != nil {
 		return fmt.Errorf("index TunedServices by Secret: %w", err)
