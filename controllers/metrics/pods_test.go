@@ -2,11 +2,13 @@ package metrics
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -101,8 +103,10 @@ func TestPodsObserveRealService(t *testing.T) {
 	if w.WorkerLimit != def.Workers.MaxInFlight || w.PoolMaxConns != int(def.Database.MaxConns) {
 		t.Errorf("WorkerLimit=%d PoolMaxConns=%d, want the config's %d and %d", w.WorkerLimit, w.PoolMaxConns, def.Workers.MaxInFlight, def.Database.MaxConns)
 	}
-	if w.Utilization < 0 || w.Utilization > 1 || w.InFlight < 0 || w.QueueLength < 0 {
-		t.Errorf("Utilization=%v InFlight=%v QueueLength=%v out of range", w.Utilization, w.InFlight, w.QueueLength)
+	// Requests were in flight during the window, whatever the gauges read
+	// at the two scrapes (Little's law).
+	if w.InFlight <= 0 || w.Utilization <= 0 || w.Utilization > 1 || w.QueueLength < 0 {
+		t.Errorf("InFlight=%v Utilization=%v QueueLength=%v; want some in flight", w.InFlight, w.Utilization, w.QueueLength)
 	}
 	if w.PoolAcquireWait < 0 || w.PoolAcquireWait > 5*time.Second || w.PoolEmptyAcquireRate < 0 {
 		t.Errorf("PoolAcquireWait=%s PoolEmptyAcquireRate=%v out of range", w.PoolAcquireWait, w.PoolEmptyAcquireRate)
@@ -288,9 +292,108 @@ func TestPodsShedAndRateLimited(t *testing.T) {
 			if tc.pod == narrow && n503 == 0 {
 				t.Errorf("16 clients on 1 worker without a queue were never shed: %v", got.codes)
 			}
+			if tc.pod == narrow && (w.InFlight <= 0 || w.InFlight > 1 || w.WorkerLimit != 1) {
+				t.Errorf("InFlight=%v WorkerLimit=%d, want between 0 and the one worker", w.InFlight, w.WorkerLimit)
+			}
 			if tc.pod == limited && n429 == 0 {
 				t.Errorf("100 requests at a 5/s limit were never refused: %v", got.codes)
 			}
 		})
+	}
+}
+
+// TestPodsScrapeFailures: each way a scrape fails is reported for its pod,
+// and scrapes run at most Concurrency at a time.
+func TestPodsScrapeFailures(t *testing.T) {
+	t.Parallel()
+	serve := func(h http.HandlerFunc) Pod {
+		s := httptest.NewServer(h)
+		t.Cleanup(s.Close)
+		addr := s.Listener.Addr().(*net.TCPAddr)
+		return Pod{Host: addr.IP.String(), Port: int32(addr.Port)}
+	}
+	named := func(name string, p Pod) Pod { p.Name = name; return p }
+	exposition := "# TYPE pacer_config_generation gauge\npacer_config_generation 1\n"
+
+	pods := []Pod{
+		named("protobuf", serve(func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited")
+			_, _ = w.Write([]byte{0x0a})
+		})),
+		named("huge", serve(func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+			_, _ = w.Write([]byte(exposition + "# TYPE pacer_cache_entries gauge\n"))
+			for i := range 100 {
+				fmt.Fprintf(w, "pacer_cache_entries{i=\"%d\"} 1\n", i)
+			}
+		})),
+		named("slow", serve(func(w http.ResponseWriter, r *http.Request) {
+			select { // bounded: the scrape times out long before
+			case <-r.Context().Done():
+			case <-time.After(30 * time.Second):
+			}
+		})),
+		named("garbage", serve(func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "text/plain")
+			_, _ = w.Write([]byte("pacer_config_generation{ 1\n"))
+		})),
+	}
+	src := NewPods(PodsOptions{Timeout: 300 * time.Millisecond, MaxBodyBytes: 1024})
+	w, err := src.Observe(context.Background(), Target{Namespace: "ns", Name: "svc", Pods: pods})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"4 of 4 pods not observed",
+		"protobuf: scrape " + pods[0].Addr() + `: Content-Type "application/vnd.google.protobuf`,
+		"huge: scrape " + pods[1].Addr() + ": exposition larger than 1024 bytes",
+		"slow: scrape " + pods[2].Addr() + ": no answer within 300ms",
+		"garbage: scrape " + pods[3].Addr() + ": parse metrics:",
+	} {
+		if !strings.Contains(w.Reason, want) {
+			t.Errorf("Reason lacks %q:\n%s", want, w.Reason)
+		}
+	}
+	if w.Sufficient || w.Pods != 0 {
+		t.Errorf("Sufficient=%v Pods=%d, want an insufficient window over no pods", w.Sufficient, w.Pods)
+	}
+
+	// Concurrency: 6 pods that each take 50ms, 2 scrapes at a time.
+	var (
+		mu             sync.Mutex
+		active, most   int
+		concurrentPods []Pod
+	)
+	for i := range 6 {
+		concurrentPods = append(concurrentPods, named(fmt.Sprintf("p%d", i), serve(func(w http.ResponseWriter, _ *http.Request) {
+			mu.Lock()
+			active++
+			most = max(most, active)
+			mu.Unlock()
+			time.Sleep(50 * time.Millisecond)
+			mu.Lock()
+			active--
+			mu.Unlock()
+			w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+			_, _ = w.Write([]byte(exposition))
+		})))
+	}
+	src = NewPods(PodsOptions{Concurrency: 2, Timeout: 20 * time.Second})
+	w, err = src.Observe(context.Background(), Target{Namespace: "ns", Name: "many", Pods: concurrentPods, Generation: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(w.Reason, "6 of 6 pods have no earlier sample") {
+		t.Errorf("Reason = %q, want 6 first scrapes", w.Reason)
+	}
+	if most > 2 {
+		t.Errorf("%d scrapes at once, want at most 2", most)
+	}
+
+	// A canceled context is an error, not a window.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := src.Observe(ctx, Target{Namespace: "ns", Name: "many", Pods: concurrentPods}); err == nil {
+		t.Error("Observe with a canceled context: no error")
 	}
 }

@@ -109,6 +109,8 @@ const (
 	qP95          = "p95"
 	qP99          = "p99"
 	qInFlight     = "in_flight"
+	qInSystem     = "in_system"
+	qFinished     = "finished"
 	qQueue        = "queue"
 	qWorkerLimit  = "worker_limit"
 	qPoolMax      = "pool_max"
@@ -157,6 +159,8 @@ func queries(sel string, r string) []namedQuery {
 		{qP95, quantile("0.95")},
 		{qP99, quantile("0.99")},
 		{qInFlight, "avg(" + over("avg_over_time", m.RequestsInFlight, "") + ")"},
+		{qInSystem, "avg(sum by (" + LabelPod + ") (" + over("rate", m.RequestDuration+"_sum", "") + "))"},
+		{qFinished, "sum(" + over("increase", m.RequestDuration+"_count", "") + ")"},
 		{qQueue, "avg(" + over("avg_over_time", m.QueueLength, "") + ")"},
 		{qWorkerLimit, "avg(" + over("last_over_time", m.WorkerLimit, "") + ")"},
 		{qPoolMax, "avg(" + over("last_over_time", m.DBPoolMaxConns, "") + ")"},
@@ -290,9 +294,13 @@ func fillWindow(w *tuning.Window, r results, t Target) {
 	w.P50 = seconds(r.get(qP50))
 	w.P95 = seconds(r.get(qP95))
 	w.P99 = seconds(r.get(qP99))
-	w.InFlight = r.get(qInFlight)
 	w.QueueLength = r.get(qQueue)
 	w.WorkerLimit = int(math.Round(r.get(qWorkerLimit)))
+	// Little's law, as the Pods source (see meanInFlight).
+	w.InFlight = r.get(qInFlight)
+	if r.get(qFinished) > 0 {
+		w.InFlight = limitInFlight(r.get(qInSystem)-w.QueueLength, float64(w.WorkerLimit))
+	}
 	if w.WorkerLimit > 0 {
 		w.Utilization = clamp01(w.InFlight / float64(w.WorkerLimit))
 	}

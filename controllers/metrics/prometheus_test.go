@@ -155,18 +155,27 @@ func TestPrometheusAgreesWithPods(t *testing.T) {
 	// Pods source divides exact deltas; under steady traffic they agree.
 	near("RequestRate", fromProm.RequestRate, fromPods.RequestRate, 0.3)
 	near("CacheLookupRate", fromProm.CacheLookupRate, fromPods.CacheLookupRate, 0.3)
+	// Rate times mean latency (Little's law) on both sides; the mean feels
+	// the same tail as p99.
+	if p, q := fromProm.InFlight, fromPods.InFlight; p <= 0 || p > 3*q+0.05 || q > 3*p+0.05 {
+		t.Errorf("InFlight: prometheus %.3g, pods %.3g; want within a factor of 3", p, q)
+	}
 	if math.Abs(fromProm.CacheHitRatio-fromPods.CacheHitRatio) > 0.1 {
 		t.Errorf("CacheHitRatio: prometheus %.3f, pods %.3f", fromProm.CacheHitRatio, fromPods.CacheHitRatio)
 	}
 	same("ErrorRate", fromProm.ErrorRate, 0.0)
 	same("ShedRate", fromProm.ShedRate, 0.0)
-	// Quantiles come from the same buckets over slightly different samples.
+	// Quantiles come from the same buckets over slightly different samples
+	// (Prometheus's scrapes are not the Pods source's); p99 rests on a
+	// handful of requests, which the race detector and parallel tests slow
+	// now and then, so it gets a wider factor.
 	for _, q := range []struct {
 		name       string
 		prom, pods time.Duration
-	}{{"P50", fromProm.P50, fromPods.P50}, {"P95", fromProm.P95, fromPods.P95}, {"P99", fromProm.P99, fromPods.P99}} {
-		if q.prom <= 0 || q.prom > 3*q.pods+time.Millisecond || q.pods > 3*q.prom+time.Millisecond {
-			t.Errorf("%s: prometheus %s, pods %s; want within a factor of 3", q.name, q.prom, q.pods)
+		factor     time.Duration
+	}{{"P50", fromProm.P50, fromPods.P50, 2}, {"P95", fromProm.P95, fromPods.P95, 2}, {"P99", fromProm.P99, fromPods.P99, 5}} {
+		if q.prom <= 0 || q.prom > q.factor*q.pods+time.Millisecond || q.pods > q.factor*q.prom+time.Millisecond {
+			t.Errorf("%s: prometheus %s, pods %s; want within a factor of %d", q.name, q.prom, q.pods, q.factor)
 		}
 	}
 	if !(fromProm.P50 <= fromProm.P95 && fromProm.P95 <= fromProm.P99) {

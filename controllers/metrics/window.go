@@ -106,8 +106,9 @@ func buildWindow(spans []podSpan, t Target) tuning.Window {
 		cpu += d(func(x sample) float64 { return x.CPUSeconds }) / dt
 		latency = addBuckets(latency, histogramDelta(base.Latency, cur.Latency, reset))
 
-		inFlight += meanOf(s.Scrapes, func(x sample) float64 { return x.InFlight })
-		queue += meanOf(s.Scrapes, func(x sample) float64 { return x.QueueLength })
+		q := meanOf(s.Scrapes, func(x sample) float64 { return x.QueueLength })
+		queue += q
+		inFlight += meanInFlight(base, cur, reset, dt, q, meanOf(s.Scrapes, func(x sample) float64 { return x.InFlight }))
 		poolAcquired += meanOf(s.Scrapes, func(x sample) float64 { return x.PoolAcquired })
 		entries += meanOf(s.Scrapes, func(x sample) float64 { return x.CacheEntries })
 		workerLimit += cur.WorkerLimit
@@ -138,6 +139,32 @@ func buildWindow(spans []podSpan, t Target) tuning.Window {
 	w.P99 = seconds(quantile(0.99, latency))
 	judge(&w, statuses, t, requests)
 	return w
+}
+
+// meanInFlight is a pod's mean number of requests holding a worker slot
+// over the span. Two or three gauge readings are a poor mean of a quantity
+// that changes every millisecond, so it uses Little's law instead: the
+// latency histogram's sum grows by every finished request's time in the
+// pod, queue wait included, so its rate is the mean number of requests in
+// the pod; less the mean queue length, it is the mean in flight. It falls
+// back to the gauge readings when no request finished, and never exceeds
+// the worker limit.
+func meanInFlight(base, cur sample, reset bool, dt, queue, gaugeMean float64) float64 {
+	reset = reset || cur.Latency.Count < base.Latency.Count
+	if counterDelta(base.Latency.Count, cur.Latency.Count, reset) == 0 {
+		return gaugeMean
+	}
+	inSystem := counterDelta(base.Latency.Sum, cur.Latency.Sum, reset) / dt
+	return limitInFlight(inSystem-queue, cur.WorkerLimit)
+}
+
+// limitInFlight clamps an in-flight estimate to [0, worker limit].
+func limitInFlight(x, workerLimit float64) float64 {
+	x = max(x, 0)
+	if workerLimit > 0 {
+		x = min(x, workerLimit)
+	}
+	return x
 }
 
 // problemFirstScrape marks a pod with no earlier scrape old enough to make

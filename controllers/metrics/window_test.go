@@ -118,7 +118,8 @@ var t0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 
 // scrapeAt is a healthy pod's sample at t0+sec with counters scaled by n:
 // n requests (n/10 of them 5xx), n/20 shed, n/50 rate limited, latency of
-// 0.9n requests under 10ms and the rest under 100ms.
+// 0.9n requests under 10ms and the rest under 100ms, 50ms on average (at
+// 100 requests a second, 5 in the pod: 4 in flight and 1 queued).
 func scrapeAt(sec, n float64, gen int64) sample {
 	return sample{
 		At: t0.Add(time.Duration(sec * float64(time.Second))), HasGeneration: true, Generation: gen, StartTime: 1000,
@@ -126,7 +127,7 @@ func scrapeAt(sec, n float64, gen int64) sample {
 		PoolAcquires: n / 2, PoolWait: n / 2 * 0.002, PoolEmpty: n / 10,
 		CacheHits: n * 0.8, CacheMisses: n * 0.2, CacheEvictions: n / 100,
 		CPUSeconds: sec * 0.25,
-		Latency:    hist(0.01, 0.9*n, 0.1, n, inf, n),
+		Latency:    func() histogram { h := hist(0.01, 0.9*n, 0.1, n, inf, n); h.Sum = n * 0.05; return h }(),
 		InFlight:   4, QueueLength: 1, WorkerLimit: 16, PoolAcquired: 3, PoolMax: 8, CacheEntries: 500,
 	}
 }
@@ -172,7 +173,7 @@ func TestBuildWindow(t *testing.T) {
 				{Name: "a", Scrapes: []sample{scrapeAt(0, 1000, 5), scrapeAt(10, 2000, 5)}},
 				{Name: "b", Scrapes: []sample{scrapeAt(1, 0, 5), func() sample {
 					s := scrapeAt(11, 1000, 5)
-					s.InFlight, s.QueueLength, s.CacheEntries = 8, 3, 700
+					s.QueueLength, s.CacheEntries = 3, 700
 					return s
 				}()}},
 			},
@@ -182,20 +183,42 @@ func TestBuildWindow(t *testing.T) {
 				w.Pods = 2
 				w.RequestRate, w.ErrorRate, w.ShedRate, w.RateLimitedRate = 200, 20, 10, 4
 				w.PoolEmptyAcquireRate, w.CacheLookupRate, w.CacheEvictionRate = 20, 200, 2
-				// b's scrapes average 6 in flight, 2 queued, 600 entries.
-				w.InFlight, w.QueueLength, w.CacheEntries = 5, 1.5, 550
-				w.Utilization = 5.0 / 16
+				// b's scrapes average 2 queued (so 3 of its 5 in the pod are in
+				// flight) and 600 entries.
+				w.InFlight, w.QueueLength, w.CacheEntries = 3.5, 1.5, 550
+				w.Utilization = 3.5 / 16
 			}),
 		},
 		{
 			name: "a mean over every scrape in the span",
 			spans: []podSpan{{Name: "a", Scrapes: []sample{scrapeAt(0, 1000, 5), func() sample {
 				s := scrapeAt(5, 1500, 5)
-				s.InFlight = 10
+				s.CacheEntries, s.PoolAcquired = 800, 6
 				return s
 			}(), scrapeAt(10, 2000, 5)}}},
 			target: target(5, 100, "a"),
-			want:   with(onePod, func(w *tuning.Window) { w.InFlight, w.Utilization = 6, 6.0/16 }),
+			want:   with(onePod, func(w *tuning.Window) { w.CacheEntries, w.PoolAcquired = 600, 4 }),
+		},
+		{
+			name: "in flight by Little's law: time in the pod per second, less the queue",
+			spans: []podSpan{{Name: "a", Scrapes: []sample{scrapeAt(0, 1000, 5), func() sample {
+				s := scrapeAt(10, 2000, 5)
+				s.Latency.Sum += 70 // 7 more requests in the pod on average: 11 in flight
+				s.InFlight = 0      // whatever the gauge read at the scrape
+				return s
+			}()}}},
+			target: target(5, 100, "a"),
+			want:   with(onePod, func(w *tuning.Window) { w.InFlight, w.Utilization = 11, 11.0/16 }),
+		},
+		{
+			name: "in flight never exceeds the worker limit",
+			spans: []podSpan{{Name: "a", Scrapes: []sample{scrapeAt(0, 1000, 5), func() sample {
+				s := scrapeAt(10, 2000, 5)
+				s.Latency.Sum += 1000
+				return s
+			}()}}},
+			target: target(5, 100, "a"),
+			want:   with(onePod, func(w *tuning.Window) { w.InFlight, w.Utilization = 16, 1 }),
 		},
 		{
 			name: "restart: counters count from zero, as rate() assumes",
