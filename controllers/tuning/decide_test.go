@@ -180,6 +180,28 @@ func TestDecide(t *testing.T) {
 			words: []string{"in-service time 160ms (baseline 7.5ms)", "60 of 64 workers busy", "maxInFlight 64 → 16"},
 		},
 		{
+			name: "a worker limit far above what the pod carries is trimmed after the scale-down window",
+			edit: func(in *Input) {
+				in.Current.MaxInFlight = 64
+				all(in, func(w *Window) { w.WorkerLimit = 64 })
+			},
+			want:  []move{{SettingWorkers, 64, 16}},
+			words: []string{"only 2.8 of 64 workers busy per pod with no queue", "maxInFlight 64 → 12", "(one step now, down to 12 later)"},
+		},
+		{
+			name: "a trim waits for the scale-down window",
+			edit: func(in *Input) {
+				in.Current.MaxInFlight = 64
+				latest(in, 2*time.Minute, func(w *Window) { w.WorkerLimit = 64 })
+				for i := range in.Recent {
+					if in.Recent[i].WorkerLimit != 64 {
+						in.Recent[i].WorkerLimit, in.Recent[i].InFlight, in.Recent[i].QueueLength = 64, 40, 5
+					}
+				}
+			},
+			words: []string{"maxInFlight: a fall to 12 has not held for the 5m0s scale-down window"},
+		},
+		{
 			name: "the pool grows when acquires wait",
 			edit: func(in *Input) {
 				in.Tuning.Bounds.Workers, in.Current.MaxInFlight = nil, 32
@@ -241,6 +263,12 @@ func TestDecide(t *testing.T) {
 			edit:  func(in *Input) { in.Window.CacheEvictionRate = 400 },
 			want:  []move{{SettingCache, 8000, 16000}},
 			words: []string{"hit ratio 60% with 27% of lookups evicting an entry"},
+		},
+		{
+			name:  "a cache far too big shrinks after the scale-down window",
+			edit:  func(in *Input) { all(in, func(w *Window) { w.CacheEntries, w.CacheEvictionRate = 1500, 0 }) },
+			want:  []move{{SettingCache, 8000, 4000}},
+			words: []string{"the cache holds 1500 of 8000 entries per pod and evicts almost nothing: cacheMaxEntries 8000 → 3000"},
 		},
 		{
 			name:  "a cache-hostile load does not grow the cache",

@@ -36,6 +36,14 @@ func run(args []string, stdout io.Writer) error {
 	traces := sim.Traces()
 	rows, runs := sim.Scorecard(sc, traces, sim.DefaultSweep())
 	fmt.Fprint(stdout, sim.Table(rows))
+	fmt.Fprintln(stdout)
+	for _, t := range sim.Targets(rows) {
+		met := "met"
+		if !t.Met {
+			met = "NOT MET"
+		}
+		fmt.Fprintf(stdout, "%-40s want %-45s got %s: %s\n", t.Name, t.Want, t.Got, met)
+	}
 	fmt.Fprintf(stdout, "\n%d traces × 3 policies in %s\n", len(traces), time.Since(began).Round(time.Millisecond))
 	if *verbose {
 		for _, tr := range traces {
@@ -56,7 +64,10 @@ func run(args []string, stdout io.Writer) error {
 	if *docs == "" {
 		return nil
 	}
-	js, err := json.MarshalIndent(rows, "", "  ")
+	js, err := json.MarshalIndent(struct {
+		Rows    []sim.Row    `json:"rows"`
+		Targets []sim.Target `json:"targets"`
+	}{rows, sim.Targets(rows)}, "", "  ")
 	if err != nil {
 		return err
 	}
