@@ -28,7 +28,7 @@ type PodsOptions struct {
 	// Concurrency bounds the scrapes in flight, across all targets;
 	// default 8.
 	Concurrency int
-	// MaxScrapes is how many scrapes are kept per pod; default 4, at least 2.
+	// MaxScrapes is how many scrapes are kept per pod; default 4, at least 3.
 	MaxScrapes int
 	// MaxBodyBytes bounds an exposition; default 16 MiB.
 	MaxBodyBytes int64
@@ -60,9 +60,10 @@ func (o PodsOptions) withDefaults() PodsOptions {
 	if o.Concurrency <= 0 {
 		o.Concurrency = 8
 	}
-	if o.MaxScrapes < 2 {
+	if o.MaxScrapes <= 0 {
 		o.MaxScrapes = 4
 	}
+	o.MaxScrapes = max(o.MaxScrapes, 3)
 	if o.MaxBodyBytes <= 0 {
 		o.MaxBodyBytes = 16 << 20
 	}
@@ -259,31 +260,51 @@ func (p *Pods) record(t Target, results []scrapeResult, now time.Time) []podSpan
 			spans[i].Problem = err.Error()
 			continue
 		}
-		ph.add(results[i].sample, p.o.MaxScrapes, maxAge)
+		ph.add(results[i].sample, p.o.MaxScrapes, minSpan, maxAge)
 		spans[i].Scrapes, spans[i].Problem = ph.span(minSpan)
 	}
 	return spans
 }
 
-// add appends s, then drops scrapes beyond max or older than maxAge.
-func (ph *podHistory) add(s sample, max int, maxAge time.Duration) {
-	ph.scrapes = append(ph.scrapes, s)
+// add appends s and trims the history. Scrapes older than maxAge go, and
+// so do those older than the base of the window ending with s (the newest
+// scrape at least minSpan before it): a later window's base is never older.
+// Past max, the newest scrapes before s go first, so that when Observe is
+// called more often than minSpan the oldest scrapes stay to be a base and
+// windows stay between one and about one and a half minSpan long.
+func (ph *podHistory) add(s sample, max int, minSpan, maxAge time.Duration) {
+	xs := append(ph.scrapes, s)
 	drop := 0
-	for drop < len(ph.scrapes)-1 && (len(ph.scrapes)-drop > max || s.At.Sub(ph.scrapes[drop].At) > maxAge) {
+	for drop < len(xs)-1 && s.At.Sub(xs[drop].At) > maxAge {
 		drop++
 	}
-	ph.scrapes = append(ph.scrapes[:0:0], ph.scrapes[drop:]...)
+	if b := baseIndex(xs, minSpan); b > drop {
+		drop = b
+	}
+	xs = xs[drop:]
+	for len(xs) > max {
+		xs = slices.Delete(xs, len(xs)-2, len(xs)-1)
+	}
+	ph.scrapes = slices.Clone(xs)
+}
+
+// baseIndex is the index of the newest scrape at least minSpan before the
+// last one, or -1.
+func baseIndex(xs []sample, minSpan time.Duration) int {
+	cur := xs[len(xs)-1]
+	for i := len(xs) - 2; i >= 0; i-- {
+		if cur.At.Sub(xs[i].At) >= minSpan {
+			return i
+		}
+	}
+	return -1
 }
 
 // span returns the scrapes from the newest one at least minSpan older than
 // the latest, through the latest.
 func (ph *podHistory) span(minSpan time.Duration) ([]sample, string) {
-	n := len(ph.scrapes)
-	cur := ph.scrapes[n-1]
-	for i := n - 2; i >= 0; i-- {
-		if cur.At.Sub(ph.scrapes[i].At) >= minSpan {
-			return slices.Clone(ph.scrapes[i:]), ""
-		}
+	if b := baseIndex(ph.scrapes, minSpan); b >= 0 {
+		return slices.Clone(ph.scrapes[b:]), ""
 	}
 	return nil, problemFirstScrape
 }

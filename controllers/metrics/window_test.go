@@ -330,38 +330,48 @@ func TestPodHistory(t *testing.T) {
 	at := func(sec int) sample {
 		return sample{At: t0.Add(time.Duration(sec) * time.Second), Requests: float64(sec)}
 	}
-	times := func(xs []sample) []float64 {
-		var out []float64
+	secs := func(xs []sample) []float64 {
+		out := []float64{}
 		for _, x := range xs {
 			out = append(out, x.Requests)
 		}
 		return out
 	}
-
+	const minSpan, maxAge = 10 * time.Second, time.Minute
+	steps := []struct {
+		at       int
+		wantKept []float64
+		wantSpan []float64 // nil: no window yet
+	}{
+		{0, []float64{0}, nil},
+		{30, []float64{0, 30}, []float64{0, 30}},
+		// Called again 3s later: the window reaches back to the scrape at
+		// least 10s old, through the one in between.
+		{33, []float64{0, 30, 33}, []float64{0, 30, 33}},
+		// Once a newer scrape is old enough to be the base, older ones go.
+		{40, []float64{30, 33, 40}, []float64{30, 33, 40}},
+		// Called every 3s: at most 4 kept, the newest before the latest go
+		// first, so the base stays and windows stay 10s to 15s long.
+		{43, []float64{33, 40, 43}, []float64{33, 40, 43}},
+		{46, []float64{33, 40, 43, 46}, []float64{33, 40, 43, 46}},
+		{49, []float64{33, 40, 43, 49}, []float64{33, 40, 43, 49}},
+		{52, []float64{40, 43, 49, 52}, []float64{40, 43, 49, 52}},
+		{55, []float64{43, 49, 52, 55}, []float64{43, 49, 52, 55}},
+		// After a pause only the new scrape is left.
+		{500, []float64{500}, nil},
+	}
 	var ph podHistory
-	ph.add(at(0), 4, time.Minute)
-	if got, problem := ph.span(10 * time.Second); got != nil || problem != problemFirstScrape {
-		t.Fatalf("one scrape: span = %v, %q; want none, first scrape", times(got), problem)
-	}
-	ph.add(at(30), 4, time.Minute)
-	if got, _ := ph.span(10 * time.Second); !cmp.Equal(times(got), []float64{0, 30}) {
-		t.Errorf("two scrapes: span = %v, want [0 30]", times(got))
-	}
-	// Called again 3s later: the window reaches back to the scrape at least
-	// 10s old, through the one in between.
-	ph.add(at(33), 4, time.Minute)
-	if got, _ := ph.span(10 * time.Second); !cmp.Equal(times(got), []float64{0, 30, 33}) {
-		t.Errorf("early call: span = %v, want [0 30 33]", times(got))
-	}
-	// Bounded by count...
-	ph.add(at(40), 4, time.Minute)
-	ph.add(at(50), 4, time.Minute)
-	if got := times(ph.scrapes); !cmp.Equal(got, []float64{30, 33, 40, 50}) {
-		t.Errorf("kept %v, want the last 4", got)
-	}
-	// ...and by age: after a pause only the new scrape is left.
-	ph.add(at(500), 4, time.Minute)
-	if got := times(ph.scrapes); !cmp.Equal(got, []float64{500}) {
-		t.Errorf("after a pause kept %v, want [500]", got)
+	for _, s := range steps {
+		ph.add(at(s.at), 4, minSpan, maxAge)
+		if diff := cmp.Diff(s.wantKept, secs(ph.scrapes)); diff != "" {
+			t.Errorf("after the scrape at %ds, kept (-want +got):\n%s", s.at, diff)
+		}
+		span, problem := ph.span(minSpan)
+		switch {
+		case s.wantSpan == nil && (span != nil || problem != problemFirstScrape):
+			t.Errorf("at %ds: span %v, %q; want none yet", s.at, secs(span), problem)
+		case s.wantSpan != nil && !cmp.Equal(s.wantSpan, secs(span)):
+			t.Errorf("at %ds: span %v, want %v", s.at, secs(span), s.wantSpan)
+		}
 	}
 }
