@@ -196,14 +196,6 @@ func ceil32(f float64) int32 {
 	return int32(math.Ceil(f - 1e-9))
 }
 
-// within reports whether a is within the tolerance band around b.
-func within(a, b float64) bool {
-	if b == 0 {
-		return a == 0
-	}
-	return math.Abs(a/b-1) <= tolerance
-}
-
 // boundsField is the name of a setting's field in tuning.bounds.
 func boundsField(setting string) string {
 	if setting == SettingWorkers {
