@@ -21,7 +21,7 @@ import (
 
 type benchOptions struct {
 	dsn, pacerBin, out, only string
-	extraConfig              string
+	extraConfig, loadBefore  string
 	duration, warmup, hold   time.Duration
 	conns, rounds            int
 }
@@ -118,6 +118,7 @@ func bench(ctx context.Context, o benchOptions) error {
 		{name: "pacer-api create", build: create(cachedURL, "pacer"), status: 201, server: cached, pacer: true, vs: 6},
 	}
 	results := make([]result, len(scenarios))
+	o.loadBefore = loadAverage()
 	// Each pair (baseline, pacer-api) runs in alternating rounds, ABBA, so
 	// that load from anything else on the machine falls on both alike.
 	for _, p := range pairs(scenarios) {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"runtime"
 	"strings"
 	"time"
@@ -9,10 +10,19 @@ import (
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.2f", float64(d)/float64(time.Millisecond)) }
 
+// loadAverage is the 1-minute load average, to show how busy the machine was.
+func loadAverage() string {
+	raw, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	return strings.Fields(string(raw))[0]
+}
+
 func render(o benchOptions, scenarios []scenario, results []result) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "Measured %s, %d cores (GOMAXPROCS %d), %d keep-alive connections, %s measured per scenario in %d alternating rounds (each after a %s warm-up); load generator, servers and PostgreSQL on the same machine.\n\n",
-		time.Now().UTC().Format("2006-01-02 15:04 MST"), runtime.NumCPU(), runtime.GOMAXPROCS(0), o.conns, o.duration, o.rounds, o.warmup)
+	fmt.Fprintf(&b, "Measured %s, %d cores (GOMAXPROCS %d), %d keep-alive connections, %s measured per scenario in %d alternating rounds (each after a %s warm-up); load generator, servers and PostgreSQL on the same machine; 1-minute load average %s at the start, %s at the end.\n\n",
+		time.Now().UTC().Format("2006-01-02 15:04 MST"), runtime.NumCPU(), runtime.GOMAXPROCS(0), o.conns, o.duration, o.rounds, o.warmup, o.loadBefore, loadAverage())
 	b.WriteString("| scenario | req/s | p50 ms | p99 ms | errors | server CPU µs/req | PostgreSQL CPU µs/req | vs baseline (req/s) | target | pacer-api RSS (now / peak) |\n")
 	b.WriteString("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |\n")
 	for i, s := range scenarios {
@@ -39,7 +49,9 @@ func render(o benchOptions, scenarios []scenario, results []result) string {
 		cpu, pgCPU := "?", "?"
 		if r.cpuRequests > 0 {
 			cpu = fmt.Sprintf("%.0f", float64(r.cpu.Microseconds())/float64(r.cpuRequests))
-			pgCPU = fmt.Sprintf("%.0f", float64(r.pgCPU.Microseconds())/float64(r.cpuRequests))
+			// A postgres process that exits mid-round takes its CPU time
+			// with it, so the figure is approximate and never below 0.
+			pgCPU = fmt.Sprintf("%.0f", max(0, float64(r.pgCPU.Microseconds())/float64(r.cpuRequests)))
 		}
 		fmt.Fprintf(&b, "| %s | %.0f | %s | %s | %d | %s | %s | %s | %s | %s |\n", s.name, r.RPS(), ms(r.P50), ms(r.P99), r.Errors, cpu, pgCPU, ratio, target, rss)
 	}
