@@ -74,8 +74,11 @@ func Decide(in Input) Decision {
 		name: SettingReplicas, bounds: p.bounds.Replicas, current: cur.Replicas, up: 2, down: 0.5, ws: ws,
 		recs: func(i int) rec {
 			if i == 0 {
+				// Utilization is measured under the limit the pods ran
+				// with; after a raise that limit no longer binds, so
+				// only CPU counts (or replicas wait a window).
 				w := cur.MaxInFlight
-				if next.MaxInFlight != cur.MaxInFlight {
+				if next.MaxInFlight > cur.MaxInFlight {
 					w = 0
 				}
 				return p.replicasRec(ws, cur.Replicas, w)

@@ -90,6 +90,20 @@ func TestDecide(t *testing.T) {
 			words: []string{"replicas 4 → 18 (one step now, up to 18 later)", "connection budget 80 over 16 replicas leaves 5 per pod"},
 		},
 		{
+			name:  "without a CPU figure, scale-downs stop at the per-pod rate seen within objective",
+			edit:  func(in *Input) { in.PodCPU = 0 },
+			words: []string{"without a CPU figure, replicas go no lower than", "the 375 req/s per pod seen within objective"},
+		},
+		{
+			name: "without a CPU figure, replicas follow the worker slots",
+			edit: func(in *Input) {
+				in.PodCPU = 0
+				all(in, func(w *Window) { w.InFlight = 7.5 })
+			},
+			want:  []move{{SettingReplicas, 4, 6}},
+			words: []string{"7.5 of 8 workers busy"},
+		},
+		{
 			name: "scale-up stabilization: a rise must hold for the whole scale-up window",
 			edit: func(in *Input) {
 				in.Tuning.Stabilization.ScaleUp = &metav1.Duration{Duration: time.Minute}

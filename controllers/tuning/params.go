@@ -22,6 +22,7 @@ const (
 	revertLoadDrift    = 0.05             // request rates within 5% count as the same load
 	baselineWindows    = 10               // windows searched for the in-service latency baseline
 	trimHeadroom       = 2.0              // a trimmed worker limit is this many times the need
+	exploreRate        = 0.10             // without CPU, how far past the best per-pod rate a scale-down may go
 	cpuRoom            = 0.80             // CPU use / PodCPU under which workers may rise
 	cpuSaturated       = 0.90             // CPU use / PodCPU at which a pod counts as saturated
 	cacheEvictionShare = 0.10             // evictions / lookups above which the cache is too small

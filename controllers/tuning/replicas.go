@@ -3,6 +3,7 @@ package tuning
 import (
 	"fmt"
 	"math"
+	"time"
 )
 
 // load is how busy one or more windows say the pods are: the utilization
@@ -64,9 +65,9 @@ func (p params) stableLoad(ws []Window, W int32) load {
 // window alone (the panic window) wants at least twice the pods, or
 // violates the objective and wants more, the larger figure wins and
 // nothing scales down. R is the replicas in effect, W the workers per pod
-// the pods ran with; W is 0 when the workers change in the same decision,
-// and then the in-flight count (measured under the old limit) is not used:
-// CPU alone decides, or, without a CPU figure, replicas wait a window.
+// the pods ran with; W is 0 when the workers rise in the same decision
+// (the old limit no longer binds), and then the in-flight count is not
+// used: CPU alone decides, or, without a CPU figure, replicas wait a window.
 func (p params) replicasRec(ws []Window, R, W int32) rec {
 	w := ws[0]
 	hold := func(why string) rec { return rec{to: R, reason: why} }
@@ -105,9 +106,34 @@ func (p params) replicasRec(ws []Window, R, W int32) rec {
 	if to == R {
 		return hold("")
 	}
+	if to < R && p.podCPU <= 0 {
+		// Without a CPU figure the worker slots are the only measure of
+		// capacity, and a limit far above what a pod carries hides how
+		// busy it is. So scale-downs go no further than a per-pod rate
+		// 10% above the highest one seen within the objective.
+		if best := bestGoodRate(ws, p.objective); best > 0 {
+			floor := ceil32(w.RequestRate / (best * (1 + exploreRate)))
+			if floor >= R {
+				return hold(fmt.Sprintf("without a CPU figure, replicas go no lower than %s req/s per pod (10%% above the %s req/s per pod seen within objective) allows", num(best*(1+exploreRate)), num(best)))
+			}
+			to = max(to, floor)
+		}
+	}
 	if to > R && w.Pods < int(R) {
 		return hold(fmt.Sprintf("%d of %d pods ready: waiting for the rest before scaling further", w.Pods, R))
 	}
 	return rec{to: to, urgent: mode == "panic" && w.P99 > p.objective, reason: fmt.Sprintf("%s window: utilization %s against a %s target (latest window: %s per pod), p99 %s (objective %s): %s",
 		mode, pct(util*p.target), pct(p.target), why, ms(w.P99), ms(p.objective), arrow(SettingReplicas, R, to))}
+}
+
+// bestGoodRate is the highest request rate per pod of the windows that met
+// the objective with no queue and nothing shed; 0 when none did.
+func bestGoodRate(ws []Window, objective time.Duration) float64 {
+	best := 0.0
+	for _, w := range ws {
+		if w.Sufficient && w.Pods > 0 && w.P99 <= objective && w.QueueLength < 0.5 && w.ShedRate == 0 {
+			best = max(best, w.RequestRate/float64(w.Pods))
+		}
+	}
+	return best
 }

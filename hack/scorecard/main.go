@@ -44,7 +44,7 @@ func run(args []string, stdout io.Writer) error {
 		}
 		fmt.Fprintf(stdout, "%-40s want %-45s got %s: %s\n", t.Name, t.Want, t.Got, met)
 	}
-	fmt.Fprintf(stdout, "\n%d traces × 3 policies in %s\n", len(traces), time.Since(began).Round(time.Millisecond))
+	fmt.Fprintf(stdout, "\n%d traces × 4 policies in %s\n", len(traces), time.Since(began).Round(time.Millisecond))
 	if *verbose {
 		for _, tr := range traces {
 			for _, res := range runs[tr.Name] {

@@ -75,6 +75,17 @@ func (Pacer) Name() string                           { return "pacer" }
 func (Pacer) Start(sc Scenario) pacerv1.Settings     { return sc.Start }
 func (Pacer) Decide(in tuning.Input) tuning.Decision { return tuning.Decide(in) }
 
+// PacerNoCPU is the real tuner without Input.PodCPU, as for pods with
+// neither a CPU limit nor a CPU request.
+type PacerNoCPU struct{}
+
+func (PacerNoCPU) Name() string                       { return "pacer-no-podcpu" }
+func (PacerNoCPU) Start(sc Scenario) pacerv1.Settings { return sc.Start }
+func (PacerNoCPU) Decide(in tuning.Input) tuning.Decision {
+	in.PodCPU = 0
+	return tuning.Decide(in)
+}
+
 // Static never changes its settings.
 type Static struct {
 	Label    string

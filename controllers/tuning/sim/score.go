@@ -188,7 +188,7 @@ func Scorecard(sc Scenario, traces []Trace, space SweepSpace) ([]Row, map[string
 			sem <- struct{}{}
 			defer func() { <-sem }()
 			best, bestRes := StaticBest(sc, tr, space)
-			for _, res := range []Result{Run(sc, tr, Pacer{}), bestRes, Run(sc, tr, HPALike{})} {
+			for _, res := range []Result{Run(sc, tr, Pacer{}), bestRes, Run(sc, tr, HPALike{}), Run(sc, tr, PacerNoCPU{})} {
 				row := Score(tr, res)
 				if res.Policy == "static-best" {
 					row.Static = Describe(best.Settings)

@@ -35,20 +35,22 @@ func TestPacerSafety(t *testing.T) {
 	untuned.Tuning.Bounds.Replicas.Max = 5 // 5 × 16 ≤ 80
 	for name, sc := range map[string]Scenario{"default": DefaultScenario(), "tight budget": tight, "pool not tuned": untuned} {
 		for _, tr := range short() {
-			res := Run(sc, tr, Pacer{})
-			if res.OverBudgetSeconds > 0 || res.PeakConnections > int(sc.Budget) {
-				t.Errorf("%s/%s: %d connections at peak, %d seconds over the budget %d", name, tr.Name, res.PeakConnections, res.OverBudgetSeconds, sc.Budget)
-			}
-			if res.OutOfBounds > 0 {
-				t.Errorf("%s/%s: %d decisions left the bounds or changed an untuned setting", name, tr.Name, res.OutOfBounds)
-			}
-			for _, d := range res.Decisions {
-				for _, c := range d.Changes {
-					if c.Reason == "" {
-						t.Errorf("%s/%s: change without a reason at %.0fs: %+v", name, tr.Name, d.At, c)
-					}
-					if name == "pool not tuned" && c.Setting == "poolMaxConns" {
-						t.Errorf("%s/%s: poolMaxConns changed without bounds", name, tr.Name)
+			for _, pol := range []Policy{Pacer{}, PacerNoCPU{}} {
+				res := Run(sc, tr, pol)
+				if res.OverBudgetSeconds > 0 || res.PeakConnections > int(sc.Budget) {
+					t.Errorf("%s/%s: %d connections at peak, %d seconds over the budget %d", name, tr.Name, res.PeakConnections, res.OverBudgetSeconds, sc.Budget)
+				}
+				if res.OutOfBounds > 0 {
+					t.Errorf("%s/%s: %d decisions left the bounds or changed an untuned setting", name, tr.Name, res.OutOfBounds)
+				}
+				for _, d := range res.Decisions {
+					for _, c := range d.Changes {
+						if c.Reason == "" {
+							t.Errorf("%s/%s: change without a reason at %.0fs: %+v", name, tr.Name, d.At, c)
+						}
+						if name == "pool not tuned" && c.Setting == "poolMaxConns" {
+							t.Errorf("%s/%s: poolMaxConns changed without bounds", name, tr.Name)
+						}
 					}
 				}
 			}
