@@ -80,7 +80,10 @@ func (s *server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.Is(err, store.ErrTimeout):
 		writeError(w, http.StatusGatewayTimeout, codeTimeout, "request timed out")
 	case errors.Is(err, store.ErrUnavailable):
-		s.Logger.Warn("database unavailable", "err", err, "request_id", w.Header().Get(headerRequestID))
+		// Every request fails alike during an outage: one line a second says it.
+		s.outageLog.Do(func() {
+			s.Logger.Warn("database unavailable; answering 503", "err", err, "request_id", w.Header().Get(headerRequestID))
+		})
 		writeAPIError(w, &apiError{status: http.StatusServiceUnavailable, code: codeDatabaseUnavailable,
 			message: "database unavailable, retry later", retryAfter: 1})
 	default:

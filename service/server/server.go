@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/pacer-dev/pacer/service/cache"
 	"github.com/pacer-dev/pacer/service/jobs"
 	"github.com/pacer-dev/pacer/service/limiter"
@@ -63,13 +65,15 @@ type Deps struct {
 
 type server struct {
 	Deps
-	mux *http.ServeMux
-	ids *requestIDs
+	mux       *http.ServeMux
+	ids       *requestIDs
+	outageLog rate.Sometimes
 }
 
 // NewServer returns the API handler.
 func NewServer(deps Deps) http.Handler {
-	s := &server{Deps: deps, mux: http.NewServeMux(), ids: newRequestIDs()}
+	s := &server{Deps: deps, mux: http.NewServeMux(), ids: newRequestIDs(),
+		outageLog: rate.Sometimes{First: 1, Interval: time.Second}}
 	s.routes()
 	return http.HandlerFunc(s.serveHTTP)
 }
