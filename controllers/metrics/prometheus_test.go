@@ -49,6 +49,7 @@ func TestSelectorAndQueries(t *testing.T) {
 // source's window over the same interval.
 func TestPrometheusAgreesWithPods(t *testing.T) {
 	t.Parallel()
+	testenv.PrometheusBin(t) // skip (or fail in CI) before starting anything
 	dsn := testenv.FreshDatabase(t)
 	a := startPod(t, podOptions{name: "api-a", dsn: dsn, mutate: withGeneration(3)})
 	b := startPod(t, podOptions{name: "api-b", dsn: dsn, mutate: withGeneration(3)})

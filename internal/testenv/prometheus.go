@@ -81,6 +81,7 @@ func StartPrometheus(t testing.TB, o PrometheusOptions) *Prometheus {
 			"--log.level=warn",
 		)
 		cmd.Stdout, cmd.Stderr = logs, logs
+		dieWithParent(cmd)
 		if err := cmd.Start(); err != nil {
 			t.Fatalf("testenv: start %s: %v", bin, err)
 		}
