@@ -148,6 +148,7 @@ func Start(ctx context.Context, opts Options) (*App, error) {
 	a.reloader = newReloader(cfg, opts.ConfigPath, opts.Getenv, a.log, a.metrics, a.applyConfig)
 
 	if err := a.listen(cfg); err != nil {
+		_ = a.jobs.Drain(context.Background()) // nothing queued yet: stops the workers
 		a.closeResources()
 		return nil, err
 	}

@@ -74,3 +74,13 @@ func TestRunRejectsBadInput(t *testing.T) {
 		})
 	}
 }
+
+func TestStartFailsOnBusyPort(t *testing.T) {
+	a := startApp(t, appOptions{})
+	cfg := testConfig()
+	cfg.Server.Addr = a.APIAddr() // taken
+	_, err := Start(context.Background(), Options{Config: cfg, Getenv: env("DATABASE_URL", "postgres://127.0.0.1:1/x")})
+	if err == nil || !strings.Contains(err.Error(), "server.addr") {
+		t.Fatalf("Start on a busy port = %v, want an error naming server.addr", err)
+	}
+}
