@@ -81,6 +81,25 @@ func TestDecide(t *testing.T) {
 			words: []string{"panic window", "25% of requests refused or failed", "replicas 4 → 8"},
 		},
 		{
+			name: "a load that rose in every window of the stable window is met where it is heading",
+			edit: func(in *Input) {
+				for i, rate := range []float64{1400, 1300, 1200} {
+					in.Recent[i].RequestRate, in.Recent[i].CPUCores = rate, rate*1.4/1500
+				}
+			},
+			want:  []move{{SettingReplicas, 4, 5}},
+			words: []string{"load rising 6.7 req/s per second", "replicas 4 → 5"},
+		},
+		{
+			name: "a rise that did not hold in every window is not projected",
+			edit: func(in *Input) {
+				for i, rate := range []float64{1400, 1450, 1200} {
+					in.Recent[i].RequestRate, in.Recent[i].CPUCores = rate, rate*1.4/1500
+				}
+			},
+			words: []string{"utilization 65% of target 70% is within 10%"},
+		},
+		{
 			name: "one step per interval: in panic, at most four times the pods",
 			edit: func(in *Input) {
 				in.Window.CPUCores, in.Window.P99 = 2, 900*time.Millisecond

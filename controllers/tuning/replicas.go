@@ -82,6 +82,14 @@ func (p params) replicasRec(ws []Window, R, W int32) rec {
 	pneed := latest.podsBusy / p.target
 	util := need / float64(R)
 	mode := fmt.Sprintf("stable %s", ms(stableWindow))
+	if g := rising(ws); g > 0 {
+		// Load that rose in every window of the stable window is met
+		// where it will be two intervals on, since new pods take time.
+		if proj := pneed * min(1+g*2*p.interval.Seconds()/w.RequestRate, 1.5); proj > float64(R)*(1+tolerance) && proj > need {
+			pneed = proj
+			latest.by += fmt.Sprintf(", load rising %s req/s per second", num(g))
+		}
+	}
 	if pneed > need && pneed > float64(R)*(1+tolerance) {
 		// A rise shows in the latest window first: scale-ups follow it
 		// (scale-downs only ever follow the stable window).
@@ -136,4 +144,22 @@ func bestGoodRate(ws []Window, objective time.Duration) float64 {
 		}
 	}
 	return best
+}
+
+// rising returns the growth of the request rate, in requests per second
+// per second, when it rose from each window to the next across the stable
+// window (at least three windows); 0 otherwise.
+func rising(ws []Window) float64 {
+	n := 0
+	for i := 1; i < len(ws) && ws[0].End.Sub(ws[i].End) < stableWindow; i++ {
+		if !ws[i].Sufficient || ws[i-1].RequestRate <= ws[i].RequestRate {
+			return 0
+		}
+		n = i
+	}
+	if n < 2 {
+		return 0
+	}
+	dt := ws[0].End.Sub(ws[n].End).Seconds()
+	return (ws[0].RequestRate - ws[n].RequestRate) / dt
 }
