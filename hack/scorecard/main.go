@@ -64,10 +64,7 @@ func run(args []string, stdout io.Writer) error {
 	if *docs == "" {
 		return nil
 	}
-	js, err := json.MarshalIndent(struct {
-		Rows    []sim.Row    `json:"rows"`
-		Targets []sim.Target `json:"targets"`
-	}{rows, sim.Targets(rows)}, "", "  ")
+	js, err := json.MarshalIndent(rows, "", "  ")
 	if err != nil {
 		return err
 	}
