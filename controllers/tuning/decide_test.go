@@ -72,6 +72,13 @@ func TestDecide(t *testing.T) {
 			words: []string{"stable 1m0s window: utilization 95% against a 70% target", "CPU 1.9 of 2 cores", "replicas 4 → 6"},
 		},
 		{
+			name: "requests refused by the rate limit are not demand",
+			edit: func(in *Input) {
+				all(in, func(w *Window) { w.RequestRate, w.RateLimitedRate, w.ErrorRate = 2500, 1000, 0 })
+			},
+			words: []string{"utilization 70% of target 70% is within 10%"},
+		},
+		{
 			name: "the panic window wins when the latest window violates the objective",
 			edit: func(in *Input) {
 				in.Window.CPUCores, in.Window.P99 = 2, 250*time.Millisecond

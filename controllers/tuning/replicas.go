@@ -26,8 +26,10 @@ func (p params) loadOf(w Window, W int32) load {
 			u, by = c, fmt.Sprintf("CPU %s of %s cores", num(w.CPUCores), num(p.podCPU))
 		}
 	}
-	if good := w.RequestRate - w.ErrorRate; good > 0 && w.ErrorRate > 0 {
-		over := w.RequestRate / good
+	// Requests refused by the rate limit (429) are policy, not capacity.
+	arrived := w.RequestRate - w.RateLimitedRate
+	if good := arrived - w.ErrorRate; good > 0 && w.ErrorRate > 0 {
+		over := arrived / good
 		u *= over
 		by += fmt.Sprintf(" with %s of requests refused or failed", pct(1-1/over))
 	}

@@ -24,7 +24,8 @@ type Window struct {
 	// Generation is the config generation every covered pod runs.
 	Generation int64
 
-	// RequestRate is finished requests per second, all pods.
+	// RequestRate is finished requests per second, all pods, whatever
+	// their status (refused ones included: the tuner reads it as arrivals).
 	RequestRate float64
 	// ErrorRate is 5xx responses per second (503 and 504 included).
 	ErrorRate float64

@@ -5,7 +5,7 @@ import "fmt"
 // serviceTime is the mean time a request holds a worker slot, in seconds,
 // by Little's law (in flight = rate × time); 0 when unknown.
 func serviceTime(w Window) float64 {
-	admitted := w.RequestRate - w.ShedRate
+	admitted := w.RequestRate - w.ShedRate - w.RateLimitedRate
 	if w.Pods <= 0 || admitted <= 0 || w.InFlight <= 0 {
 		return 0
 	}
@@ -37,7 +37,7 @@ func (p params) workersRec(ws []Window, W int32) rec {
 		return hold("")
 	}
 	pods := float64(w.Pods)
-	perPod := (w.RequestRate - w.ShedRate) / pods
+	perPod := (w.RequestRate - w.ShedRate - w.RateLimitedRate) / pods
 	base := t
 	for i := 1; i < len(ws) && i < baselineWindows; i++ {
 		if b := serviceTime(ws[i]); b > 0 && b < base {
@@ -81,7 +81,7 @@ func (p params) workersRec(ws []Window, W int32) rec {
 			ms(w.P99), ms(p.objective), load, num(w.InFlight), W, arrow(SettingWorkers, W, to),
 			num(capacity), secs(base), num(sustain), trimHeadroom, pct(p.target))}
 	case queued && !saturated && (cpu < 0 && gradient >= 0.5 || cpu >= 0 && cpu < cpuRoom):
-		arrive := w.RequestRate / pods
+		arrive := (w.RequestRate - w.RateLimitedRate) / pods
 		need := arrive * t
 		to := ceil32(need / p.target)
 		if float64(to) <= float64(W)*(1+tolerance) {
@@ -103,7 +103,7 @@ func (p params) workersRec(ws []Window, W int32) rec {
 			return hold("")
 		}
 		sustain := p.podCPU / c * base
-		need := w.RequestRate / pods * t
+		need := (w.RequestRate - w.RateLimitedRate) / pods * t
 		to := ceil32(trimHeadroom * max(sustain, need) / p.target)
 		if to >= W/2 {
 			return hold("")
@@ -121,7 +121,7 @@ func cpuPerRequest(ws []Window) float64 {
 	best := 0.0
 	for i := 0; i < len(ws) && i < baselineWindows; i++ {
 		w := ws[i]
-		served := (w.RequestRate - w.ErrorRate) / float64(max(w.Pods, 1))
+		served := (w.RequestRate - w.ErrorRate - w.RateLimitedRate) / float64(max(w.Pods, 1))
 		if served <= 0 || w.CPUCores <= 0 {
 			continue
 		}
