@@ -56,7 +56,9 @@ func (e *Endpoints) refresh(ctx context.Context) {
 	if err := e.c.List(ctx, &list, client.InNamespace(e.namespace), client.MatchingLabels{discoveryv1.LabelServiceName: e.service}); err != nil {
 		return
 	}
-	var addrs []string
+	// As kube-proxy: ready endpoints; when there are none, the serving
+	// ones that are terminating (they still drain in their preStop).
+	var ready, serving []string
 	for _, s := range list.Items {
 		var port int32
 		for _, p := range s.Ports {
@@ -68,14 +70,21 @@ func (e *Endpoints) refresh(ctx context.Context) {
 			continue
 		}
 		for _, ep := range s.Endpoints {
-			// kube-proxy sends to ready endpoints only.
-			if ep.Conditions.Ready == nil || !*ep.Conditions.Ready {
-				continue
-			}
+			c := ep.Conditions
 			for _, a := range ep.Addresses {
-				addrs = append(addrs, net.JoinHostPort(a, strconv.Itoa(int(port))))
+				addr := net.JoinHostPort(a, strconv.Itoa(int(port)))
+				switch {
+				case c.Ready != nil && *c.Ready:
+					ready = append(ready, addr)
+				case c.Serving != nil && *c.Serving && c.Terminating != nil && *c.Terminating:
+					serving = append(serving, addr)
+				}
 			}
 		}
+	}
+	addrs := ready
+	if len(addrs) == 0 {
+		addrs = serving
 	}
 	slices.Sort(addrs)
 	e.mu.Lock()
