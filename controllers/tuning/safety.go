@@ -110,8 +110,11 @@ func (p params) settle(in Input, k knob) outcome {
 		}
 		to := min(lowest, limit)
 		reason := r0.reason
-		if to < want {
-			reason += fmt.Sprintf(" (one step now, up to %d later)", want)
+		if lowest < want {
+			reason += fmt.Sprintf("; %d is the lowest recommendation of the %s scale-up window", lowest, ms(p.up))
+		}
+		if to < lowest {
+			reason += fmt.Sprintf(" (one step now, up to %d later)", lowest)
 		}
 		return outcome{to: to, reason: reason}
 	default:
@@ -157,7 +160,7 @@ func (p params) settle(in Input, k knob) outcome {
 		to := max(highest, stepDown(cur, k.down))
 		reason := r0.reason
 		if highest > want {
-			reason = fmt.Sprintf("%s (the highest recommendation of the %s scale-down window)", r0.reason, ms(p.down))
+			reason += fmt.Sprintf("; %d is the highest recommendation of the %s scale-down window", highest, ms(p.down))
 		}
 		if to > highest {
 			reason += fmt.Sprintf(" (one step now, down to %d later)", highest)
