@@ -12,6 +12,9 @@
 //   - in Redis, entries carry the row's version and a script refuses to
 //     replace a newer version with an older one; a delete leaves a
 //     tombstone with a higher version, so a late fill cannot resurrect it.
+//     A write updates Redis before it invalidates the local layer, and if
+//     it cannot reach Redis this process stops reading from Redis for one
+//     TTL, the longest Redis can hold a value older than that write.
 package cache
 
 import (
@@ -93,6 +96,9 @@ type Cache struct {
 	local       *lru
 	epochs      [epochStripes]uint64
 	remoteDown  time.Time // remote skipped until then
+	// remoteStaleUntil: no reads from the remote layer until then, since a
+	// write could not reach it.
+	remoteStaleUntil time.Time
 }
 
 // New returns a cache configured by opts.
@@ -189,7 +195,7 @@ func (c *Cache) Get(ctx context.Context, id int64, load Loader) (Entry, error) {
 // fill loads id from the remote layer or the loader and stores it, unless
 // the key was invalidated since epoch was read.
 func (c *Cache) fill(ctx context.Context, id int64, epoch uint64, load Loader) (Entry, error) {
-	if c.remoteUsable() {
+	if c.remoteReadable() {
 		e, found, err := c.remote.Get(ctx, id)
 		switch {
 		case err != nil:
@@ -207,10 +213,7 @@ func (c *Cache) fill(ctx context.Context, id int64, epoch uint64, load Loader) (
 		return Entry{}, err
 	}
 	if c.remoteUsable() {
-		c.mu.Lock()
-		ttl := c.ttl
-		c.mu.Unlock()
-		if err := c.remote.Set(ctx, id, e, ttl); err != nil {
+		if err := c.remote.Set(ctx, id, e, c.remoteTTL()); err != nil {
 			c.remoteFailed(err)
 		}
 	}
@@ -227,39 +230,59 @@ func (c *Cache) storeLocal(id int64, epoch uint64, e Entry) {
 	c.metrics.Evictions.Add(float64(c.local.put(id, e, time.Now())))
 }
 
-// Updated invalidates id after a write that produced e, and stores e in the
-// remote layer (which keeps the highest version).
+// Updated invalidates id after a write that produced e. The remote layer
+// gets e first (it keeps the highest version) and the local layer is
+// invalidated after: a fill that starts once the local entry is gone then
+// finds e or newer in Redis, never the value from before the write.
 func (c *Cache) Updated(ctx context.Context, id int64, e Entry) {
-	ttl := c.invalidateLocal(id)
-	if c.remoteUsable() {
-		if err := c.remote.Set(ctx, id, e, ttl); err != nil {
-			c.remoteFailed(err)
-		}
-	}
+	c.writeRemote(func() error { return c.remote.Set(ctx, id, e, c.remoteTTL()) })
+	c.invalidateLocal(id)
 }
 
-// Deleted invalidates id after the row, last at version, was deleted.
+// Deleted invalidates id after the row, last at version, was deleted: a
+// tombstone in the remote layer first, then the local layer.
 func (c *Cache) Deleted(ctx context.Context, id int64, version int64) {
-	ttl := c.invalidateLocal(id)
-	if c.remoteUsable() {
-		if err := c.remote.Tombstone(ctx, id, version+1, ttl); err != nil {
-			c.remoteFailed(err)
-		}
-	}
+	c.writeRemote(func() error { return c.remote.Tombstone(ctx, id, version+1, c.remoteTTL()) })
+	c.invalidateLocal(id)
 }
 
-func (c *Cache) invalidateLocal(id int64) (ttl time.Duration) {
+// writeRemote runs a write-path call to the remote layer. If it cannot
+// run or fails, Redis may hold a value older than the write for up to a
+// TTL, so this process stops reading from Redis for that long.
+func (c *Cache) writeRemote(call func() error) {
+	if c.remote == nil {
+		return
+	}
+	if c.remoteUsable() {
+		err := call()
+		if err == nil {
+			return
+		}
+		c.remoteFailed(err)
+	}
+	ttl := c.remoteTTL()
+	c.mu.Lock()
+	c.remoteStaleUntil = time.Now().Add(ttl)
+	c.mu.Unlock()
+}
+
+func (c *Cache) invalidateLocal(id int64) {
 	c.mu.Lock()
 	c.epochs[stripe(id)]++
 	c.local.remove(id)
-	ttl = c.ttl
 	c.mu.Unlock()
 	// A read that starts now must not join a fill that began before the write.
 	c.flights.Forget(strconv.FormatInt(id, 10))
-	if ttl <= 0 {
-		ttl = time.Minute // tombstones outlive any in-flight fill
+}
+
+// remoteTTL is how long remote entries and tombstones live.
+func (c *Cache) remoteTTL() time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ttl <= 0 {
+		return time.Minute // tombstones outlive any in-flight fill
 	}
-	return ttl
+	return c.ttl
 }
 
 func (c *Cache) remoteUsable() bool {
@@ -269,6 +292,17 @@ func (c *Cache) remoteUsable() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.enabled() && time.Now().After(c.remoteDown)
+}
+
+// remoteReadable is remoteUsable, unless a write could not reach Redis
+// within the last TTL (Redis may then hold values older than that write).
+func (c *Cache) remoteReadable() bool {
+	if !c.remoteUsable() {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return time.Now().After(c.remoteStaleUntil)
 }
 
 func (c *Cache) remoteFailed(err error) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -98,5 +99,27 @@ func TestRedisDownDegradesGracefully(t *testing.T) {
 	}
 	if logged.Load() == 0 {
 		t.Fatal("Redis errors were not reported")
+	}
+}
+
+// TestWriteThatMissesRedisStopsRedisReads: a write made while the remote
+// layer is failing leaves Redis possibly stale, so later fills must not
+// read Redis until a TTL has passed.
+func TestWriteThatMissesRedisStopsRedisReads(t *testing.T) {
+	r := newRedis(t)
+	c := New(Options{TTL: time.Minute, MaxEntries: 10, Remote: r, Metrics: NopMetrics()})
+	ctx := context.Background()
+	if err := r.Set(ctx, 1, entry(1), time.Minute); err != nil { // Redis holds version 1
+		t.Fatal(err)
+	}
+	c.remoteFailed(errors.New("blip")) // the layer is backed off...
+	c.Updated(ctx, 1, entry(2))        // ...so this write cannot reach Redis
+	c.mu.Lock()
+	c.remoteDown = time.Time{} // Redis is back
+	c.mu.Unlock()
+	var calls atomic.Int64
+	e, err := c.Get(ctx, 1, constLoader(&calls, entry(2)))
+	if err != nil || e.Version != 2 || calls.Load() != 1 {
+		t.Fatalf("read after write = version %d (%v, %d loads); want 2 from the loader, not Redis's 1", e.Version, err, calls.Load())
 	}
 }
