@@ -66,6 +66,10 @@ bench-operator: manifests ## Create 300 TunedServices in envtest and report reco
 bench-service: build ## Load pacer-api and a bare baseline side by side on loopback.
 	PACER_BENCH_DATABASE_URL="$$(hack/postgres.sh)" hack/bench-service.sh
 
+.PHONY: tuning-scorecard
+tuning-scorecard: ## Run the tuner in the simulator against baselines; write docs/tuning-scorecard.{md,json}.
+	go run ./hack/scorecard
+
 ##@ Build
 
 .PHONY: build
