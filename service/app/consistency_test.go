@@ -15,10 +15,20 @@ import (
 // cache and the Redis layer.
 func TestReadAfterWriteUnderConcurrentFills(t *testing.T) {
 	t.Parallel()
-	a := startApp(t, appOptions{
-		env:    map[string]string{"REDIS_URL": testenv.RedisURL(t)},
-		mutate: withRedisPrefix(fmt.Sprintf("test:%d:", time.Now().UnixNano())),
+	t.Run("local cache", func(t *testing.T) {
+		t.Parallel()
+		readAfterWrite(t, startApp(t, appOptions{}))
 	})
+	t.Run("local and Redis", func(t *testing.T) {
+		t.Parallel()
+		readAfterWrite(t, startApp(t, appOptions{
+			env:    map[string]string{"REDIS_URL": testenv.RedisURL(t)},
+			mutate: withRedisPrefix(fmt.Sprintf("test:%d:", time.Now().UnixNano())),
+		}))
+	})
+}
+
+func readAfterWrite(t *testing.T, a *testApp) {
 	const writers, rounds = 4, 40
 	ids := make([]int64, writers)
 	for w := range ids {
