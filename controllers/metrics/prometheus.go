@@ -250,11 +250,11 @@ func parseResults(vec model.Vector) results {
 	return res
 }
 
-// get is a single result, 0 when absent or not a number (a quantile or a
-// ratio of nothing).
+// get is a single result, 0 when absent, negative or not a number (a
+// quantile or a ratio of nothing).
 func (r results) get(name string) float64 {
 	v := r.single[name]
-	if math.IsNaN(v) || math.IsInf(v, 0) {
+	if math.IsNaN(v) || math.IsInf(v, 0) || v < 0 {
 		return 0
 	}
 	return v

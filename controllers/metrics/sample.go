@@ -127,7 +127,9 @@ func reduce(families map[string]*dto.MetricFamily, at time.Time) sample {
 	return s
 }
 
-// value is the sample value of a counter, gauge or untyped metric.
+// value is the sample value of a counter, gauge or untyped metric. Every
+// metric read here is a count, a size or a time: NaN, infinite and negative
+// values read as 0.
 func value(x *dto.Metric) float64 {
 	var v float64
 	switch {
@@ -138,7 +140,7 @@ func value(x *dto.Metric) float64 {
 	case x.Untyped != nil:
 		v = x.Untyped.GetValue()
 	}
-	if math.IsNaN(v) || math.IsInf(v, 0) {
+	if math.IsNaN(v) || math.IsInf(v, 0) || v < 0 {
 		return 0
 	}
 	return v

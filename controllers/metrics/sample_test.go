@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"fmt"
+	"math"
 	"strings"
 	"testing"
 
@@ -90,4 +91,34 @@ func TestParseSampleMissingMetrics(t *testing.T) {
 	if _, err := parseSample(strings.NewReader("not an exposition {"), t0); err == nil {
 		t.Error("garbage parsed without an error")
 	}
+}
+
+// FuzzWindowFromExpositions: whatever two expositions say (missing metrics,
+// odd values, histograms without +Inf), nothing panics and the window holds
+// no NaN or negative rate.
+func FuzzWindowFromExpositions(f *testing.F) {
+	f.Add("pacer_config_generation 1\npacer_http_requests_total{code=\"2xx\"} 5\n", "pacer_config_generation 1\npacer_http_requests_total{code=\"2xx\"} 2\n")
+	f.Add("# TYPE "+m.RequestDuration+" histogram\n"+m.RequestDuration+"_bucket{le=\"0.1\"} 3\n"+m.RequestDuration+"_count 3\n", "")
+	f.Add("process_start_time_seconds NaN\n"+m.WorkerLimit+" -5\n", m.WorkerLimit+" +Inf\n")
+	f.Add(m.RequestsInFlight+" -3\n", m.RequestsInFlight+" -3\n"+m.QueueLength+" -1\n")
+	f.Fuzz(func(t *testing.T, a, b string) {
+		sa, errA := parseSample(strings.NewReader(a), t0)
+		sb, errB := parseSample(strings.NewReader(b), t0.Add(10e9))
+		if errA != nil || errB != nil {
+			return
+		}
+		w := buildWindow([]podSpan{{Name: "p", Scrapes: []sample{sa, sb}}}, Target{Pods: []Pod{{Name: "p"}}})
+		for name, v := range map[string]float64{
+			"RequestRate": w.RequestRate, "ErrorRate": w.ErrorRate, "ShedRate": w.ShedRate,
+			"RateLimitedRate": w.RateLimitedRate, "InFlight": w.InFlight, "Utilization": w.Utilization,
+			"CacheHitRatio": w.CacheHitRatio, "CacheLookupRate": w.CacheLookupRate, "CPUCores": w.CPUCores,
+		} {
+			if math.IsNaN(v) || math.IsInf(v, 0) || v < 0 {
+				t.Errorf("%s = %v", name, v)
+			}
+		}
+		if w.P50 < 0 || w.P99 < 0 || w.PoolAcquireWait < 0 {
+			t.Errorf("negative durations: %+v", w)
+		}
+	})
 }
