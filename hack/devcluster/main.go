@@ -53,6 +53,7 @@ func (f imageFlag) Set(s string) error {
 }
 
 func main() {
+	proc.RunReaperIfAsked()
 	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "devcluster:", err)
 		os.Exit(1)
@@ -90,6 +91,9 @@ func run() error {
 		return err
 	}
 	defer os.RemoveAll(dir)
+	if err := proc.StartReaper(dir); err != nil {
+		return err
+	}
 
 	if *assets == "" {
 		out, err := exec.Command("hack/envtest-assets.sh", "etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler").Output()

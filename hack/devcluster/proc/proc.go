@@ -10,8 +10,10 @@ package proc
 
 import (
 	"errors"
+	"io"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -131,4 +133,53 @@ func killReferencing(dir string) {
 func alive(pid int) bool {
 	err := syscall.Kill(pid, 0)
 	return err == nil || errors.Is(err, syscall.EPERM)
+}
+
+// reaperEnv names the folder a reaper process cleans up.
+const reaperEnv = "PACER_DEVCLUSTER_REAP_DIR"
+
+var reaperPipe *os.File // held open for the life of the process
+
+// StartReaper starts a copy of this program that waits for this process to
+// die (its stdin, a pipe only this process writes, reaches EOF), then kills
+// every process whose command line names dir and removes dir. It covers an
+// exit without cleanup (SIGKILL, a crash): children started with Start die
+// with this process anyway, but etcd and kube-apiserver are started by
+// envtest, which sets no parent-death signal. The reaper has its own
+// process group, so Ctrl-C in a terminal does not stop it first.
+func StartReaper(dir string) error {
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(self)
+	cmd.Env = append(os.Environ(), reaperEnv+"="+dir)
+	cmd.Stdin = r
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	r.Close()
+	reaperPipe = w
+	go func() { _ = cmd.Wait() }()
+	return nil
+}
+
+// RunReaperIfAsked turns this process into a reaper when it was started as one.
+func RunReaperIfAsked() {
+	dir := os.Getenv(reaperEnv)
+	if dir == "" {
+		return
+	}
+	signal.Ignore(syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	_, _ = io.Copy(io.Discard, os.Stdin)
+	if _, err := os.Stat(dir); err == nil {
+		killReferencing(dir)
+		_ = os.RemoveAll(dir)
+	}
+	os.Exit(0)
 }
