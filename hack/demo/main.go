@@ -56,6 +56,9 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// The run's own database, dropped at the end.
+	database := "pacer_demo_" + strconv.Itoa(os.Getpid())
+	defer scenario.DropDatabase(dsn, database)
 	out, err := scenario.Run(ctx, scenario.Options{
 		Cluster: scenario.ClusterOptions{
 			Devcluster: filepath.Join(*bin, "devcluster"),
@@ -66,7 +69,7 @@ func main() {
 			Log:        clusterLog,
 		},
 		AdminDSN:   dsn,
-		Database:   "pacer_demo",
+		Database:   database,
 		Duration:   duration,
 		BaseRPS:    rps,
 		ReportDir:  dir,
@@ -75,6 +78,7 @@ func main() {
 		Progress:   isTerminal(os.Stdout),
 	})
 	if err != nil {
+		scenario.DropDatabase(dsn, database)
 		fail(fmt.Errorf("%w (dev cluster log: %s)", err, clusterLog.Name()))
 	}
 	fmt.Println("report:", out)

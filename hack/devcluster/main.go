@@ -26,6 +26,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	"github.com/pacer-dev/pacer/hack/devcluster/controlplane"
 	"github.com/pacer-dev/pacer/hack/devcluster/endpoints"
@@ -96,7 +97,9 @@ func run() error {
 	}
 
 	if *assets == "" {
-		out, err := exec.Command("hack/envtest-assets.sh", "etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler").Output()
+		cmd := exec.Command("hack/envtest-assets.sh", "etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
+		cmd.Stderr = os.Stderr // a first build takes minutes: show its progress
+		out, err := cmd.Output()
 		if err != nil {
 			return fmt.Errorf("hack/envtest-assets.sh: %w", err)
 		}
@@ -160,7 +163,11 @@ func run() error {
 		return nil
 	}
 	fmt.Fprintln(os.Stderr, "node agent running node", o.NodeName)
-	clientset, err := kubernetes.NewForConfig(cp.Config)
+	// The API server warns that FQDN EndpointSlices are deprecated; they
+	// are what stands in for loopback ones here (see package endpoints).
+	epConfig := rest.CopyConfig(cp.Config)
+	epConfig.WarningHandler = rest.NoWarnings{}
+	clientset, err := kubernetes.NewForConfig(epConfig)
 	if err != nil {
 		stopAgentAndWait()
 		return err

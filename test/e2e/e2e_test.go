@@ -33,7 +33,8 @@ import (
 	"github.com/pacer-dev/pacer/hack/demo/scenario"
 )
 
-const database = "pacer_e2e"
+// database is this run's own database, so runs on one machine never meet.
+var database = "pacer_e2e_" + strconv.Itoa(os.Getpid())
 
 // need skips the test for a missing dependency, or fails it in CI.
 func need(t *testing.T, ok bool, what string) {

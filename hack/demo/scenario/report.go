@@ -85,7 +85,10 @@ type Summary struct {
 	Requests              int     `json:"requests"`
 	Errors                int     `json:"errors"`
 	ErrorsByKind          struct {
-		R429, R503, R5xx, Net int
+		R429 int `json:"429"`
+		R503 int `json:"503"`
+		R5xx int `json:"5xx"`
+		Net  int `json:"network"`
 	} `json:"errorsByKind"`
 	Changes                   int     `json:"changes"`
 	PeakConnections           int     `json:"peakConnections"`
@@ -148,8 +151,13 @@ func CollectDecisions(samples []Sample) []pacerv1.Decision {
 	return out
 }
 
-// WriteReport writes summary.json, rows.json, decisions.md and chart.svg into dir.
+// WriteReport writes summary.json, windows.json, table.txt, decisions.md and chart.svg into dir.
 func WriteReport(dir string, sum Summary, rows []WindowRow, decisions []pacerv1.Decision, start time.Time, objective time.Duration) error {
+	var table strings.Builder
+	table.WriteString(TableHeader(objective, sum.ConnectionBudget))
+	for _, r := range rows {
+		table.WriteString(r.Format(objective))
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
@@ -164,6 +172,9 @@ func WriteReport(dir string, sum Summary, rows []WindowRow, decisions []pacerv1.
 		return err
 	}
 	if err := write("windows.json", rows); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "table.txt"), []byte(table.String()), 0o644); err != nil {
 		return err
 	}
 	var md strings.Builder

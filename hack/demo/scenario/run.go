@@ -164,9 +164,6 @@ func Run(ctx context.Context, o Options) (string, error) {
 			// Whole seconds only: the current second is still filling.
 			bins := load.Bins()
 			n := len(bins) - 1
-			if !running {
-				n = len(bins)
-			}
 			width := int(every / time.Second)
 			row := Row(float64(n), load.Phase(), Window(bins, n-width, n), every, latest)
 			rows = append(rows, row)
