@@ -45,16 +45,18 @@ verify: manifests generate ## Fail when generated files are out of date with the
 	git diff --exit-code -- api config || { echo "generated files are stale: run 'make manifests generate' and commit"; exit 1; }
 
 .PHONY: test-deps
-test-deps: ## Build the envtest binaries and start PostgreSQL and Redis for tests (idempotent).
+test-deps: ## Build the envtest binaries, start PostgreSQL and Redis, install Prometheus (idempotent).
 	hack/envtest-assets.sh >/dev/null
 	hack/postgres.sh >/dev/null
 	hack/redis.sh >/dev/null
+	hack/prometheus.sh >/dev/null
 
 .PHONY: test
 test: manifests generate fmt vet test-deps ## Run all tests against a real kube-apiserver, etcd, PostgreSQL and Redis.
 	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh)" \
 	PACER_TEST_DATABASE_URL="$$(hack/postgres.sh)" \
 	PACER_TEST_REDIS_URL="$$(hack/redis.sh)" \
+	PACER_TEST_PROMETHEUS_BIN="$$(hack/prometheus.sh)" \
 	go test -race -p 2 ./... -coverprofile cover.out
 
 .PHONY: bench-operator

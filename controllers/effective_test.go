@@ -49,9 +49,9 @@ func TestSettingsInEffect(t *testing.T) {
 		ts:   base(pacerv1.TuningOff),
 		want: spec,
 	}, {
-		name: "a user's edit of a tuned setting wins and is recorded",
-		ts:   base(pacerv1.TuningAuto, func(ts *pacerv1.TunedService) { ts.Spec.Workers.MaxInFlight = 32 }),
-		want: pacerv1.Settings{Replicas: 4, MaxInFlight: 32, QueueDepth: 256, PoolMinConns: 2, PoolMaxConns: 16, CacheMaxEntries: 10000},
+		name:      "a user's edit of a tuned setting wins and is recorded",
+		ts:        base(pacerv1.TuningAuto, func(ts *pacerv1.TunedService) { ts.Spec.Workers.MaxInFlight = 32 }),
+		want:      pacerv1.Settings{Replicas: 4, MaxInFlight: 32, QueueDepth: 256, PoolMinConns: 2, PoolMaxConns: 16, CacheMaxEntries: 10000},
 		wantEdits: []string{"maxInFlight"},
 	}, {
 		name: "no status yet: the spec",

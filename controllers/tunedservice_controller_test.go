@@ -322,10 +322,13 @@ func TestScaleSubresourceDrivesReplicasAndBudget(t *testing.T) {
 	dep := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "scaled"}}
 	g.Eventually(get(s.client, dep), eventually, poll).Should(Succeed())
 
-	// What `kubectl scale tsvc/scaled --replicas=3` does.
+	// What `kubectl scale tsvc/scaled --replicas=3` does. The selector
+	// comes from status, written at the end of the first pass.
 	scale := &autoscalingv1.Scale{}
-	g.Expect(s.client.SubResource("scale").Get(context.Background(), ts, scale)).To(Succeed())
-	g.Expect(scale.Status.Selector).To(ContainSubstring("app.kubernetes.io/instance=scaled"))
+	g.Eventually(func(g Gomega) {
+		g.Expect(s.client.SubResource("scale").Get(context.Background(), ts, scale)).To(Succeed())
+		g.Expect(scale.Status.Selector).To(ContainSubstring("app.kubernetes.io/instance=scaled"))
+	}, eventually, poll).Should(Succeed())
 	scale.Spec.Replicas = 3
 	g.Expect(s.client.SubResource("scale").Update(context.Background(), ts, client.WithSubResourceBody(scale))).To(Succeed())
 
