@@ -21,6 +21,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -337,6 +338,46 @@ func TestEndToEnd(t *testing.T) {
 		t.Logf("since the deletion: %d requests, lost %d (net %d, no endpoint %d, 5xx %d), shed 429=%d 503=%d", w.Offered, lost, w.Net, w.NoEndpoint, w.R5xx+w.Other, w.R429, w.R503)
 		if lost > inflight {
 			t.Errorf("%d requests lost around the deletion, more than a pod's in-flight bound %d", lost, inflight)
+		}
+	})
+
+	t.Run("a crashed container is restarted in place", func(t *testing.T) {
+		pods := listPods(ctx, t, c, ts)
+		var victim corev1.Pod
+		for _, p := range pods {
+			if podReady(&p) && p.DeletionTimestamp == nil {
+				victim = p
+				break
+			}
+		}
+		if victim.Name == "" || len(victim.Status.ContainerStatuses) == 0 {
+			t.Fatal("no ready pod")
+		}
+		before := restarts(&victim)
+		pid, err := strconv.Atoi(strings.TrimPrefix(victim.Status.ContainerStatuses[0].ContainerID, "pacer-dev://"))
+		if err != nil {
+			t.Fatalf("container ID %q: %v", victim.Status.ContainerStatuses[0].ContainerID, err)
+		}
+		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+			t.Fatalf("kill %d: %v", pid, err)
+		}
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			p := &corev1.Pod{}
+			if err := c.Get(ctx, client.ObjectKeyFromObject(&victim), p); err != nil {
+				t.Fatal(err)
+			}
+			if p.UID != victim.UID {
+				t.Fatal("the pod was replaced; a crash must restart its container in place")
+			}
+			if restarts(p) == before+1 && podReady(p) {
+				t.Logf("pod %s: restartCount %d → %d, ready again", p.Name, before, restarts(p))
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("pod %s: restartCount %d (was %d), ready %t after 60s", p.Name, restarts(p), before, podReady(p))
+			}
+			time.Sleep(250 * time.Millisecond)
 		}
 	})
 
