@@ -136,16 +136,23 @@ func Summarize(rows []WindowRow, bins []Bin, samples []Sample, decisions []pacer
 
 // CollectDecisions merges the history of every sample, oldest first, without repeats.
 func CollectDecisions(samples []Sample) []pacerv1.Decision {
-	seen := map[string]bool{}
+	seen := map[string]int{}
 	var out []pacerv1.Decision
 	for _, s := range samples {
 		for i := len(s.History) - 1; i >= 0; i-- {
 			d := s.History[i]
-			key := d.Time.UTC().Format(time.RFC3339Nano) + fmt.Sprint(d.Changes)
-			if !seen[key] {
-				seen[key] = true
-				out = append(out, d)
+			// One decision per time and change set: a status rewrite of
+			// the same decision may reword its reasons.
+			key := d.Time.UTC().Format(time.RFC3339Nano)
+			for _, c := range d.Changes {
+				key += fmt.Sprintf(" %s:%d>%d", c.Setting, c.From, c.To)
 			}
+			if i, ok := seen[key]; ok {
+				out[i] = d // the latest wording
+				continue
+			}
+			seen[key] = len(out)
+			out = append(out, d)
 		}
 	}
 	return out
