@@ -86,6 +86,19 @@ func (a *applier) forget(kind string, name types.NamespacedName) {
 	a.mu.Unlock()
 }
 
+// forgetOwner drops what is known of every child of a deleted TunedService
+// (all its children share its namespace and start with its name).
+func (a *applier) forgetOwner(owner types.NamespacedName) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for k := range a.seen {
+		if k.name.Namespace == owner.Namespace &&
+			(k.name.Name == owner.Name || k.name.Name == owner.Name+"-config") {
+			delete(a.seen, k)
+		}
+	}
+}
+
 func hashOf(v any) (string, error) {
 	b, err := json.Marshal(v)
 	if err != nil {

@@ -36,13 +36,16 @@ func (r *TunedServiceReconciler) reconcileConfigMap(ctx context.Context, s *scop
 		gen++
 	}
 	desired.Generation = gen
-	s.configGeneration, s.configHash = gen, hash
 
 	ac, err := render.ConfigMap(s.ts, desired)
 	if err != nil {
 		return err
 	}
-	return r.write(ctx, s, ac, current, state, fmt.Sprintf("config generation %d", gen))
+	if err := r.write(ctx, s, ac, current, state, fmt.Sprintf("config generation %d", gen)); err != nil {
+		return err
+	}
+	s.configGeneration, s.configHash = gen, hash // status claims only what was written
+	return nil
 }
 
 func configGeneration(cm *corev1.ConfigMap, owned bool) int64 {
@@ -68,8 +71,9 @@ func (r *TunedServiceReconciler) reconcileDeployment(ctx context.Context, s *sco
 		s.deployment = current
 	}
 	ac := render.Deployment(s.ts, render.DeploymentInput{
-		Replicas:    s.settings.Replicas,
-		RestartHash: render.RestartHash(s.secretVersions),
+		Replicas:     s.settings.Replicas,
+		PoolMaxConns: s.settings.PoolMaxConns,
+		RestartHash:  render.RestartHash(s.secretVersions),
 	})
 	if err := r.write(ctx, s, ac, current, state, fmt.Sprintf("%d replicas", s.settings.Replicas)); err != nil {
 		return err
@@ -78,6 +82,19 @@ func (r *TunedServiceReconciler) reconcileDeployment(ctx context.Context, s *sco
 	// rather than from a cache that may not have caught up yet.
 	if written, err := toTyped[appsv1.Deployment](ac); err == nil && written.ResourceVersion != "" {
 		s.deployment = written
+	}
+	return nil
+}
+
+// observeDeployment reads the Deployment for status without changing it.
+func (r *TunedServiceReconciler) observeDeployment(ctx context.Context, s *scope) error {
+	current := &appsv1.Deployment{}
+	err := r.Client.Get(ctx, client.ObjectKeyFromObject(s.ts), current)
+	if client.IgnoreNotFound(err) != nil {
+		return fmt.Errorf("get Deployment: %w", err)
+	}
+	if err == nil && metav1.IsControlledBy(current, s.ts) {
+		s.deployment = current
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -29,11 +30,28 @@ const (
 	recentWindows = 24
 )
 
-// windows keeps each TunedService's recent windows in memory. They are
-// lost on restart, which only makes the tuner more cautious for a while.
+// windows keeps each TunedService's recent windows, and when it was last
+// observed, in memory. They are lost on restart, which only makes the
+// tuner more cautious for a while.
 type windows struct {
-	mu   sync.Mutex
-	byTS map[types.NamespacedName][]tuning.Window
+	mu       sync.Mutex
+	byTS     map[types.NamespacedName][]tuning.Window
+	observed map[types.NamespacedName]time.Time
+}
+
+func (w *windows) lastObserved(key types.NamespacedName) time.Time {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.observed[key]
+}
+
+func (w *windows) markObserved(key types.NamespacedName, at time.Time) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.observed == nil {
+		w.observed = map[types.NamespacedName]time.Time{}
+	}
+	w.observed[key] = at
 }
 
 func (w *windows) get(key types.NamespacedName) []tuning.Window {
@@ -56,6 +74,7 @@ func (w *windows) forget(key types.NamespacedName) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	delete(w.byTS, key)
+	delete(w.observed, key)
 }
 
 // reconcileTuning observes the pods once per interval and decides. In Auto
@@ -71,14 +90,17 @@ func (r *TunedServiceReconciler) reconcileTuning(ctx context.Context, s *scope) 
 	}
 	interval := ptr.Deref(ts.Spec.Tuning.Interval, metav1.Duration{Duration: defaultInterval}).Duration
 	now := r.now()
-	if last := ts.Status.LastObservation; last != nil {
-		if wait := interval - now.Sub(last.Time.Time); wait > 0 {
-			s.requeueAfter = wait
-			s.tuned = previousTuned(ts)
-			return nil
-		}
+	last := r.recent.lastObserved(key)
+	if o := ts.Status.LastObservation; last.IsZero() && o != nil {
+		last = o.Time.Time // a new manager: go by status
+	}
+	if wait := interval - now.Sub(last); !last.IsZero() && wait > 0 {
+		s.requeueAfter = wait
+		s.tuned = previousTuned(ts)
+		return nil
 	}
 	s.requeueAfter = interval
+	r.recent.markObserved(key, now)
 
 	source, err := r.metricsSource(ts)
 	if err != nil {
@@ -102,7 +124,11 @@ func (r *TunedServiceReconciler) reconcileTuning(ctx context.Context, s *scope) 
 		return nil
 	}
 	now = r.now() // the window ends with the scrapes just made
-	ts.Status.LastObservation = observation(win, now)
+	// An unchanged observation (an idle service's "no ready pods") is not
+	// written again: a service nobody uses costs no API writes.
+	if obs := observation(win, now); !sameObservation(ts.Status.LastObservation, obs) {
+		ts.Status.LastObservation = obs
+	}
 	objective := ptr.Deref(ts.Spec.Tuning.Objective.LatencyP99, metav1.Duration{Duration: 100 * time.Millisecond}).Duration
 	r.gauges.observe(ts, win, objective)
 	if !win.Sufficient {
@@ -272,6 +298,16 @@ func observation(w tuning.Window, now time.Time) *pacerv1.Observation {
 		o.PoolAcquireWait = latency(w.PoolAcquireWait)
 	}
 	return o
+}
+
+// sameObservation reports whether two observations differ only in time.
+func sameObservation(a, b *pacerv1.Observation) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	a, b = a.DeepCopy(), b.DeepCopy()
+	a.Time, b.Time = metav1.Time{}, metav1.Time{}
+	return equality.Semantic.DeepEqual(a, b)
 }
 
 // rate rounds a per-second rate to 0.1, in the form kubectl shows ("12300m").

@@ -16,11 +16,13 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
@@ -55,6 +57,7 @@ type TunedServiceReconciler struct {
 	Now func() time.Time
 
 	applier *applier
+	memo    statusMemo
 	recent  windows
 	gauges  tuningGauges
 }
@@ -65,7 +68,7 @@ type TunedServiceReconciler struct {
 // +kubebuilder:rbac:groups="",resources=configmaps;services,verbs=get;list;watch;create;patch
 // +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;patch
 // +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;patch;delete
-// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=list;watch
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
@@ -75,14 +78,15 @@ func (r *TunedServiceReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	ts := &pacerv1.TunedService{}
 	if err := r.Client.Get(ctx, req.NamespacedName, ts); err != nil {
 		if apierrors.IsNotFound(err) {
-			r.forgetTuning(req.NamespacedName)
+			r.forget(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !ts.DeletionTimestamp.IsZero() {
-		r.forgetTuning(req.NamespacedName)
+		r.forget(req.NamespacedName)
 		return ctrl.Result{}, nil // the garbage collector deletes the children
 	}
+	r.memo.restore(ts)
 
 	s := newScope(ts)
 	err := r.reconcile(ctx, s)
@@ -102,7 +106,9 @@ func (r *TunedServiceReconciler) Reconcile(ctx context.Context, req ctrl.Request
 // on where it safely can; an error stops the pass and is retried.
 func (r *TunedServiceReconciler) reconcile(ctx context.Context, s *scope) error {
 	if !r.resolveSecrets(ctx, s) {
-		return nil // nothing can run without its Secrets; status says why
+		// Nothing new can run without its Secrets (status says why), but
+		// pods already running keep serving: report them.
+		return r.observeDeployment(ctx, s)
 	}
 	settings, edits := settingsInEffect(s.ts)
 	s.settings = settings
@@ -162,7 +168,15 @@ func (r *TunedServiceReconciler) writeStatus(ctx context.Context, s *scope, pass
 	if err := r.Client.Status().Patch(ctx, ts, client.MergeFrom(s.before)); err != nil {
 		return fmt.Errorf("patch status: %w", client.IgnoreNotFound(err))
 	}
+	r.memo.remember(ts)
 	return nil
+}
+
+// forget drops everything kept in memory about a deleted TunedService.
+func (r *TunedServiceReconciler) forget(key types.NamespacedName) {
+	r.memo.forget(key)
+	r.forgetTuning(key)
+	r.applier.forgetOwner(key)
 }
 
 func (r *TunedServiceReconciler) now() time.Time {
@@ -192,6 +206,8 @@ func (r *TunedServiceReconciler) SetupWithManager(ctx context.Context, mgr ctrl.
 		// Only Secrets' metadata is watched and cached: Pacer needs to know
 		// that a referenced Secret exists and when it changes, never its value.
 		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.forSecret)).
+		// A slow scrape of one TunedService's pods must not hold up the others.
+		WithOptions(controller.Options{MaxConcurrentReconciles: 4}).
 		Named("tunedservice").
 		Complete(r)
 }

@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -221,7 +223,11 @@ func TestSteadyStateWritesNothing(t *testing.T) {
 	s := startSuite(t)
 	g := NewWithT(t)
 	ns := s.namespace(t)
-	ts := newTunedService(ns, "steady", withReplicas(3))
+	// Tuning observes every 5s: an unchanged observation must not be
+	// written again either.
+	ts := newTunedService(ns, "steady", withReplicas(3), func(ts *pacerv1.TunedService) {
+		ts.Spec.Tuning.Interval = &metav1.Duration{Duration: 5 * time.Second}
+	})
 	create(t, s.client, newSecret(ns, "db"), ts)
 
 	pdb := &policyv1.PodDisruptionBudget{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "steady"}}
@@ -241,6 +247,42 @@ func TestSteadyStateWritesNothing(t *testing.T) {
 		Should(Equal(before), "steady state wrote to the API server")
 	g.Expect(reconcileCount(t)).To(BeNumerically(">", passes), "no pass ran: the test proved nothing")
 	g.Expect(childVersions(t, s.client, ns, "steady")).To(Equal(versions))
+}
+
+func TestRenderedPodsPassRestrictedPodSecurity(t *testing.T) {
+	t.Parallel()
+	s := startSuite(t)
+	ctx := context.Background()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "restricted-",
+		Labels: map[string]string{"pod-security.kubernetes.io/enforce": "restricted"}}}
+	if err := s.client.Create(ctx, ns); err != nil {
+		t.Fatal(err)
+	}
+	ts := newTunedService(ns.Name, "secure", func(ts *pacerv1.TunedService) {
+		ts.Spec.Cache.Redis = &pacerv1.RedisSpec{URLSecretRef: pacerv1.SecretKeyRef{Name: "redis", Key: "url"}}
+		ts.Spec.Resources = &corev1.ResourceRequirements{Limits: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("128Mi")}}
+	})
+	tpl := render.Deployment(ts, render.DeploymentInput{Replicas: 1, PoolMaxConns: 16, RestartHash: "x"}).Spec.Template
+	pod := &corev1.Pod{}
+	raw, err := json.Marshal(tpl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(raw, pod); err != nil {
+		t.Fatal(err)
+	}
+	pod.Namespace, pod.Name = ns.Name, "secure-pod"
+	// The PodSecurity admission plugin of the real API server judges it.
+	if err := s.client.Create(ctx, pod, client.DryRunAll); err != nil {
+		t.Fatalf("a rendered pod is refused under restricted Pod Security: %v", err)
+	}
+
+	// And the check is live: a privileged pod is refused in that namespace.
+	bad := pod.DeepCopy()
+	bad.Spec.Containers[0].SecurityContext.Privileged = ptr.To(true)
+	if err := s.client.Create(ctx, bad, client.DryRunAll); err == nil {
+		t.Fatal("the namespace does not enforce restricted Pod Security: the test proves nothing")
+	}
 }
 
 func TestMissingSecretIsReportedThenRecovered(t *testing.T) {

@@ -37,6 +37,8 @@ const (
 type DeploymentInput struct {
 	// Replicas is the number of pods in effect (spec or tuner).
 	Replicas int32
+	// PoolMaxConns is each pod's pool size in effect.
+	PoolMaxConns int32
 	// RestartHash changes when pods must restart to pick something up.
 	RestartHash string
 }
@@ -51,11 +53,24 @@ func Deployment(ts *pacerv1.TunedService, in DeploymentInput) *appsv1ac.Deployme
 			WithSelector(metav1ac.LabelSelector().WithMatchLabels(SelectorLabels(ts))).
 			WithStrategy(appsv1ac.DeploymentStrategy().
 				WithType(appsv1.RollingUpdateDeploymentStrategyType).
-				// Never drop below the wanted capacity during a rollout.
-				WithRollingUpdate(appsv1ac.RollingUpdateDeployment().
-					WithMaxUnavailable(intstr.FromInt32(0)).
-					WithMaxSurge(intstr.FromString("25%")))).
+				WithRollingUpdate(rollingUpdate(in.Replicas, in.PoolMaxConns, ts.Spec.Database.MaxTotalConnections))).
 			WithTemplate(podTemplate(ts, in)))
+}
+
+// rollingUpdate never drops below the wanted capacity during a rollout
+// (extra pods first), unless the database's connection budget has no room
+// for an extra pod's pool: then pods are replaced one at a time, so
+// replicas × pool never exceeds the budget even mid-rollout.
+func rollingUpdate(replicas, pool int32, budget *int32) *appsv1ac.RollingUpdateDeploymentApplyConfiguration {
+	ru := appsv1ac.RollingUpdateDeployment()
+	if budget == nil || pool <= 0 {
+		return ru.WithMaxUnavailable(intstr.FromInt32(0)).WithMaxSurge(intstr.FromString("25%"))
+	}
+	if spare := (*budget - replicas*pool) / pool; spare >= 1 {
+		quarter := max(1, (replicas+3)/4)
+		return ru.WithMaxUnavailable(intstr.FromInt32(0)).WithMaxSurge(intstr.FromInt32(min(spare, quarter)))
+	}
+	return ru.WithMaxUnavailable(intstr.FromInt32(1)).WithMaxSurge(intstr.FromInt32(0))
 }
 
 func podTemplate(ts *pacerv1.TunedService, in DeploymentInput) *corev1ac.PodTemplateSpecApplyConfiguration {

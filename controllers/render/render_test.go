@@ -228,6 +228,37 @@ func TestDeploymentDefaultsImageAndResources(t *testing.T) {
 	}
 }
 
+func TestRolloutsStayWithinTheConnectionBudget(t *testing.T) {
+	tests := []struct {
+		name                       string
+		replicas, pool             int32
+		budget                     *int32
+		wantSurge, wantUnavailable string
+	}{
+		{"no budget: surge a quarter", 4, 16, nil, "25%", "0"},
+		{"room for two extra pools: surge up to a quarter", 8, 10, ptr.To[int32](100), "2", "0"},
+		{"room for one extra pool", 2, 10, ptr.To[int32](35), "1", "0"},
+		{"no room: replace one at a time", 3, 16, ptr.To[int32](50), "0", "1"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ru := rollingUpdate(tc.replicas, tc.pool, tc.budget)
+			if got := ru.MaxSurge.String(); got != tc.wantSurge {
+				t.Errorf("maxSurge = %s, want %s", got, tc.wantSurge)
+			}
+			if got := ru.MaxUnavailable.String(); got != tc.wantUnavailable {
+				t.Errorf("maxUnavailable = %s, want %s", got, tc.wantUnavailable)
+			}
+			if tc.budget != nil {
+				surge := int32(ru.MaxSurge.IntValue())
+				if peak := (tc.replicas + surge) * tc.pool; peak > *tc.budget {
+					t.Errorf("mid-rollout %d connections exceed the budget %d", peak, *tc.budget)
+				}
+			}
+		})
+	}
+}
+
 func TestPodDisruptionBudgetOnlyForSeveralPods(t *testing.T) {
 	for replicas, want := range map[int32]bool{0: false, 1: false, 2: true, 10: true} {
 		if got := WantsPDB(replicas); got != want {
