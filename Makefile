@@ -68,9 +68,31 @@ bench-operator: manifests ## Create 300 TunedServices in envtest and report reco
 bench-service: build ## Load pacer-api and a bare baseline side by side on loopback.
 	PACER_BENCH_DATABASE_URL="$$(hack/postgres.sh)" hack/bench-service.sh
 
+.PHONY: test-e2e
+test-e2e: manifests ## End-to-end test on the dev cluster: a shortened demo with assertions.
+	hack/test-e2e.sh
+
+.PHONY: test-devcluster
+test-devcluster: ## Vet and unit-test the dev cluster module (its own go.mod under hack/devcluster).
+	cd hack/devcluster && go vet ./... && go test -race ./...
+
 .PHONY: tuning-scorecard
 tuning-scorecard: ## Run the tuner in the simulator against baselines; write docs/tuning-scorecard.{md,json}.
 	go run ./hack/scorecard
+
+##@ Demo
+
+.PHONY: demo
+demo: manifests ## The whole loop on this machine, no cluster needed (~3 min; DEMO_DURATION=1m shortens it).
+	hack/demo.sh
+
+.PHONY: dev-cluster
+dev-cluster: manifests ## Run a local cluster (control plane, node agent, manager) until Ctrl-C; prints its kubeconfig.
+	go build -o bin/manager .
+	go build -o bin/pacer-api ./service/cmd/pacer-api
+	cd hack/devcluster && go build -o ../../bin/devcluster .
+	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh etcd kube-apiserver kube-controller-manager kube-scheduler)" \
+	bin/devcluster --image pacer-api=bin/pacer-api --manager bin/manager
 
 ##@ Build
 
