@@ -1,6 +1,8 @@
 package ratelimit
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"net"
 	"net/http"
 	"net/netip"
@@ -33,10 +35,32 @@ func ParsePrefixes(cidrs []string) ([]netip.Prefix, error) {
 func (c *ClientIdentifier) Client(r *http.Request) string {
 	if c.Header != "" {
 		if v := r.Header.Get(c.Header); v != "" {
-			return "h:" + v
+			return headerKey(v)
 		}
 	}
 	return c.clientIP(r)
+}
+
+// headerKey is a fixed-size key for a header value: the client chooses the
+// value, and a bucket table keyed on raw values up to the header size limit
+// would hold megabytes per client. 128 bits of SHA-256 keep collisions out
+// of reach.
+func headerKey(v string) string {
+	sum := sha256.Sum256([]byte(v))
+	return "h:" + hex.EncodeToString(sum[:16])
+}
+
+// ipKey is the bucket key of a client address. IPv4 (IPv4-mapped IPv6
+// included) is keyed per address; IPv6 per /64, the smallest prefix a site
+// is normally given, so one site cannot mint 2^64 buckets and evict
+// everyone else's.
+func ipKey(a netip.Addr) string {
+	a = a.Unmap()
+	if a.Is4() {
+		return a.String()
+	}
+	p, _ := a.WithZone("").Prefix(64)
+	return p.String()
 }
 
 // clientIP is the remote address, unless the peer is a trusted proxy: then
@@ -48,8 +72,11 @@ func (c *ClientIdentifier) clientIP(r *http.Request) string {
 		host = r.RemoteAddr
 	}
 	peer, err := netip.ParseAddr(host)
-	if err != nil || !c.trusted(peer) {
+	if err != nil {
 		return host
+	}
+	if !c.trusted(peer) {
+		return ipKey(peer)
 	}
 	xff := r.Header.Values("X-Forwarded-For")
 	for i := len(xff) - 1; i >= 0; i-- {
@@ -57,14 +84,14 @@ func (c *ClientIdentifier) clientIP(r *http.Request) string {
 		for j := len(hops) - 1; j >= 0; j-- {
 			addr, err := netip.ParseAddr(strings.TrimSpace(hops[j]))
 			if err != nil {
-				return host // a malformed hop: stop trusting the chain
+				return ipKey(peer) // a malformed hop: stop trusting the chain
 			}
 			if !c.trusted(addr) {
-				return addr.Unmap().String()
+				return ipKey(addr)
 			}
 		}
 	}
-	return host
+	return ipKey(peer)
 }
 
 func (c *ClientIdentifier) trusted(a netip.Addr) bool {

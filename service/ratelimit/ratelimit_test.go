@@ -3,6 +3,7 @@ package ratelimit
 import (
 	"net/http/httptest"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 )
@@ -141,8 +142,15 @@ func TestClientIdentity(t *testing.T) {
 		{name: "several xff headers", id: ClientIdentifier{TrustedProxies: proxies}, remote: "10.1.2.3:1", xff: []string{"198.51.100.7", "10.2.2.2"}, want: "198.51.100.7"},
 		{name: "malformed hop stops at peer", id: ClientIdentifier{TrustedProxies: proxies}, remote: "10.1.2.3:1", xff: []string{"nonsense"}, want: "10.1.2.3"},
 		{name: "all trusted falls back to peer", id: ClientIdentifier{TrustedProxies: proxies}, remote: "10.1.2.3:1", xff: []string{"10.4.4.4"}, want: "10.1.2.3"},
-		{name: "ipv6 trusted proxy", id: ClientIdentifier{TrustedProxies: proxies}, remote: "[::1]:1", xff: []string{"2001:db8::5"}, want: "2001:db8::5"},
-		{name: "header", id: ClientIdentifier{Header: "X-Api-Key"}, remote: "192.0.2.1:1", header: map[string]string{"X-Api-Key": "k1"}, want: "h:k1"},
+		{name: "ipv6 trusted proxy", id: ClientIdentifier{TrustedProxies: proxies}, remote: "[::1]:1", xff: []string{"2001:db8::5"}, want: "2001:db8::/64"},
+		{name: "ipv6 remote keyed per /64", remote: "[2001:db8:1:2:aaaa:bbbb:cccc:dddd]:1", want: "2001:db8:1:2::/64"},
+		{name: "ipv6 same /64 shares a key", remote: "[2001:db8:1:2::1]:1", want: "2001:db8:1:2::/64"},
+		{name: "ipv6 next /64 is another key", remote: "[2001:db8:1:3::1]:1", want: "2001:db8:1:3::/64"},
+		{name: "ipv6 zone dropped", remote: "[fe80::1%eth0]:1", want: "fe80::/64"},
+		{name: "ipv4-mapped ipv6 stays ipv4", remote: "[::ffff:192.0.2.7]:1", want: "192.0.2.7"},
+		{name: "ipv4-mapped xff stays ipv4", id: ClientIdentifier{TrustedProxies: proxies}, remote: "10.1.2.3:1", xff: []string{"::ffff:198.51.100.8"}, want: "198.51.100.8"},
+		{name: "ipv6 xff keyed per /64", id: ClientIdentifier{TrustedProxies: proxies}, remote: "10.1.2.3:1", xff: []string{"2001:db8:9:9:1::1"}, want: "2001:db8:9:9::/64"},
+		{name: "header", id: ClientIdentifier{Header: "X-Api-Key"}, remote: "192.0.2.1:1", header: map[string]string{"X-Api-Key": "k1"}, want: headerKey("k1")},
 		{name: "header missing falls back to ip", id: ClientIdentifier{Header: "X-Api-Key"}, remote: "192.0.2.1:1", want: "192.0.2.1"},
 	}
 	for _, tt := range tests {
@@ -159,5 +167,28 @@ func TestClientIdentity(t *testing.T) {
 				t.Fatalf("Client() = %q, want %q", got, tt.want)
 			}
 		})
+	}
+}
+
+func TestHeaderKeyIsBounded(t *testing.T) {
+	id := ClientIdentifier{Header: "X-Api-Key"}
+	key := func(v string) string {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.Header.Set("X-Api-Key", v)
+		return id.Client(r)
+	}
+	huge := strings.Repeat("k", 1<<20)
+	a, b := key(huge), key(huge[:len(huge)-1]+"j")
+	if len(a) != len(key("k1")) || len(a) > 64 {
+		t.Fatalf("key of a 1 MiB value is %d bytes, want the fixed size %d", len(a), len(key("k1")))
+	}
+	if a == b {
+		t.Fatal("different values share a key")
+	}
+	if a != key(huge) {
+		t.Fatal("same value, different keys")
+	}
+	if !strings.HasPrefix(a, "h:") {
+		t.Fatalf("header key %q lacks the h: prefix that keeps it apart from IP keys", a)
 	}
 }
