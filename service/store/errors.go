@@ -29,6 +29,15 @@ func mapError(err error) error {
 	if err == nil || errors.Is(err, ErrNotFound) {
 		return err
 	}
+	// A connection that could not be opened is an unreachable database,
+	// checked first: a dial or connect timeout wraps DeadlineExceeded too,
+	// and must not read as the request running out of time. (pgxpool's
+	// Acquire returns the ConnectError of the connection it tried to open.)
+	// Only a caller that gave up (Canceled) is left to the check below.
+	var connErr *pgconn.ConnectError
+	if errors.As(err, &connErr) && !errors.Is(err, context.Canceled) {
+		return errors.Join(ErrUnavailable, err)
+	}
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 		return errors.Join(ErrTimeout, err)
 	}
