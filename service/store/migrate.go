@@ -29,6 +29,21 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool) (int, error) {
 	}
 	defer conn.Release()
 
+	// The pool's statement_timeout is sized for requests. Waiting for another
+	// pod's migrations (the advisory lock) or a long DDL must not be
+	// cancelled by it: lift it, and lock_timeout, for this session only; ctx
+	// still bounds the whole run. The connection goes back to the pool with
+	// its settings restored, or is closed (and so discarded) if that fails.
+	if _, err := conn.Exec(ctx, "SET statement_timeout = 0; SET lock_timeout = 0"); err != nil {
+		return 0, fmt.Errorf("migrate: lift statement_timeout: %w", err)
+	}
+	defer func() {
+		rctx := context.WithoutCancel(ctx)
+		if _, err := conn.Exec(rctx, "RESET statement_timeout; RESET lock_timeout"); err != nil {
+			_ = conn.Conn().Close(rctx)
+		}
+	}()
+
 	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", migrationLockKey); err != nil {
 		return 0, fmt.Errorf("migrate: take advisory lock: %w", err)
 	}

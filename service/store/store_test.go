@@ -189,3 +189,75 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// TestMigrateOutlivesStatementTimeout: another pod holds the migration lock
+// for longer than the pool's statement_timeout; migrations wait for it
+// instead of being cancelled, and the pool's connections keep their
+// statement_timeout afterwards.
+func TestMigrateOutlivesStatementTimeout(t *testing.T) {
+	dsn := testenv.FreshDatabase(t)
+	ctx := context.Background()
+	db := config.Default().Database
+	db.MinConns, db.MaxConns = 0, 1
+	db.StatementTimeout = config.D(20 * time.Millisecond)
+	cfg, err := PoolConfig(dsn, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+
+	holder := newPool(t, dsn, 2) // the other pod, and an observer
+	defer holder.Close()
+	lock, err := holder.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Release()
+	if _, err := lock.Exec(ctx, "SELECT pg_advisory_lock($1)", migrationLockKey); err != nil {
+		t.Fatal(err)
+	}
+
+	type result struct {
+		n   int
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		n, err := Migrate(ctx, pool)
+		done <- result{n, err}
+	}()
+	// Hold the lock until PostgreSQL itself shows the migration waiting for
+	// it for ten times the statement_timeout (a cancelled wait would have
+	// ended long before).
+	for waited := false; !waited; {
+		select {
+		case r := <-done:
+			t.Fatalf("Migrate returned while another session held the lock: %d, %v", r.n, r.err)
+		default:
+		}
+		err := holder.QueryRow(ctx, `SELECT EXISTS (
+			SELECT 1 FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+			WHERE l.locktype = 'advisory' AND NOT l.granted AND a.datname = current_database()
+			  AND a.query_start < now() - interval '200 milliseconds')`).Scan(&waited)
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := lock.Exec(ctx, "SELECT pg_advisory_unlock($1)", migrationLockKey); err != nil {
+		t.Fatal(err)
+	}
+	if r := <-done; r.err != nil || r.n != 1 {
+		t.Fatalf("Migrate = %d, %v; want 1 migration applied", r.n, r.err)
+	}
+	var st string
+	if err := pool.QueryRow(ctx, "SHOW statement_timeout").Scan(&st); err != nil {
+		t.Fatal(err)
+	}
+	if st != "20ms" {
+		t.Fatalf("statement_timeout after Migrate = %q, want the pool's 20ms back", st)
+	}
+}
