@@ -90,11 +90,14 @@ const (
 	LabelResult = "result"
 )
 
-// Values of LabelReason on QueueRejectionsTotal.
+// Values of LabelReason on QueueRejectionsTotal. Nothing is refused for
+// shutting down: during a graceful shutdown queued and in-flight requests
+// are served, and new connections are no longer accepted. A client that
+// leaves while queued is not a rejection either: it is counted in
+// RequestsTotal with code 4xx (recorded as 499).
 const (
 	ReasonQueueFull    = "queue_full"
 	ReasonQueueTimeout = "queue_timeout"
-	ReasonShuttingDown = "shutting_down"
 )
 
 // Values of LabelLayer on cache metrics.

@@ -33,7 +33,12 @@ func (s *server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 				writeError(rec, http.StatusInternalServerError, codeInternal, "internal error")
 			}
 		}
-		if !rec.wroteHeader {
+		switch {
+		case rec.wroteHeader:
+		case rec.clientClosed:
+			// Nobody is there to read an answer: record 499, write nothing.
+			rec.status = StatusClientClosedRequest
+		default:
 			rec.WriteHeader(http.StatusOK)
 		}
 		s.observe(rec.route, r.Method, rec.status, time.Since(start))
@@ -92,7 +97,11 @@ func (s *server) withWorkerLimit(next http.Handler) http.Handler {
 			case errors.Is(err, limiter.ErrQueueTimeout):
 				reason = m.ReasonQueueTimeout
 			case r.Context().Err() != nil:
-				return // the client left; nobody reads an answer
+				// The client left while queued; nobody reads an answer.
+				markClientClosed(w)
+				s.Logger.Debug("client closed request while queued", "status", StatusClientClosedRequest,
+					"request_id", w.Header().Get(headerRequestID), "method", r.Method, "path", r.URL.Path)
+				return
 			}
 			s.Metrics.QueueRejections.WithLabelValues(reason).Inc()
 			writeAPIError(w, &apiError{status: http.StatusServiceUnavailable, code: codeOverloaded,

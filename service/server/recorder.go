@@ -15,6 +15,21 @@ type recorder struct {
 	status      int
 	wroteHeader bool
 	route       *routeMetrics
+	// clientClosed marks a request whose client left before any answer
+	// was written; it is recorded as StatusClientClosedRequest.
+	clientClosed bool
+}
+
+// StatusClientClosedRequest is recorded, never sent, for a request whose
+// client went away before it was answered (nginx's 499).
+const StatusClientClosedRequest = 499
+
+// markClientClosed records that w's client left unanswered, if w is the
+// recorder.
+func markClientClosed(w http.ResponseWriter) {
+	if rec, ok := w.(*recorder); ok && !rec.wroteHeader {
+		rec.clientClosed = true
+	}
 }
 
 var recorders = sync.Pool{New: func() any { return new(recorder) }}

@@ -77,7 +77,7 @@ func New() *Metrics {
 		},
 	}
 	// Zero-valued series exist from the start, so rates work from the first scrape.
-	for _, r := range []string{m.ReasonQueueFull, m.ReasonQueueTimeout, m.ReasonShuttingDown} {
+	for _, r := range []string{m.ReasonQueueFull, m.ReasonQueueTimeout} {
 		x.QueueRejections.WithLabelValues(r)
 	}
 	for _, r := range []string{ResultSuccess, ResultFailure} {
