@@ -289,6 +289,7 @@ func slowRequest(t *testing.T, a *testApp, email string) (finish func() *http.Re
 func TestOverload503(t *testing.T) {
 	t.Parallel()
 	a := startApp(t, appOptions{mutate: func(c *config.Config) {
+		c.Server.RequestTimeout = config.D(time.Minute) // the slow body is not cut short
 		c.Workers.MaxInFlight = 1
 		c.Workers.QueueDepth = 1
 		c.Workers.QueueTimeout = config.D(50 * time.Millisecond)
@@ -319,5 +320,56 @@ func TestOverload503(t *testing.T) {
 	// It ran after the slow create committed, so it finds that user.
 	if r := <-queued; r.status != 200 {
 		t.Fatalf("queued request after the slot freed: %d %s", r.status, r.body)
+	}
+}
+
+// TestSlowBodyIs408: a client that trickles its body cannot hold a worker
+// slot past the request timeout; it gets a JSON 408 and the slot serves
+// the next request.
+func TestSlowBodyIs408(t *testing.T) {
+	t.Parallel()
+	a := startApp(t, appOptions{mutate: func(c *config.Config) {
+		c.Server.RequestTimeout = config.D(200 * time.Millisecond)
+		c.Workers.MaxInFlight = 1
+		c.Workers.QueueDepth = 1
+		c.Workers.QueueTimeout = config.D(time.Minute)
+	}})
+	pr, pw := io.Pipe()
+	stop := make(chan struct{})
+	go func() { // one byte of whitespace at a time, never the end
+		defer pw.Close()
+		_, _ = pw.Write([]byte(`{"name":"trickle",`))
+		tick := time.NewTicker(10 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+				if _, err := pw.Write([]byte(" ")); err != nil {
+					return
+				}
+			}
+		}
+	}()
+	req, _ := http.NewRequest("POST", a.api+"/v1/users", pr)
+	req.ContentLength = -1
+	res, err := client.Do(req) // client.Timeout fails the test if the body is read forever
+	close(stop)
+	if err != nil {
+		t.Fatalf("trickled request: %v", err)
+	}
+	raw, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	r := response{status: res.StatusCode, header: res.Header, body: raw}
+	if r.status != http.StatusRequestTimeout || r.errorCode(t) != "body_timeout" ||
+		r.header.Get("Content-Type") != "application/json" {
+		t.Fatalf("trickled request: %d %s", r.status, r.body)
+	}
+	if got := a.do(t, "GET", "/v1/users/1", nil); got.status != 404 {
+		t.Fatalf("request after the trickler: %d %s", got.status, got.body)
+	}
+	if a.metric(t, "pacer_http_requests_total", `route="/v1/users"`, `method="POST"`, `code="4xx"`) != 1 {
+		t.Fatal("the 408 is not counted")
 	}
 }

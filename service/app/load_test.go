@@ -128,6 +128,7 @@ func TestShutdownUnderLoad(t *testing.T) {
 	dsn := testenv.FreshDatabase(t)
 	a := startApp(t, appOptions{dsn: dsn, mutate: func(c *config.Config) {
 		c.Server.DrainDelay = config.D(500 * time.Millisecond)
+		c.Server.RequestTimeout = config.D(time.Minute) // the slow body is not cut short
 		c.Workers.MaxInFlight = 8
 		c.Workers.QueueDepth = 1000
 		c.Workers.QueueTimeout = config.D(30 * time.Second)

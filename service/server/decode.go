@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/mail"
+	"os"
 	"strings"
 	"unicode/utf8"
 
@@ -48,6 +50,9 @@ func decodeError(err error) error {
 	case errors.As(err, &tooLarge):
 		return &apiError{status: http.StatusRequestEntityTooLarge, code: codeBodyTooLarge,
 			message: fmt.Sprintf("request body over %d bytes", tooLarge.Limit)}
+	case isReadTimeout(err):
+		return &apiError{status: http.StatusRequestTimeout, code: codeBodyTimeout,
+			message: "request body not received within the request timeout"}
 	case errors.Is(err, io.EOF):
 		return badJSON("request body is empty")
 	case errors.Is(err, io.ErrUnexpectedEOF):
@@ -153,4 +158,11 @@ func validateBatch(req batchCreateRequest) *apiError {
 		seen[key] = i
 	}
 	return nil
+}
+
+// isReadTimeout reports whether reading the body hit the read deadline
+// withBodyLimit set.
+func isReadTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
 }

@@ -2,10 +2,14 @@ package server
 
 import (
 	"errors"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
+	"testing/iotest"
 
 	"github.com/pacer-dev/pacer/service/store"
 )
@@ -35,6 +39,14 @@ func TestDecodeJSONStatus(t *testing.T) {
 		{name: "trailing garbage", body: `{"name":"a"} x`, want: 400},
 		{name: "too large", body: `{"name":"` + strings.Repeat("a", 100) + `"}`, limit: 50, want: 413},
 	}
+	t.Run("read deadline", func(t *testing.T) {
+		body := io.MultiReader(strings.NewReader(`{"name":`), iotest.ErrReader(&net.OpError{Op: "read", Net: "tcp", Err: os.ErrDeadlineExceeded}))
+		var n store.NewUser
+		err := decodeJSON(http.MaxBytesReader(httptest.NewRecorder(), io.NopCloser(body), 1<<20), &n)
+		if got := statusOf(err); got != http.StatusRequestTimeout {
+			t.Fatalf("status = %d (%v), want 408", got, err)
+		}
+	})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var body = strings.NewReader(tt.body)

@@ -17,6 +17,7 @@ const (
 	codeNotFound            = "not_found"
 	codeDuplicateEmail      = "duplicate_email"
 	codeBodyTooLarge        = "body_too_large"
+	codeBodyTimeout         = "body_timeout"
 	codeRateLimited         = "rate_limited"
 	codeOverloaded          = "overloaded"
 	codeDatabaseUnavailable = "database_unavailable"

@@ -2,6 +2,7 @@ package server
 
 import (
 	"errors"
+	"io"
 	"math"
 	"net/http"
 	"runtime/debug"
@@ -113,12 +114,40 @@ func (s *server) withWorkerLimit(next http.Handler) http.Handler {
 	})
 }
 
-// withBodyLimit caps the request body; reading past it fails with 413.
+// withBodyLimit caps the request body: reading past its size fails with
+// 413, and it must arrive within the request timeout of the worker slot
+// being taken, or reading fails with 408. Without the deadline a client
+// trickling its body could hold a worker slot for as long as it liked.
 func (s *server) withBodyLimit(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Body != nil && r.Body != http.NoBody {
-			r.Body = http.MaxBytesReader(w, r.Body, s.Settings.Load().MaxBodyBytes)
+			live := s.Settings.Load()
+			body := r.Body
+			rc := http.NewResponseController(w)
+			if err := rc.SetReadDeadline(time.Now().Add(live.RequestTimeout)); err == nil {
+				body = &deadlineBody{ReadCloser: body, rc: rc}
+			}
+			r.Body = http.MaxBytesReader(w, body, live.MaxBodyBytes)
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// deadlineBody lifts the connection's read deadline once the body has been
+// read to the end: net/http then reads the connection in the background to
+// notice a client leaving, and an expired deadline there would cancel a
+// request that is merely slow to answer.
+type deadlineBody struct {
+	io.ReadCloser
+	rc   *http.ResponseController
+	done bool
+}
+
+func (b *deadlineBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err == io.EOF && !b.done {
+		b.done = true
+		_ = b.rc.SetReadDeadline(time.Time{})
+	}
+	return n, err
 }
