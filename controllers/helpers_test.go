@@ -23,6 +23,18 @@ const (
 	poll       = 100 * time.Millisecond
 )
 
+// startCase starts a parallel test with its own namespace, the database
+// Secret and a TunedService created in it.
+func startCase(t *testing.T, name string, opts ...tsOption) (*testSuite, *WithT, *pacerv1.TunedService) {
+	t.Helper()
+	t.Parallel()
+	s := startSuite(t)
+	ns := s.namespace(t)
+	ts := newTunedService(ns, name, opts...)
+	create(t, s.client, newSecret(ns, "db"), ts)
+	return s, NewWithT(t), ts
+}
+
 // tsOption changes a TunedService under construction.
 type tsOption func(*pacerv1.TunedService)
 

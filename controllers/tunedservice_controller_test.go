@@ -25,12 +25,8 @@ import (
 )
 
 func TestCreatesChildrenFromAThreeLineSpec(t *testing.T) {
-	t.Parallel()
-	s := startSuite(t)
-	g := NewWithT(t)
-	ns := s.namespace(t)
-	ts := newTunedService(ns, "users")
-	create(t, s.client, newSecret(ns, "db"), ts)
+	s, g, ts := startCase(t, "users")
+	ns := ts.Namespace
 
 	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "users-config"}}
 	dep := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "users"}}
@@ -99,12 +95,8 @@ func TestCreatesChildrenFromAThreeLineSpec(t *testing.T) {
 }
 
 func TestLiveChangeUpdatesConfigMapWithoutRollingPods(t *testing.T) {
-	t.Parallel()
-	s := startSuite(t)
-	g := NewWithT(t)
-	ns := s.namespace(t)
-	ts := newTunedService(ns, "live")
-	create(t, s.client, newSecret(ns, "db"), ts)
+	s, g, ts := startCase(t, "live")
+	ns := ts.Namespace
 
 	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "live-config"}}
 	dep := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "live"}}
@@ -175,12 +167,8 @@ func TestRestartChangesRollThePods(t *testing.T) {
 }
 
 func TestHandEditsAreUndoneAndDeletedChildrenReturn(t *testing.T) {
-	t.Parallel()
-	s := startSuite(t)
-	g := NewWithT(t)
-	ns := s.namespace(t)
-	ts := newTunedService(ns, "drift")
-	create(t, s.client, newSecret(ns, "db"), ts)
+	s, g, ts := startCase(t, "drift")
+	ns := ts.Namespace
 	ctx := context.Background()
 
 	dep := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "drift"}}
@@ -355,12 +343,8 @@ func TestForeignObjectIsLeftAloneAndReported(t *testing.T) {
 }
 
 func TestScaleSubresourceDrivesReplicasAndBudget(t *testing.T) {
-	t.Parallel()
-	s := startSuite(t)
-	g := NewWithT(t)
-	ns := s.namespace(t)
-	ts := newTunedService(ns, "scaled")
-	create(t, s.client, newSecret(ns, "db"), ts)
+	s, g, ts := startCase(t, "scaled")
+	ns := ts.Namespace
 	dep := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "scaled"}}
 	g.Eventually(get(s.client, dep), eventually, poll).Should(Succeed())
 
@@ -387,12 +371,8 @@ func TestScaleSubresourceDrivesReplicasAndBudget(t *testing.T) {
 }
 
 func TestNoSecretValueInStatusOrEvents(t *testing.T) {
-	t.Parallel()
-	s := startSuite(t)
-	g := NewWithT(t)
-	ns := s.namespace(t)
-	ts := newTunedService(ns, "secretive")
-	create(t, s.client, newSecret(ns, "db"), ts)
+	s, g, ts := startCase(t, "secretive")
+	ns := ts.Namespace
 	g.Eventually(func(g Gomega) {
 		g.Expect(condition(g, s.client, ts, pacerv1.ConditionDegraded).Status).To(Equal(metav1.ConditionFalse))
 	}, eventually, poll).Should(Succeed())

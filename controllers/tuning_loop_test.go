@@ -33,12 +33,8 @@ import (
 // for it, the operator scrapes its real metrics, decides, and applies.
 
 func TestAutoTuningRaisesWorkersFromRealMetrics(t *testing.T) {
-	t.Parallel()
-	s := startSuite(t)
-	g := NewWithT(t)
-	ns := s.namespace(t)
-	ts := newTunedService(ns, "auto", overloaded(pacerv1.TuningAuto))
-	create(t, s.client, newSecret(ns, "db"), ts)
+	s, g, ts := startCase(t, "auto", overloaded(pacerv1.TuningAuto))
+	ns := ts.Namespace
 
 	pod := runPod(t, s, ts)
 	pod.load(t, 16)
@@ -84,12 +80,8 @@ func TestAutoTuningRaisesWorkersFromRealMetrics(t *testing.T) {
 }
 
 func TestRecommendModeChangesOnlyStatus(t *testing.T) {
-	t.Parallel()
-	s := startSuite(t)
-	g := NewWithT(t)
-	ns := s.namespace(t)
-	ts := newTunedService(ns, "advice", overloaded(pacerv1.TuningRecommend))
-	create(t, s.client, newSecret(ns, "db"), ts)
+	s, g, ts := startCase(t, "advice", overloaded(pacerv1.TuningRecommend))
+	ns := ts.Namespace
 
 	pod := runPod(t, s, ts)
 	pod.load(t, 16)
