@@ -43,7 +43,9 @@ type DeploymentInput struct {
 	RestartHash string
 }
 
-// Deployment is the desired Deployment of ts.
+// Deployment is the desired Deployment of ts. Like every builder here it
+// shares no map or slice with ts or package state: the client decodes the
+// server's answer into the apply configuration it was given.
 func Deployment(ts *pacerv1.TunedService, in DeploymentInput) *appsv1ac.DeploymentApplyConfiguration {
 	return appsv1ac.Deployment(ts.Name, ts.Namespace).
 		WithLabels(Labels(ts)).
@@ -108,7 +110,7 @@ func podTemplate(ts *pacerv1.TunedService, in DeploymentInput) *corev1ac.PodTemp
 		WithTerminationGracePeriodSeconds(seconds(drainDelay + grace + killMargin))
 
 	if len(extras.NodeSelector) > 0 {
-		spec.WithNodeSelector(extras.NodeSelector)
+		spec.WithNodeSelector(maps.Clone(extras.NodeSelector))
 	}
 	for i := range extras.Tolerations {
 		spec.WithTolerations(toleration(extras.Tolerations[i]))
@@ -201,10 +203,10 @@ func resources(r *corev1.ResourceRequirements) *corev1ac.ResourceRequirementsApp
 	}
 	ac := corev1ac.ResourceRequirements()
 	if len(r.Requests) > 0 {
-		ac.WithRequests(r.Requests)
+		ac.WithRequests(r.Requests.DeepCopy())
 	}
 	if len(r.Limits) > 0 {
-		ac.WithLimits(r.Limits)
+		ac.WithLimits(r.Limits.DeepCopy())
 	}
 	return ac
 }

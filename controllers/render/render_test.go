@@ -212,6 +212,31 @@ func TestDeploymentPodSecurityAndWiring(t *testing.T) {
 	}
 }
 
+// The client decodes the apply response into the apply configuration: a
+// builder that aliased the spec's maps (or a package default) would let
+// that write into the cached TunedService, racing other reconciles.
+func TestDeploymentSharesNoMapWithItsInputs(t *testing.T) {
+	ts := tunedService(func(ts *pacerv1.TunedService) {
+		ts.Spec.Resources = &corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("1")}}
+		ts.Spec.Pod = &pacerv1.PodExtras{NodeSelector: map[string]string{"disk": "ssd"}}
+	})
+	before := ts.DeepCopy()
+	d := Deployment(ts, DeploymentInput{Replicas: 1})
+	pod := d.Spec.Template.Spec
+	pod.NodeSelector["disk"] = "changed"
+	(*pod.Containers[0].Resources.Requests)[corev1.ResourceCPU] = resource.MustParse("9")
+	if diff := cmp.Diff(before, ts); diff != "" {
+		t.Errorf("writing into the Deployment changed the TunedService (-before +after):\n%s", diff)
+	}
+
+	plain := Deployment(tunedService(), DeploymentInput{Replicas: 1}).Spec.Template.Spec.Containers[0]
+	(*plain.Resources.Requests)[corev1.ResourceCPU] = resource.MustParse("9")
+	again := Deployment(tunedService(), DeploymentInput{Replicas: 1}).Spec.Template.Spec.Containers[0]
+	if got := (*again.Resources.Requests)[corev1.ResourceCPU]; got.Cmp(DefaultCPURequest) != 0 {
+		t.Errorf("the default CPU request became %s: the builder shares the package default", got.String())
+	}
+}
+
 func TestDeploymentDefaultsImageAndResources(t *testing.T) {
 	ts := tunedService(func(ts *pacerv1.TunedService) { ts.Spec.Image = "" })
 	c := Deployment(ts, DeploymentInput{Replicas: 1}).Spec.Template.Spec.Containers[0]
