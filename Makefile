@@ -37,8 +37,9 @@ vet: ## Run go vet against code.
 	go vet ./...
 
 .PHONY: lint
-lint: golangci-lint ## Run golangci-lint.
+lint: golangci-lint ## Run golangci-lint (pinned; .golangci.yml) on both modules.
 	"$(GOLANGCI_LINT)" run
+	cd hack/devcluster && "$(GOLANGCI_LINT)" run --config ../../.golangci.yml
 
 .PHONY: verify
 verify: manifests generate ## Fail when generated files are out of date with the markers.

@@ -105,7 +105,7 @@ func (r *TunedServiceReconciler) reconcileTuning(ctx context.Context, s *scope) 
 	source, err := r.metricsSource(ts)
 	if err != nil {
 		s.tuned = &metav1.Condition{Status: metav1.ConditionUnknown, Reason: "MetricsUnavailable", Message: err.Error()}
-		return nil
+		return nil //nolint:nilerr // reported in the Tuned condition; the rest of the pass goes on
 	}
 	pods, err := r.readyPods(ctx, ts)
 	if err != nil {
@@ -121,7 +121,7 @@ func (r *TunedServiceReconciler) reconcileTuning(ctx context.Context, s *scope) 
 	})
 	if err != nil {
 		s.tuned = &metav1.Condition{Status: metav1.ConditionUnknown, Reason: "ObservationFailed", Message: err.Error()}
-		return nil
+		return nil //nolint:nilerr // reported in the Tuned condition; the rest of the pass goes on
 	}
 	now = r.now() // the window ends with the scrapes just made
 	// An unchanged observation (an idle service's "no ready pods") is not

@@ -144,7 +144,3 @@ type TunedServiceList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []TunedService `json:"items"`
 }
-
-func init() {
-	SchemeBuilder.Register(&TunedService{}, &TunedServiceList{})
-}

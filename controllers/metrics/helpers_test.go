@@ -79,7 +79,10 @@ func startPod(t *testing.T, o podOptions) *apiPod {
 		once.Do(func() {
 			cancel()
 			select {
-			case <-done:
+			case err := <-done:
+				if err != nil {
+					t.Logf("pod %s stopped: %v", o.name, err)
+				}
 			case <-time.After(60 * time.Second):
 				t.Errorf("pod %s did not stop within 60s", o.name)
 			}

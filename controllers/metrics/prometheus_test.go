@@ -179,7 +179,7 @@ func TestPrometheusAgreesWithPods(t *testing.T) {
 			t.Errorf("%s: prometheus %s, pods %s; want within a factor of %d", q.name, q.prom, q.pods, q.factor)
 		}
 	}
-	if !(fromProm.P50 <= fromProm.P95 && fromProm.P95 <= fromProm.P99) {
+	if fromProm.P50 > fromProm.P95 || fromProm.P95 > fromProm.P99 {
 		t.Errorf("prometheus quantiles out of order: %s %s %s", fromProm.P50, fromProm.P95, fromProm.P99)
 	}
 	if fromProm.CPUCores <= 0 || fromProm.CacheEntries <= 0 {

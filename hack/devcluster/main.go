@@ -150,7 +150,10 @@ func run() error {
 	stopAgentAndWait := func() {
 		stopAgent()
 		select {
-		case <-agentDone:
+		case err := <-agentDone:
+			if err != nil {
+				log.Warn("node agent stopped", "err", err)
+			}
 		case <-time.After(30 * time.Second):
 		}
 	}

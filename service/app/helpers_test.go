@@ -74,7 +74,10 @@ func startApp(t *testing.T, o appOptions) *testApp {
 	t.Cleanup(func() {
 		cancel()
 		select {
-		case <-ta.done:
+		case err := <-ta.done:
+			if err != nil {
+				t.Logf("app stopped: %v", err)
+			}
 		case <-time.After(60 * time.Second):
 			t.Error("app did not stop within 60s")
 		}

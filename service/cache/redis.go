@@ -64,7 +64,7 @@ func (r *Redis) Get(ctx context.Context, id int64) (Entry, bool, error) {
 	}
 	version, err := strconv.ParseInt(string(raw[:sep]), 10, 64)
 	if err != nil || sep == len(raw)-1 {
-		return Entry{}, false, nil // tombstone or garbage
+		return Entry{}, false, nil //nolint:nilerr // a tombstone or garbage is a miss, not a failure
 	}
 	return Entry{Version: version, Body: raw[sep+1:]}, true, nil
 }

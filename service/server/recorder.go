@@ -42,7 +42,7 @@ func (rec *recorder) WriteHeader(status int) {
 	rec.status = status
 	var buf [24]byte
 	elapsed := strconv.AppendFloat(buf[:0], time.Since(rec.start).Seconds(), 'f', 6, 64)
-	rec.ResponseWriter.Header()[headerProcessTime] = []string{string(elapsed)}
+	rec.Header()[headerProcessTime] = []string{string(elapsed)}
 	rec.ResponseWriter.WriteHeader(status)
 }
 

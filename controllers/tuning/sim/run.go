@@ -66,7 +66,7 @@ func Run(sc Scenario, tr Trace, pol Policy) Result {
 	h.Write([]byte(tr.Name))
 	rng := rand.New(rand.NewPCG(sc.Seed, h.Sum64()))
 	iv := sc.interval().Seconds()
-	objective := sc.Tuning.Objective.LatencyP99.Duration.Seconds()
+	objective := sc.Tuning.Objective.LatencyP99.Seconds()
 
 	res := Result{Trace: tr.Name, Policy: pol.Name(), Budget: int(sc.Budget)}
 	cur := pol.Start(sc)

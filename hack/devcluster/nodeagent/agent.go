@@ -493,7 +493,7 @@ func (a *Agent) binaryFor(image string) (string, bool) {
 func (a *Agent) resolveResourceEnv(pod *corev1.Pod) error {
 	orig, err := a.pods.Pods(pod.Namespace).Get(pod.Name)
 	if err != nil {
-		return nil // gone already
+		return nil //nolint:nilerr // the pod is gone already: nothing to resolve
 	}
 	for i := range pod.Spec.Containers {
 		c := &pod.Spec.Containers[i]

@@ -138,7 +138,9 @@ func alive(pid int) bool {
 // reaperEnv names the folder a reaper process cleans up.
 const reaperEnv = "PACER_DEVCLUSTER_REAP_DIR"
 
-var reaperPipe *os.File // held open for the life of the process
+// reaperPipe is never read: holding it keeps the GC's finalizer from
+// closing the pipe, which would wake the reaper early.
+var reaperPipe *os.File //nolint:unused // see above
 
 // StartReaper starts a copy of this program that waits for this process to
 // die (its stdin, a pipe only this process writes, reaches EOF), then kills
