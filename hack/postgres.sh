@@ -42,9 +42,33 @@ max_connections = 300
 CONF
 fi
 
+# A server killed without shutting down (a CI runner ending a session's
+# processes) leaves lock files naming its PID. PostgreSQL refuses to start
+# while that PID is alive, even when the PID now belongs to another program.
+remove_stale_lock() { # FILE [SOCKET]
+  local pid
+  [ -f "$1" ] || return 0
+  pid="$(head -1 "$1" | tr -d ' ')"
+  if [ -z "$pid" ] || [ "$(cat "/proc/$pid/comm" 2>/dev/null)" != postgres ]; then
+    log "removing stale $1 (PID ${pid:-none} is not a running postgres)"
+    rm -f "$@"
+  fi
+}
+
 if ! pg_lsclusters -h | awk -v v="$version" '$1==v && $2=="main" {print $4}' | grep -q online; then
-  log "starting cluster $version/main"
-  pg_ctlcluster --skip-systemctl-redirect "$version" main start >&2
+  # A killed server's processes may take a moment to be gone: try a few times.
+  for attempt in 1 2 3 4 5; do
+    for lock in /var/run/postgresql/.s.PGSQL.*.lock; do
+      remove_stale_lock "$lock" "${lock%.lock}"
+    done
+    remove_stale_lock "/var/lib/postgresql/$version/main/postmaster.pid"
+    log "starting cluster $version/main"
+    if pg_ctlcluster --skip-systemctl-redirect "$version" main start >&2; then
+      break
+    fi
+    [ "$attempt" = 5 ] && { log "could not start PostgreSQL"; exit 1; }
+    sleep 2
+  done
 elif [ "$settings_changed" = yes ]; then
   # Started by the package's install before our settings were there.
   log "restarting cluster $version/main to apply the test settings"
