@@ -3,6 +3,8 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -104,7 +106,7 @@ func (r *TunedServiceReconciler) reconcileTuning(ctx context.Context, s *scope) 
 
 	source, err := r.metricsSource(ts)
 	if err != nil {
-		s.tuned = &metav1.Condition{Status: metav1.ConditionUnknown, Reason: "MetricsUnavailable", Message: err.Error()}
+		s.tuned = &metav1.Condition{Status: metav1.ConditionUnknown, Reason: "MetricsUnavailable", Message: redactURL(err.Error(), ts)}
 		return nil //nolint:nilerr // reported in the Tuned condition; the rest of the pass goes on
 	}
 	pods, err := r.readyPods(ctx, ts)
@@ -120,7 +122,7 @@ func (r *TunedServiceReconciler) reconcileTuning(ctx context.Context, s *scope) 
 		Interval:    interval,
 	})
 	if err != nil {
-		s.tuned = &metav1.Condition{Status: metav1.ConditionUnknown, Reason: "ObservationFailed", Message: err.Error()}
+		s.tuned = &metav1.Condition{Status: metav1.ConditionUnknown, Reason: "ObservationFailed", Message: redactURL(err.Error(), ts)}
 		return nil //nolint:nilerr // reported in the Tuned condition; the rest of the pass goes on
 	}
 	now = r.now() // the window ends with the scrapes just made
@@ -201,6 +203,17 @@ func (r *TunedServiceReconciler) recordUserEdits(s *scope, edits []pacerv1.Chang
 func addHistory(ts *pacerv1.TunedService, d pacerv1.Decision) {
 	h := append([]pacerv1.Decision{d}, ts.Status.History...)
 	ts.Status.History = h[:min(len(h), pacerv1.MaxHistory)]
+}
+
+// redactURL hides any password in spec.tuning.metrics.prometheusURL from a
+// message bound for status, where everyone who may read the object sees it.
+func redactURL(msg string, ts *pacerv1.TunedService) string {
+	raw := ts.Spec.Tuning.Metrics.PrometheusURL
+	u, err := url.Parse(raw)
+	if raw == "" || err != nil || u.User == nil {
+		return msg
+	}
+	return strings.ReplaceAll(msg, raw, u.Redacted())
 }
 
 // generationInEffect is the config generation last rendered: the one the
