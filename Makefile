@@ -53,12 +53,13 @@ test-deps: ## Build the envtest binaries, start PostgreSQL and Redis, install Pr
 	hack/prometheus.sh >/dev/null
 
 .PHONY: test
+# -count=1: the tests talk to real servers, so a cached result proves nothing.
 test: manifests generate fmt vet test-deps ## Run all tests against a real kube-apiserver, etcd, PostgreSQL and Redis.
 	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh)" \
 	PACER_TEST_DATABASE_URL="$$(hack/postgres.sh)" \
 	PACER_TEST_REDIS_URL="$$(hack/redis.sh)" \
 	PACER_TEST_PROMETHEUS_BIN="$$(hack/prometheus.sh)" \
-	go test -race -p 2 ./... -coverprofile cover.out
+	go test -race -count=1 -p 2 ./... -coverprofile cover.out
 
 .PHONY: bench-operator
 bench-operator: manifests ## Create 300 TunedServices in envtest and report reconcile figures.
@@ -75,7 +76,7 @@ test-e2e: manifests ## End-to-end test on the dev cluster: a shortened demo with
 
 .PHONY: test-devcluster
 test-devcluster: ## Vet and unit-test the dev cluster module (its own go.mod under hack/devcluster).
-	cd hack/devcluster && go vet ./... && go test -race ./...
+	cd hack/devcluster && go vet ./... && go test -race -count=1 ./...
 
 .PHONY: tuning-scorecard
 tuning-scorecard: ## Run the tuner in the simulator against baselines; write docs/tuning-scorecard.{md,json}.
