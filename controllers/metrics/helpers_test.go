@@ -1,7 +1,6 @@
 package metrics
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -16,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pacer-dev/pacer/internal/testenv"
 	"github.com/pacer-dev/pacer/service/app"
 	"github.com/pacer-dev/pacer/service/config"
 )
@@ -56,7 +56,7 @@ func startPod(t *testing.T, o podOptions) *apiPod {
 	p := &apiPod{name: o.name, cfg: cfg, configPath: filepath.Join(t.TempDir(), "config.yaml")}
 	writeConfig(t, p.configPath, cfg)
 
-	logs := &syncBuffer{}
+	logs := &testenv.SyncBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	a, err := app.Start(ctx, app.Options{
 		Config: cfg, ConfigPath: p.configPath, LogOutput: logs,
@@ -305,21 +305,4 @@ func eventually(t *testing.T, what string, cond func() bool) {
 // within reports whether got is within frac of want.
 func within(got, want, frac float64) bool {
 	return got >= want*(1-frac) && got <= want*(1+frac)
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

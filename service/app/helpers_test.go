@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -25,7 +24,7 @@ type testApp struct {
 	api, admin string // base URLs
 	cancel     context.CancelFunc
 	done       chan error // Wait's result
-	logs       *syncBuffer
+	logs       *testenv.SyncBuffer
 }
 
 type appOptions struct {
@@ -61,7 +60,7 @@ func startApp(t *testing.T, o appOptions) *testApp {
 			t.Fatal(err)
 		}
 	}
-	logs := &syncBuffer{}
+	logs := &testenv.SyncBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	a, err := Start(ctx, Options{Config: cfg, ConfigPath: o.configPath, Getenv: getenv, LogOutput: logs})
 	if err != nil {
@@ -241,22 +240,4 @@ func eventually(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-}
-
-// syncBuffer collects logs from several goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
