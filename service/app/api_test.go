@@ -1,9 +1,11 @@
 package app
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -334,11 +336,22 @@ func TestSlowBodyIs408(t *testing.T) {
 		c.Workers.QueueDepth = 1
 		c.Workers.QueueTimeout = config.D(time.Minute)
 	}})
-	pr, pw := io.Pipe()
+	// A raw connection, so the answer is read even though the server closes
+	// the connection while the body is still being written (an http.Client
+	// may then report its failed write instead of the response).
+	conn, err := net.Dial("tcp", strings.TrimPrefix(a.api, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if err := conn.SetDeadline(time.Now().Add(30 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
 	stop := make(chan struct{})
+	defer close(stop)
 	go func() { // one byte of whitespace at a time, never the end
-		defer pw.Close()
-		_, _ = pw.Write([]byte(`{"name":"trickle",`))
+		_, _ = io.WriteString(conn, "POST /v1/users HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"+
+			"Transfer-Encoding: chunked\r\n\r\n12\r\n{\"name\":\"trickle\",\r\n")
 		tick := time.NewTicker(10 * time.Millisecond)
 		defer tick.Stop()
 		for {
@@ -346,16 +359,13 @@ func TestSlowBodyIs408(t *testing.T) {
 			case <-stop:
 				return
 			case <-tick.C:
-				if _, err := pw.Write([]byte(" ")); err != nil {
-					return
+				if _, err := io.WriteString(conn, "1\r\n \r\n"); err != nil {
+					return // the server gave up on the body, as it should
 				}
 			}
 		}
 	}()
-	req, _ := http.NewRequest("POST", a.api+"/v1/users", pr)
-	req.ContentLength = -1
-	res, err := client.Do(req) // client.Timeout fails the test if the body is read forever
-	close(stop)
+	res, err := http.ReadResponse(bufio.NewReader(conn), nil)
 	if err != nil {
 		t.Fatalf("trickled request: %v", err)
 	}
