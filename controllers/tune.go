@@ -132,7 +132,7 @@ func (r *TunedServiceReconciler) reconcileTuning(ctx context.Context, s *scope) 
 		ts.Status.LastObservation = obs
 	}
 	objective := ptr.Deref(ts.Spec.Tuning.Objective.LatencyP99, metav1.Duration{Duration: 100 * time.Millisecond}).Duration
-	r.gauges.observe(ts, win, objective)
+	setObservationGauges(ts, win, objective)
 	if !win.Sufficient {
 		s.tuned = &metav1.Condition{Status: metav1.ConditionUnknown, Reason: "InsufficientMetrics", Message: win.Reason}
 		return nil
@@ -168,7 +168,7 @@ func (r *TunedServiceReconciler) record(s *scope, mode pacerv1.TuningMode, d tun
 		addHistory(ts, pacerv1.Decision{Time: rec.Time, Mode: mode, Applied: true, Changes: d.Changes})
 		for _, c := range d.Changes {
 			r.Recorder.Eventf(ts, nil, corev1.EventTypeNormal, "Tuned", "Tune", "%s %d → %d: %s", c.Setting, c.From, c.To, c.Reason)
-			r.gauges.decision(c)
+			countDecision(c)
 		}
 		s.tuned = &metav1.Condition{Status: metav1.ConditionTrue, Reason: "Applied", Message: d.Summary}
 	case mode == pacerv1.TuningRecommend && changed:
@@ -239,7 +239,7 @@ func previousTuned(ts *pacerv1.TunedService) *metav1.Condition {
 func (r *TunedServiceReconciler) forgetTuning(key types.NamespacedName) {
 	r.recent.forget(key)
 	r.Metrics.Forget(key.Namespace, key.Name)
-	r.gauges.forget(key)
+	forgetGauges(key)
 }
 
 // metricsSource picks the source the spec asks for.

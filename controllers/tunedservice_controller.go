@@ -59,7 +59,6 @@ type TunedServiceReconciler struct {
 	applier *applier
 	memo    statusMemo
 	recent  windows
-	gauges  tuningGauges
 }
 
 // +kubebuilder:rbac:groups=tuning.pacer.dev,resources=tunedservices,verbs=get;list;watch
@@ -146,7 +145,7 @@ func (r *TunedServiceReconciler) writeStatus(ctx context.Context, s *scope, pass
 			ConfigHash:       s.configHash,
 			SpecSettings:     &spec,
 		}
-		r.gauges.settings(ts, s.settings)
+		setSettingGauges(ts, s.settings)
 	}
 	for _, c := range conditions(conditionInput{
 		ts:         ts,

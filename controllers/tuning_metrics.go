@@ -36,9 +36,7 @@ func init() {
 	crmetrics.Registry.MustRegister(tuningDecisions, tuningSetting, tuningObservedP99, tuningObjectiveP99)
 }
 
-type tuningGauges struct{}
-
-func (tuningGauges) decision(c pacerv1.Change) {
+func countDecision(c pacerv1.Change) {
 	dir := "up"
 	if c.To < c.From {
 		dir = "down"
@@ -46,7 +44,7 @@ func (tuningGauges) decision(c pacerv1.Change) {
 	tuningDecisions.WithLabelValues(c.Setting, dir).Inc()
 }
 
-func (tuningGauges) settings(ts *pacerv1.TunedService, s pacerv1.Settings) {
+func setSettingGauges(ts *pacerv1.TunedService, s pacerv1.Settings) {
 	for name, v := range map[string]int32{
 		"replicas": s.Replicas, "maxInFlight": s.MaxInFlight, "queueDepth": s.QueueDepth,
 		"poolMaxConns": s.PoolMaxConns, "cacheMaxEntries": s.CacheMaxEntries,
@@ -55,14 +53,14 @@ func (tuningGauges) settings(ts *pacerv1.TunedService, s pacerv1.Settings) {
 	}
 }
 
-func (tuningGauges) observe(ts *pacerv1.TunedService, w tuning.Window, objective time.Duration) {
+func setObservationGauges(ts *pacerv1.TunedService, w tuning.Window, objective time.Duration) {
 	tuningObjectiveP99.WithLabelValues(ts.Namespace, ts.Name).Set(objective.Seconds())
 	if w.Sufficient {
 		tuningObservedP99.WithLabelValues(ts.Namespace, ts.Name).Set(w.P99.Seconds())
 	}
 }
 
-func (tuningGauges) forget(key types.NamespacedName) {
+func forgetGauges(key types.NamespacedName) {
 	labels := prometheus.Labels{"namespace": key.Namespace, "name": key.Name}
 	tuningSetting.DeletePartialMatch(labels)
 	tuningObservedP99.DeletePartialMatch(labels)

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -54,7 +53,7 @@ func startPod(t *testing.T, o podOptions) *apiPod {
 		t.Fatal(err)
 	}
 	p := &apiPod{name: o.name, cfg: cfg, configPath: filepath.Join(t.TempDir(), "config.yaml")}
-	writeConfig(t, p.configPath, cfg)
+	testenv.WriteConfig(t, p.configPath, cfg)
 
 	logs := &testenv.SyncBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -116,26 +115,11 @@ func (p *apiPod) Pod() Pod {
 func (p *apiPod) setGeneration(t *testing.T, gen int64) {
 	t.Helper()
 	p.cfg.Generation = gen
-	writeConfig(t, p.configPath, p.cfg)
+	testenv.WriteConfig(t, p.configPath, p.cfg)
 	if err := p.Reload(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, fmt.Sprintf("pod %s runs generation %d", p.name, gen), func() bool { return p.Config().Generation == gen })
-}
-
-func writeConfig(t *testing.T, path string, cfg config.Config) {
-	t.Helper()
-	out, err := config.Marshal(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmp := filepath.Join(filepath.Dir(path), ".tmp-"+filepath.Base(path))
-	if err := os.WriteFile(tmp, out, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // testPodsOptions are generous: tests run in parallel with others, under

@@ -7,8 +7,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
-
-	"github.com/pacer-dev/pacer/service/config"
 )
 
 // The spec embeds typed core/v1 structs; apply configurations share their
@@ -33,5 +31,3 @@ func viaJSON[T any](in any, out *T) *T {
 }
 
 func mustQuantity(s string) resource.Quantity { return resource.MustParse(s) }
-
-func defaultConfig() config.Config { return config.Default() }

@@ -13,6 +13,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	pacerv1 "github.com/pacer-dev/pacer/api/v1alpha1"
+	"github.com/pacer-dev/pacer/service/config"
 )
 
 // Environment variables pacer-api reads its secrets from.
@@ -90,7 +91,7 @@ func podTemplate(ts *pacerv1.TunedService, in DeploymentInput) *corev1ac.PodTemp
 	}
 	annotations[AnnotationRestartHash] = in.RestartHash
 
-	grace := dur(ts.Spec.ShutdownGracePeriod, defaultConfig().Server.ShutdownGracePeriod).Duration
+	grace := dur(ts.Spec.ShutdownGracePeriod, config.Default().Server.ShutdownGracePeriod).Duration
 
 	spec := corev1ac.PodSpec().
 		WithContainers(container(ts)).

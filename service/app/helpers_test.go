@@ -7,8 +7,6 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -96,23 +94,6 @@ func testConfig() config.Config {
 	cfg.Log.Format = "json"
 	cfg.Log.Level = "debug"
 	return cfg
-}
-
-func writeConfig(t *testing.T, path string, cfg config.Config) {
-	t.Helper()
-	out, err := config.Marshal(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Write then rename, as editors and kubelet do, so the watcher never
-	// reads a half-written file.
-	tmp := filepath.Join(filepath.Dir(path), ".tmp-"+filepath.Base(path))
-	if err := os.WriteFile(tmp, out, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		t.Fatal(err)
-	}
 }
 
 var client = &http.Client{Timeout: 30 * time.Second}

@@ -100,7 +100,7 @@ func TestPoolSwapUnderLoad(t *testing.T) {
 	cfg := testConfig()
 	cfg.Cache.TTL = config.D(0)
 	cfg.Log.Level = "info"
-	writeConfig(t, path, cfg)
+	testenv.WriteConfig(t, path, cfg)
 	a := startApp(t, appOptions{configPath: path})
 	u := createUser(t, a, "Pat", "pat@example.com")
 

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pacer-dev/pacer/internal/testenv"
 	"github.com/pacer-dev/pacer/service/config"
 )
 
@@ -18,7 +19,7 @@ func reloadTo(t *testing.T, a *testApp, path string, cfg *config.Config, change 
 	t.Helper()
 	cfg.Generation++
 	change(cfg)
-	writeConfig(t, path, *cfg)
+	testenv.WriteConfig(t, path, *cfg)
 	gen := float64(cfg.Generation)
 	eventually(t, fmt.Sprintf("generation %d in effect", cfg.Generation), func() bool {
 		return a.metric(t, "pacer_config_generation") == gen
@@ -32,7 +33,7 @@ func TestReloadAppliesEveryLiveField(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "config.yaml")
 	cfg := testConfig()
 	cfg.Generation = 1
-	writeConfig(t, path, cfg)
+	testenv.WriteConfig(t, path, cfg)
 	a := startApp(t, appOptions{configPath: path})
 	u1 := createUser(t, a, "One", "one@example.com")
 	u2 := createUser(t, a, "Two", "two@example.com")
@@ -169,7 +170,7 @@ func TestConfigMapSymlinkSwap(t *testing.T) {
 		if err := os.Mkdir(data, 0o755); err != nil {
 			t.Fatal(err)
 		}
-		writeConfig(t, filepath.Join(data, "config.yaml"), cfg)
+		testenv.WriteConfig(t, filepath.Join(data, "config.yaml"), cfg)
 		tmp := filepath.Join(dir, "..data_tmp")
 		if err := os.Symlink(filepath.Base(data), tmp); err != nil {
 			t.Fatal(err)
@@ -201,14 +202,14 @@ func TestSIGHUPReloads(t *testing.T) {
 	real := filepath.Join(t.TempDir(), "real.yaml")
 	cfg := testConfig()
 	cfg.Generation = 1
-	writeConfig(t, real, cfg)
+	testenv.WriteConfig(t, real, cfg)
 	path := filepath.Join(t.TempDir(), "config.yaml")
 	if err := os.Symlink(real, path); err != nil {
 		t.Fatal(err)
 	}
 	a := startApp(t, appOptions{configPath: path})
 	cfg.Generation = 2
-	writeConfig(t, real, cfg)
+	testenv.WriteConfig(t, real, cfg)
 	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
