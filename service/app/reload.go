@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -57,6 +58,12 @@ func (r *Reloader) Reload(ctx context.Context) error {
 	next, err := loadConfig(r.path, r.getenv)
 	if err != nil {
 		return r.failed(err)
+	}
+	if next.Generation < r.current.Generation {
+		// An older file (a write torn or rolled back) must not undo a newer
+		// config: the operator only ever raises the generation.
+		return r.failed(fmt.Errorf("%s: generation %d is older than the %d in effect",
+			r.path, next.Generation, r.current.Generation))
 	}
 	if fields := config.RestartRequired(r.current, next); len(fields) > 0 {
 		r.log.Warn("config fields changed that need a restart; keeping the running values until then", "fields", fields)

@@ -8,6 +8,8 @@
 package config
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
 	"os"
 
@@ -162,11 +164,26 @@ func Load(path string) (Config, error) {
 	if err != nil {
 		return Config{}, fmt.Errorf("read config: %w", err)
 	}
+	if empty(data) {
+		// A file truncated by a non-atomic write reads as empty; taking it
+		// for "all defaults" would silently turn every limit off.
+		return Config{}, fmt.Errorf("%s: %w", path, ErrEmpty)
+	}
 	c, err := Parse(data)
 	if err != nil {
 		return Config{}, fmt.Errorf("%s: %w", path, err)
 	}
 	return c, nil
+}
+
+// ErrEmpty is returned for a config file with no settings at all (empty,
+// blank, or only comments).
+var ErrEmpty = errors.New("config file holds no settings (empty or truncated); write at least the generation")
+
+// empty reports whether data is a YAML document with nothing in it.
+func empty(data []byte) bool {
+	j, err := yaml.YAMLToJSON(data)
+	return err == nil && string(bytes.TrimSpace(j)) == "null"
 }
 
 // Marshal renders c as YAML, the form the operator writes into ConfigMaps.
