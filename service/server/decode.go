@@ -70,6 +70,9 @@ func decodeError(err error) error {
 	return badJSON("malformed JSON")
 }
 
+// nulMessage explains why U+0000 is refused: PostgreSQL text cannot hold it.
+const nulMessage = "must not contain the NUL character (U+0000)"
+
 func badJSON(msg string) error {
 	return &apiError{status: http.StatusBadRequest, code: codeInvalidJSON, message: msg}
 }
@@ -81,6 +84,9 @@ func invalid(field, msg string) *apiError {
 func validateName(field, name string) *apiError {
 	if !utf8.ValidString(name) {
 		return invalid(field, "must be valid UTF-8")
+	}
+	if strings.IndexByte(name, 0) >= 0 {
+		return invalid(field, nulMessage)
 	}
 	if strings.TrimSpace(name) == "" {
 		return invalid(field, "must not be blank")
@@ -94,6 +100,9 @@ func validateName(field, name string) *apiError {
 func validateEmail(field, email string) *apiError {
 	if email == "" {
 		return invalid(field, "is required")
+	}
+	if strings.IndexByte(email, 0) >= 0 {
+		return invalid(field, nulMessage)
 	}
 	if len(email) > maxEmailLen {
 		return invalid(field, fmt.Sprintf("must be at most %d characters", maxEmailLen))

@@ -138,6 +138,9 @@ func FuzzDecodeCreate(f *testing.F) {
 		if n.Name == "" || n.Email == "" {
 			t.Fatalf("accepted empty fields: %+v", n)
 		}
+		if strings.ContainsRune(n.Name+n.Email, 0) {
+			t.Fatalf("accepted U+0000, which PostgreSQL cannot store: %+v", n)
+		}
 	})
 }
 
