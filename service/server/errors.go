@@ -16,6 +16,7 @@ const (
 	codeValidation          = "validation_failed"
 	codeNotFound            = "not_found"
 	codeDuplicateEmail      = "duplicate_email"
+	codeWriteConflict       = "write_conflict"
 	codeBodyTooLarge        = "body_too_large"
 	codeBodyTimeout         = "body_timeout"
 	codeRateLimited         = "rate_limited"
@@ -74,6 +75,15 @@ func (s *server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		i := be.Index
 		writeAPIError(w, &apiError{status: http.StatusConflict, code: codeDuplicateEmail,
 			message: "users[" + strconv.Itoa(i) + "].email: email already in use; nothing was created", index: &i})
+	case errors.As(err, &be) && errors.Is(err, store.ErrInvalidText):
+		i := be.Index
+		writeAPIError(w, &apiError{status: http.StatusUnprocessableEntity, code: codeValidation,
+			message: "users[" + strconv.Itoa(i) + "]: " + store.ErrInvalidText.Error() + "; nothing was created", index: &i})
+	case errors.Is(err, store.ErrInvalidText):
+		writeError(w, http.StatusUnprocessableEntity, codeValidation, store.ErrInvalidText.Error())
+	case errors.Is(err, store.ErrConflict):
+		writeAPIError(w, &apiError{status: http.StatusConflict, code: codeWriteConflict,
+			message: "the write conflicted with a concurrent one and was rolled back; nothing was written, retry", retryAfter: 1})
 	case errors.Is(err, store.ErrNotFound):
 		writeError(w, http.StatusNotFound, codeNotFound, "user not found")
 	case errors.Is(err, store.ErrDuplicateEmail):

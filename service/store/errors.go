@@ -13,6 +13,13 @@ var (
 	ErrUnavailable = errors.New("database unavailable")
 	// ErrTimeout means the statement or the request ran out of time.
 	ErrTimeout = errors.New("database query timed out")
+	// ErrInvalidText means PostgreSQL refused a text value (a NUL byte, or
+	// a character the database encoding cannot hold): the input is wrong.
+	ErrInvalidText = errors.New("text holds a character the database cannot store")
+	// ErrConflict means the transaction lost a deadlock or serialization
+	// race and was rolled back, even after a retry: nothing was written and
+	// the same request may succeed later.
+	ErrConflict = errors.New("transaction conflicted with a concurrent one")
 )
 
 // PostgreSQL error codes this package maps.
@@ -21,6 +28,12 @@ const (
 	codeQueryCanceled   = "57014" // statement_timeout
 	codeAdminShutdown   = "57P01"
 	codeCannotConnect   = "57P03"
+	// Text PostgreSQL cannot store: U+0000 (22P05 untranslatable_character
+	// in a text value, 22021 character_not_in_repertoire from the protocol).
+	codeCharNotInRepertoire  = "22021"
+	codeUntranslatableChar   = "22P05"
+	codeSerializationFailure = "40001"
+	codeDeadlockDetected     = "40P01"
 )
 
 // mapError turns driver errors into this package's sentinel errors, keeping
@@ -50,10 +63,15 @@ func mapError(err error) error {
 			return errors.Join(ErrTimeout, err)
 		case codeAdminShutdown, codeCannotConnect:
 			return errors.Join(ErrUnavailable, err)
+		case codeCharNotInRepertoire, codeUntranslatableChar:
+			return errors.Join(ErrInvalidText, err)
+		case codeSerializationFailure, codeDeadlockDetected:
+			return errors.Join(ErrConflict, err)
 		}
 		return err
 	}
-	if errors.Is(err, ErrDuplicateEmail) || errors.Is(err, ErrTimeout) || errors.Is(err, ErrUnavailable) {
+	if errors.Is(err, ErrDuplicateEmail) || errors.Is(err, ErrTimeout) || errors.Is(err, ErrUnavailable) ||
+		errors.Is(err, ErrInvalidText) || errors.Is(err, ErrConflict) {
 		return err
 	}
 	var be *BatchError
@@ -63,4 +81,15 @@ func mapError(err error) error {
 	// Anything else from the driver is a connection that failed to open or
 	// broke mid-query: the database is unavailable, not the request wrong.
 	return errors.Join(ErrUnavailable, err)
+}
+
+// retryConflict runs write once more if it lost a deadlock or serialization
+// race (PostgreSQL rolled it back, so running it again is safe). A second
+// loss is returned as ErrConflict.
+func retryConflict(write func() error) error {
+	err := write()
+	if errors.Is(err, ErrConflict) {
+		err = write()
+	}
+	return err
 }

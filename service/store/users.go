@@ -6,6 +6,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -135,41 +137,35 @@ func (s *Users) List(ctx context.Context, after int64, limit int) ([]User, error
 // Create inserts a user.
 func (s *Users) Create(ctx context.Context, n NewUser) (User, error) {
 	var u User
-	err := s.pools.use(func(p *pgxpool.Pool) error {
-		var err error
-		u, err = scanUser(p.QueryRow(ctx,
-			"INSERT INTO users (name, email) VALUES ($1, $2) RETURNING "+userColumns, n.Name, n.Email))
-		return err
+	err := retryConflict(func() error {
+		return s.pools.use(func(p *pgxpool.Pool) error {
+			var err error
+			u, err = scanUser(p.QueryRow(ctx,
+				"INSERT INTO users (name, email) VALUES ($1, $2) RETURNING "+userColumns, n.Name, n.Email))
+			return err
+		})
 	})
 	return u, err
 }
 
-// CreateBatch inserts every item in one transaction, or none. On failure the
-// error is a *BatchError naming the first bad item.
+// CreateBatch inserts every item in one transaction, or none, and returns
+// the users in the order of items. On failure the error is a *BatchError
+// naming the first bad item (by its position in items).
+//
+// Rows are inserted in a canonical order (by lower(email), the unique key),
+// so two batches that share emails wait for each other instead of
+// deadlocking, whatever order their callers listed them in. A deadlock or
+// serialization failure that happens anyway is retried once.
 func (s *Users) CreateBatch(ctx context.Context, items []NewUser) ([]User, error) {
-	users := make([]User, 0, len(items))
-	err := s.pools.use(func(p *pgxpool.Pool) error {
-		return mapError(pgx.BeginFunc(ctx, p, func(tx pgx.Tx) error {
-			// One round trip for all inserts; results come back in order, so
-			// the first failing result is the bad item.
-			batch := &pgx.Batch{}
-			for _, n := range items {
-				batch.Queue("INSERT INTO users (name, email) VALUES ($1, $2) RETURNING "+userColumns, n.Name, n.Email)
-			}
-			results := tx.SendBatch(ctx, batch)
-			for i := range items {
-				u, err := scanUser(results.QueryRow())
-				if err != nil {
-					_ = results.Close()
-					if errors.Is(err, ErrDuplicateEmail) {
-						return &BatchError{Index: i, Err: err}
-					}
-					return err
-				}
-				users = append(users, u)
-			}
-			return results.Close()
-		}))
+	order := insertOrder(items)
+	var users []User
+	err := retryConflict(func() error {
+		users = make([]User, len(items))
+		return s.pools.use(func(p *pgxpool.Pool) error {
+			return mapError(pgx.BeginFunc(ctx, p, func(tx pgx.Tx) error {
+				return insertBatch(ctx, tx, items, order, users)
+			}))
+		})
 	})
 	if err != nil {
 		return nil, err
@@ -177,18 +173,57 @@ func (s *Users) CreateBatch(ctx context.Context, items []NewUser) ([]User, error
 	return users, nil
 }
 
+// insertOrder returns the positions of items sorted by lower(email), the
+// order every batch takes the unique index's entries in.
+func insertOrder(items []NewUser) []int {
+	keys := make([]string, len(items))
+	order := make([]int, len(items))
+	for i, n := range items {
+		keys[i] = strings.ToLower(n.Email)
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return strings.Compare(keys[a], keys[b]) })
+	return order
+}
+
+// insertBatch inserts items in the given order, filling users[i] for
+// items[i]. One round trip for all inserts; results come back in the order
+// sent, so the first failing result is the bad item.
+func insertBatch(ctx context.Context, tx pgx.Tx, items []NewUser, order []int, users []User) error {
+	batch := &pgx.Batch{}
+	for _, i := range order {
+		n := items[i]
+		batch.Queue("INSERT INTO users (name, email) VALUES ($1, $2) RETURNING "+userColumns, n.Name, n.Email)
+	}
+	results := tx.SendBatch(ctx, batch)
+	for _, i := range order {
+		u, err := scanUser(results.QueryRow())
+		if err != nil {
+			_ = results.Close()
+			if errors.Is(err, ErrDuplicateEmail) || errors.Is(err, ErrInvalidText) {
+				return &BatchError{Index: i, Err: err}
+			}
+			return err
+		}
+		users[i] = u
+	}
+	return results.Close()
+}
+
 // Update applies patch to the user with id and bumps its version.
 func (s *Users) Update(ctx context.Context, id int64, patch UserPatch) (User, error) {
 	var u User
-	err := s.pools.use(func(p *pgxpool.Pool) error {
-		var err error
-		u, err = scanUser(p.QueryRow(ctx, `UPDATE users SET
-			name = COALESCE($2, name),
-			email = COALESCE($3, email),
-			version = version + 1,
-			updated_at = now()
-			WHERE id = $1 RETURNING `+userColumns, id, patch.Name, patch.Email))
-		return err
+	err := retryConflict(func() error {
+		return s.pools.use(func(p *pgxpool.Pool) error {
+			var err error
+			u, err = scanUser(p.QueryRow(ctx, `UPDATE users SET
+				name = COALESCE($2, name),
+				email = COALESCE($3, email),
+				version = version + 1,
+				updated_at = now()
+				WHERE id = $1 RETURNING `+userColumns, id, patch.Name, patch.Email))
+			return err
+		})
 	})
 	return u, err
 }
@@ -203,14 +238,6 @@ func (s *Users) Delete(ctx context.Context, id int64) (version int64, err error)
 		return mapError(err)
 	})
 	return version, err
-}
-
-// MarkWelcomed records that the welcome job ran for the user.
-func (s *Users) MarkWelcomed(ctx context.Context, id int64) error {
-	return s.pools.use(func(p *pgxpool.Pool) error {
-		_, err := p.Exec(ctx, "UPDATE users SET welcomed_at = now() WHERE id = $1", id)
-		return mapError(err)
-	})
 }
 
 // Ping checks that the database answers.
