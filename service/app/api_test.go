@@ -223,7 +223,7 @@ func TestWelcomeJobRuns(t *testing.T) {
 		err := conn.QueryRow(context.Background(), "SELECT welcomed_at IS NOT NULL FROM users WHERE id = $1", u.ID).Scan(&welcomed)
 		return err == nil && welcomed
 	})
-	eventually(t, "job counted", func() bool { return a.metric(t, "pacer_jobs_processed_total", `result="success"`) == 1 })
+	eventually(t, "job counted", func() bool { return a.metric(t, "pacer_jobs_done_total") == 1 })
 }
 
 func TestRequestTimeoutIs504(t *testing.T) {

@@ -36,12 +36,6 @@ type Options struct {
 	LogOutput  io.Writer
 }
 
-// Background job workers: the welcome job is one short UPDATE.
-const (
-	jobWorkers    = 4
-	jobQueueDepth = 1024
-)
-
 // App is a running pacer-api.
 type App struct {
 	log      *slog.Logger
@@ -128,27 +122,20 @@ func Start(ctx context.Context, opts Options) (*App, error) {
 	a.limiter = limiter.New(limiter.Limits{})
 	a.rateLimiter = ratelimit.New(ratelimit.Limits{})
 	a.settings = server.NewSettings(server.Live{})
-	a.jobs = jobs.New(jobWorkers, jobQueueDepth, jobs.Hooks{Done: func(err error) {
-		result := telemetry.ResultSuccess
-		if err != nil {
-			result = telemetry.ResultFailure
-			a.log.Warn("background job failed", "err", err)
-		}
-		a.metrics.JobsProcessed.WithLabelValues(result).Inc()
-	}})
+	a.jobs = jobs.New(store.NewJobs(a.pools), jobs.Options{Log: a.log, Metrics: a.metrics.Jobs})
 	a.applyLive(cfg)
 	a.metrics.RegisterSources(telemetry.Sources{
 		Limiter:        a.limiter.Stats,
 		CacheEntries:   a.cache.Len,
 		RateLimitUsers: a.rateLimiter.Clients,
-		JobsQueued:     a.jobs.Len,
+		JobsPending:    a.jobs.Pending,
+		JobsOldestAge:  a.jobs.OldestAge,
 		Pool:           a.pools.Stats,
 		PoolSwaps:      a.pools.Swaps,
 	})
 	a.reloader = newReloader(cfg, opts.ConfigPath, opts.Getenv, a.log, a.metrics, a.applyConfig)
 
 	if err := a.listen(cfg); err != nil {
-		_ = a.jobs.Drain(context.Background()) // nothing queued yet: stops the workers
 		a.closeResources()
 		return nil, err
 	}
@@ -243,6 +230,7 @@ func (a *App) migrate(ctx context.Context) {
 		if err == nil {
 			a.migrated.Store(true)
 			a.log.Info("database schema ready", "migrations_applied", n)
+			a.jobs.Start() // the jobs table exists now
 			return
 		}
 		a.log.Warn("migrations failed; retrying", "err", err, "retry_in", backoff.String())

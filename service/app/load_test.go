@@ -172,16 +172,20 @@ func TestShutdownUnderLoad(t *testing.T) {
 	a.done <- nil // for the cleanup
 	l.check(t)
 
-	if n := testutil.ToFloat64(a.metrics.JobsProcessed.WithLabelValues("success")); n != jobs {
-		t.Fatalf("%v of %d jobs ran: the queue did not drain", n, jobs)
-	}
+	// Every job acknowledged with 202 was either applied before the pod
+	// stopped or is still stored for the next pod: none is lost.
+	done := int(testutil.ToFloat64(a.metrics.Jobs.Done))
 	conn, err := pgx.Connect(context.Background(), dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close(context.Background())
-	var welcomed int
-	if err := conn.QueryRow(context.Background(), "SELECT count(*) FROM users WHERE welcomed_at IS NOT NULL").Scan(&welcomed); err != nil || welcomed != 1 {
-		t.Fatalf("welcomed users = %d (%v): jobs did not drain", welcomed, err)
+	var pending, welcomed int
+	if err := conn.QueryRow(context.Background(), `SELECT (SELECT count(*) FROM jobs WHERE state = 'pending'),
+		(SELECT count(*) FROM users WHERE welcomed_at IS NOT NULL)`).Scan(&pending, &welcomed); err != nil {
+		t.Fatal(err)
+	}
+	if done+pending != jobs || (done > 0) != (welcomed == 1) {
+		t.Fatalf("%d jobs done and %d pending of %d acknowledged, %d users welcomed: a job was lost", done, pending, jobs, welcomed)
 	}
 }

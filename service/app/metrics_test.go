@@ -21,7 +21,7 @@ func TestContractMetricsExposed(t *testing.T) {
 		m.DBPoolAcquiresTotal, m.DBPoolAcquireWaitSeconds, m.DBPoolEmptyAcquiresTotal,
 		m.DBPoolCanceledAcquires, m.DBPoolSwapsTotal,
 		m.ConfigGeneration, m.ConfigReloadsTotal, m.ConfigLastReloadSuccess,
-		m.JobsQueued, m.JobsProcessedTotal,
+		m.JobsQueued, m.JobsOldestPendingAge, m.JobsEnqueuedTotal, m.JobsDoneTotal, m.JobsRetriedTotal, m.JobsFailedTotal,
 		"go_goroutines", "process_resident_memory_bytes",
 	}
 	for _, name := range names {

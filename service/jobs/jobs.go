@@ -1,86 +1,158 @@
-// Package jobs runs background work (the welcome email stand-in) on a fixed
-// set of workers fed by a bounded queue, and drains it on shutdown.
+// Package jobs runs pacer-api's background jobs from a durable outbox in
+// PostgreSQL (the jobs table, service/store). Storing a job is a committed
+// INSERT, so the API answers 202 only once the job survives any crash;
+// workers in every pod claim due jobs with FOR UPDATE SKIP LOCKED, apply
+// them in the claiming transaction, and retry failures with exponential
+// backoff. Delivery is at least once; the work is idempotent.
 package jobs
 
 import (
 	"context"
-	"errors"
+	"log/slog"
 	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/pacer-dev/pacer/service/store"
 )
 
-// ErrQueueFull means the job was not accepted; the caller should retry later.
-var ErrQueueFull = errors.New("job queue full")
-
-// ErrStopped means the queue no longer accepts jobs (shutting down).
-var ErrStopped = errors.New("job queue stopped")
-
-// Job is one unit of background work. Its context ends only if draining
-// runs out of time.
-type Job func(ctx context.Context) error
-
-// Hooks observe the queue (for metrics and logs).
-type Hooks struct {
-	Done func(err error) // after each job
+// Options tune the workers; zero values take the defaults.
+type Options struct {
+	// Workers is the number of jobs a pod works on at once (default 2).
+	Workers int
+	// PollInterval is how often an idle worker looks for due jobs stored
+	// by other pods or due for a retry (default 1s). A job stored by this
+	// pod wakes a worker at once.
+	PollInterval time.Duration
+	// BacklogInterval is how often the pending count and the age of the
+	// oldest pending job are read for the metrics (default 5s).
+	BacklogInterval time.Duration
+	// JobTimeout bounds one attempt (default 30s).
+	JobTimeout time.Duration
+	Retry      Retry
+	Metrics    Metrics
+	Log        *slog.Logger
 }
 
-// Queue is safe for concurrent use.
+// Metrics count what the workers do.
+type Metrics struct {
+	Enqueued, Done, Retried, Failed prometheus.Counter
+}
+
+func (o *Options) defaults() {
+	if o.Workers <= 0 {
+		o.Workers = 2
+	}
+	if o.PollInterval <= 0 {
+		o.PollInterval = time.Second
+	}
+	if o.BacklogInterval <= 0 {
+		o.BacklogInterval = 5 * time.Second
+	}
+	if o.JobTimeout <= 0 {
+		o.JobTimeout = 30 * time.Second
+	}
+	o.Retry.defaults()
+	nop := func(c *prometheus.Counter) {
+		if *c == nil {
+			*c = prometheus.NewCounter(prometheus.CounterOpts{Name: "nop"})
+		}
+	}
+	nop(&o.Metrics.Enqueued)
+	nop(&o.Metrics.Done)
+	nop(&o.Metrics.Retried)
+	nop(&o.Metrics.Failed)
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+}
+
+// kinds are the job kinds this version knows how to apply; a worker never
+// claims another kind (one a newer version stored during a rolling update).
+var kinds = []string{store.JobWelcome}
+
+func apply(ctx context.Context, tx pgx.Tx, job store.Job) error {
+	// The only kind claimed; see kinds.
+	return store.ApplyWelcome(ctx, tx, job.UserID)
+}
+
+// Queue stores jobs and runs the workers. Safe for concurrent use.
 type Queue struct {
-	jobs   chan Job
-	hooks  Hooks
+	store *store.Jobs
+	opts  Options
+
+	wake   chan struct{} // a job was stored here: one idle worker looks now
+	stop   chan struct{} // closed by Drain: claim nothing more
 	ctx    context.Context
-	cancel context.CancelFunc
+	cancel context.CancelFunc // cancels jobs in flight (drain ran out of time)
 	wg     sync.WaitGroup
 
-	mu      sync.RWMutex
-	stopped bool
+	mu       sync.Mutex
+	started  bool
+	draining bool
+
+	pending atomic.Int64
+	oldest  atomic.Int64 // nanoseconds
 }
 
-// New starts workers goroutines taking jobs from a queue of depth.
-func New(workers, depth int, hooks Hooks) *Queue {
-	if hooks.Done == nil {
-		hooks.Done = func(error) {}
-	}
+// New returns a queue over s; Start starts its workers.
+func New(s *store.Jobs, opts Options) *Queue {
+	opts.defaults()
 	ctx, cancel := context.WithCancel(context.Background())
-	q := &Queue{jobs: make(chan Job, depth), hooks: hooks, ctx: ctx, cancel: cancel}
-	for range workers {
+	return &Queue{store: s, opts: opts, wake: make(chan struct{}, 1), stop: make(chan struct{}),
+		ctx: ctx, cancel: cancel}
+}
+
+// Start starts the workers, once the jobs table exists (after the
+// migrations). It does nothing after Drain.
+func (q *Queue) Start() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.started || q.draining {
+		return
+	}
+	q.started = true
+	for range q.opts.Workers {
 		q.wg.Add(1)
 		go q.work()
 	}
-	return q
+	q.wg.Add(1)
+	go q.watchBacklog()
 }
 
-func (q *Queue) work() {
-	defer q.wg.Done()
-	for job := range q.jobs {
-		q.hooks.Done(job(q.ctx))
+// Welcome stores a welcome job for the user. When it returns nil the job is
+// committed and will run, in this pod or another, even if this one stops
+// now. store.ErrNotFound if there is no such user.
+func (q *Queue) Welcome(ctx context.Context, userID int64) error {
+	if err := q.store.EnqueueWelcome(ctx, userID); err != nil {
+		return err
 	}
-}
-
-// Enqueue adds job without blocking.
-func (q *Queue) Enqueue(job Job) error {
-	q.mu.RLock()
-	defer q.mu.RUnlock()
-	if q.stopped {
-		return ErrStopped
-	}
+	q.opts.Metrics.Enqueued.Inc()
 	select {
-	case q.jobs <- job:
-		return nil
-	default:
-		return ErrQueueFull
+	case q.wake <- struct{}{}:
+	default: // a wake-up is pending already
 	}
+	return nil
 }
 
-// Len is the number of jobs waiting.
-func (q *Queue) Len() int { return len(q.jobs) }
+// Pending is the number of pending jobs (every pod's) at the last reading.
+func (q *Queue) Pending() int64 { return q.pending.Load() }
 
-// Drain stops accepting jobs and waits for the queued ones to finish. If ctx
-// ends first, running jobs are cancelled and Drain returns ctx's error.
+// OldestAge is the age of the oldest pending job at the last reading.
+func (q *Queue) OldestAge() time.Duration { return time.Duration(q.oldest.Load()) }
+
+// Drain stops claiming jobs and waits for the ones in flight. If ctx ends
+// first, they are cancelled: their transactions roll back, which releases
+// the claims, so the jobs stay pending for any pod; Drain then returns
+// ctx's error. Stored jobs are never lost either way.
 func (q *Queue) Drain(ctx context.Context) error {
 	q.mu.Lock()
-	if !q.stopped {
-		q.stopped = true
-		close(q.jobs)
+	if !q.draining {
+		q.draining = true
+		close(q.stop)
 	}
 	q.mu.Unlock()
 
@@ -94,5 +166,83 @@ func (q *Queue) Drain(ctx context.Context) error {
 		q.cancel()
 		<-done
 		return ctx.Err()
+	}
+}
+
+func (q *Queue) work() {
+	defer q.wg.Done()
+	errWait := q.opts.PollInterval
+	for {
+		select {
+		case <-q.stop:
+			return
+		default:
+		}
+		outcome, err := q.runOne()
+		wait := q.opts.PollInterval
+		switch {
+		case err != nil:
+			// The database is unreachable, or this job's connection broke:
+			// back off so an outage is not hammered (the job stays pending).
+			if q.ctx.Err() == nil {
+				q.opts.Log.Warn("background job worker: database error; retrying", "err", err, "retry_in", errWait.String())
+			}
+			wait, errWait = errWait, min(2*errWait, 30*time.Second)
+		case outcome != store.NoJob:
+			errWait = q.opts.PollInterval
+			continue // more may be due
+		}
+		timer := time.NewTimer(wait)
+		select {
+		case <-q.stop:
+			timer.Stop()
+			return
+		case <-q.wake:
+		case <-timer.C:
+		}
+		timer.Stop()
+	}
+}
+
+func (q *Queue) runOne() (store.Outcome, error) {
+	ctx, cancel := context.WithTimeout(q.ctx, q.opts.JobTimeout)
+	defer cancel()
+	var cause error
+	job, outcome, err := q.store.RunNext(ctx, kinds, func(ctx context.Context, tx pgx.Tx, job store.Job) error {
+		cause = apply(ctx, tx, job)
+		return cause
+	}, q.opts.Retry.After)
+	switch outcome {
+	case store.JobDone:
+		q.opts.Metrics.Done.Inc()
+	case store.JobRetried:
+		q.opts.Metrics.Retried.Inc()
+		after, _ := q.opts.Retry.After(job.Attempt)
+		q.opts.Log.Warn("background job failed; will retry", "job_id", job.ID, "kind", job.Kind,
+			"attempt", job.Attempt, "retry_in", after.String(), "err", cause)
+	case store.JobFailed:
+		q.opts.Metrics.Failed.Inc()
+		q.opts.Log.Error("background job failed for the last time; kept as failed", "job_id", job.ID,
+			"kind", job.Kind, "attempts", job.Attempt, "err", cause)
+	}
+	return outcome, err
+}
+
+func (q *Queue) watchBacklog() {
+	defer q.wg.Done()
+	ticker := time.NewTicker(q.opts.BacklogInterval)
+	defer ticker.Stop()
+	for {
+		ctx, cancel := context.WithTimeout(q.ctx, q.opts.BacklogInterval)
+		if n, age, err := q.store.Backlog(ctx); err == nil {
+			q.pending.Store(n)
+			q.oldest.Store(int64(age))
+		}
+		cancel()
+		select {
+		case <-q.stop:
+			return
+		case <-ticker.C:
+		}
 	}
 }

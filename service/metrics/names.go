@@ -73,10 +73,22 @@ const (
 	ConfigLastReloadSuccess = "pacer_config_last_reload_success_timestamp_seconds"
 )
 
-// Background jobs.
+// Background jobs: the outbox in PostgreSQL (service/jobs).
 const (
-	JobsQueued         = "pacer_jobs_queued"
-	JobsProcessedTotal = "pacer_jobs_processed_total"
+	// JobsQueued is the number of jobs pending in the outbox, every pod's
+	// (read from PostgreSQL every few seconds).
+	JobsQueued = "pacer_jobs_queued"
+	// JobsOldestPendingAge is the age in seconds of the oldest pending job
+	// (0 when none is pending): a worker that stopped keeping up shows here.
+	JobsOldestPendingAge = "pacer_jobs_oldest_pending_age_seconds"
+	// JobsEnqueuedTotal counts jobs this pod stored (each answered 202).
+	JobsEnqueuedTotal = "pacer_jobs_enqueued_total"
+	// JobsDoneTotal counts jobs this pod's workers applied.
+	JobsDoneTotal = "pacer_jobs_done_total"
+	// JobsRetriedTotal counts failed attempts that will be retried.
+	JobsRetriedTotal = "pacer_jobs_retried_total"
+	// JobsFailedTotal counts jobs that failed their last attempt.
+	JobsFailedTotal = "pacer_jobs_failed_total"
 )
 
 // Label names.

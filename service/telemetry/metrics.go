@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/pacer-dev/pacer/service/cache"
+	"github.com/pacer-dev/pacer/service/jobs"
 	m "github.com/pacer-dev/pacer/service/metrics"
 )
 
@@ -20,7 +21,7 @@ type Metrics struct {
 	RequestDuration *prometheus.HistogramVec
 	QueueRejections *prometheus.CounterVec
 	RateLimited     prometheus.Counter
-	JobsProcessed   *prometheus.CounterVec
+	Jobs            jobs.Metrics
 	ConfigReloads   *prometheus.CounterVec
 	ConfigGen       prometheus.Gauge
 	ConfigLastOK    prometheus.Gauge
@@ -55,9 +56,12 @@ func New() *Metrics {
 		RateLimited: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: m.RateLimitedTotal, Help: "Requests refused with 429.",
 		}),
-		JobsProcessed: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: m.JobsProcessedTotal, Help: "Background jobs finished by result.",
-		}, []string{m.LabelResult}),
+		Jobs: jobs.Metrics{
+			Enqueued: prometheus.NewCounter(prometheus.CounterOpts{Name: m.JobsEnqueuedTotal, Help: "Background jobs stored by this pod."}),
+			Done:     prometheus.NewCounter(prometheus.CounterOpts{Name: m.JobsDoneTotal, Help: "Background jobs applied by this pod."}),
+			Retried:  prometheus.NewCounter(prometheus.CounterOpts{Name: m.JobsRetriedTotal, Help: "Failed background job attempts that will be retried."}),
+			Failed:   prometheus.NewCounter(prometheus.CounterOpts{Name: m.JobsFailedTotal, Help: "Background jobs that failed their last attempt."}),
+		},
 		ConfigReloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: m.ConfigReloadsTotal, Help: "Config reload attempts by result.",
 		}, []string{m.LabelResult}),
@@ -82,10 +86,9 @@ func New() *Metrics {
 	}
 	for _, r := range []string{ResultSuccess, ResultFailure} {
 		x.ConfigReloads.WithLabelValues(r)
-		x.JobsProcessed.WithLabelValues(r)
 	}
 	reg.MustRegister(x.Requests, x.RequestDuration, x.QueueRejections, x.RateLimited,
-		x.JobsProcessed, x.ConfigReloads, x.ConfigGen, x.ConfigLastOK, hits, misses, errs, evictions)
+		x.Jobs.Enqueued, x.Jobs.Done, x.Jobs.Retried, x.Jobs.Failed, x.ConfigReloads, x.ConfigGen, x.ConfigLastOK, hits, misses, errs, evictions)
 	return x
 }
 

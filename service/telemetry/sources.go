@@ -1,6 +1,8 @@
 package telemetry
 
 import (
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pacer-dev/pacer/service/limiter"
@@ -13,7 +15,8 @@ type Sources struct {
 	Limiter        func() limiter.Stats
 	CacheEntries   func() int
 	RateLimitUsers func() int
-	JobsQueued     func() int
+	JobsPending    func() int64
+	JobsOldestAge  func() time.Duration
 	Pool           func() store.Stats
 	PoolSwaps      func() int64
 }
@@ -30,7 +33,8 @@ func (x *Metrics) RegisterSources(s Sources) {
 		gauge(m.QueueDepthLimit, "Current maximum queue length.", func() float64 { return float64(s.Limiter().Limits.QueueDepth) }),
 		gauge(m.CacheEntries, "Entries in the in-process cache.", func() float64 { return float64(s.CacheEntries()) }),
 		gauge(m.RateLimitClients, "Client buckets held by the rate limiter.", func() float64 { return float64(s.RateLimitUsers()) }),
-		gauge(m.JobsQueued, "Background jobs waiting.", func() float64 { return float64(s.JobsQueued()) }),
+		gauge(m.JobsQueued, "Background jobs pending in the outbox, every pod's.", func() float64 { return float64(s.JobsPending()) }),
+		gauge(m.JobsOldestPendingAge, "Age of the oldest pending background job in seconds.", func() float64 { return s.JobsOldestAge().Seconds() }),
 		&poolCollector{stats: s.Pool, swaps: s.PoolSwaps},
 	)
 }
