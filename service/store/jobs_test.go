@@ -22,7 +22,9 @@ func migrationCount(t *testing.T) int {
 	return len(names)
 }
 
-func applyWelcome(ctx context.Context, tx pgx.Tx, job Job) error { return ApplyWelcome(ctx, tx, job.UserID) }
+func applyWelcome(ctx context.Context, tx pgx.Tx, job Job) error {
+	return ApplyWelcome(ctx, tx, job.UserID)
+}
 
 func retryTwice(attempt int) (time.Duration, bool) { return time.Hour, attempt < 2 }
 
