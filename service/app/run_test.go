@@ -48,6 +48,10 @@ func TestRunRejectsBadInput(t *testing.T) {
 	if err := os.WriteFile(typo, []byte("workers:\n  maxInFlite: 3\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	empty := filepath.Join(dir, "empty.yaml")
+	if err := os.WriteFile(empty, []byte("# nothing yet\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name string
 		args []string
@@ -56,6 +60,7 @@ func TestRunRejectsBadInput(t *testing.T) {
 	}{
 		{"invalid value", []string{"--config", bad}, env("DATABASE_URL", "postgres://x"), "workers.maxInFlight"},
 		{"unknown field", []string{"--config", typo}, env("DATABASE_URL", "postgres://x"), "maxInFlite"},
+		{"empty file", []string{"--config", empty}, env("DATABASE_URL", "postgres://x"), "holds no settings"},
 		{"missing file", []string{"--config", filepath.Join(dir, "none.yaml")}, env(), "none.yaml"},
 		{"no database url", nil, env(), "DATABASE_URL"},
 		{"bad database url", nil, env("DATABASE_URL", "postgres://u:pw@host:notaport/db"), "database.urlEnv"},
