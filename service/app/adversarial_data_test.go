@@ -491,6 +491,10 @@ func TestAdversarialWelcomeInFlightAtShutdownNotLost(t *testing.T) {
 		t.Fatalf("welcome: %d %s", res.status, res.body)
 	}
 	eventually(t, "the job blocked on the row lock", func() bool { return lockWaiters(t, observer) == 1 })
+	// A claimed job is still pending, and the backlog gauges say so.
+	eventually(t, "the backlog gauges show the job", func() bool {
+		return first.metric(t, m.JobsQueued) == 1 && first.metric(t, m.JobsOldestPendingAge) > 0
+	})
 	err = stopApp(t, first)
 	if err == nil || !strings.Contains(err.Error(), "background jobs") {
 		t.Fatalf("Wait = %v; want the grace period to run out on the blocked job", err)
