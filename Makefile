@@ -176,18 +176,27 @@ golangci-lint: $(GOLANGCI_LINT) ## Download golangci-lint locally if necessary.
 $(GOLANGCI_LINT): $(LOCALBIN)
 	$(call go-install-tool,$(GOLANGCI_LINT),github.com/golangci/golangci-lint/v2/cmd/golangci-lint,$(GOLANGCI_LINT_VERSION))
 
-# go-install-tool will 'go install' any package with custom target and name of binary, if it doesn't exist
+# TOOLS_CACHE keeps each pinned tool built once per machine, keyed by version,
+# outside the repo (as the Kubernetes binaries are): a fresh clone, as CI
+# makes, links them into bin/ instead of building them again.
+TOOLS_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/pacer/tools
+
+# go-install-tool links bin/NAME to TOOLS_CACHE/NAME-VERSION, building it there
+# with 'go install' first when this machine has not built that version yet.
 # $1 - target path with name of binary
 # $2 - package url which can be installed
 # $3 - specific version of package
 define go-install-tool
-@[ -f "$(1)-$(3)" ] && [ "$$(readlink -- "$(1)" 2>/dev/null)" = "$(1)-$(3)" ] || { \
+@cached="$(TOOLS_CACHE)/$$(basename "$(1)")-$(3)" ;\
+[ -x "$$cached" ] || { \
 set -e; \
 package=$(2)@$(3) ;\
-echo "Downloading $${package}" ;\
-rm -f "$(1)" ;\
-GOBIN="$(LOCALBIN)" go install $${package} ;\
-mv "$(LOCALBIN)/$$(basename "$(1)")" "$(1)-$(3)" ;\
+echo "Building $${package} (once per machine, cached in $(TOOLS_CACHE))" ;\
+tmp="$$(mktemp -d)" ;\
+GOBIN="$$tmp" go install $${package} ;\
+mkdir -p "$(TOOLS_CACHE)" ;\
+mv "$$tmp/$$(basename "$(1)")" "$$cached" ;\
+rmdir "$$tmp" ;\
 } ;\
-ln -sf "$$(realpath "$(1)-$(3)")" "$(1)"
+ln -sf "$$cached" "$(1)"
 endef
