@@ -107,8 +107,24 @@ func Decide(in Input) Decision {
 			},
 		}))
 	}
+	db := p.databaseBound(ws, cur.PoolMaxConns, cur.Replicas)
+	if db != "" {
+		// Capacity the database cannot serve is not added.
+		for _, name := range []string{SettingReplicas, SettingWorkers, SettingPool} {
+			if get(next, name) > get(cur, name) {
+				set(&next, name, get(cur, name))
+				delete(reasons, name)
+			}
+		}
+		notes = append([]string{db}, notes...)
+	}
 	notes = append(notes, p.fitBudget(cur, &next, reasons))
-	return p.finish(in, next, reasons, notes)
+	d := p.finish(in, next, reasons, notes)
+	d.DatabaseBound = db
+	if db != "" && len(d.Changes) > 0 {
+		d.Summary += "; " + db
+	}
+	return d
 }
 
 // finish lists the changes in a fixed order and writes the summary.

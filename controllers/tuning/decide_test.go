@@ -266,13 +266,13 @@ func TestDecide(t *testing.T) {
 				all(in, func(w *Window) { w.PoolMaxConns, w.PoolAcquired, w.PoolAcquireWait = 32, 1, 0 })
 			},
 			want:  []move{{SettingPool, 32, 16}},
-			words: []string{"only 1 of 32 connections in use", "poolMaxConns 32 → 16 (wanted 8, capped by the step limit of one interval; down to 8 later)"},
+			words: []string{"only 1 of 32 connections in use", "poolMaxConns 32 → 16 (wanted 5, capped by the step limit of one interval; down to 5 later)"},
 		},
 		{
 			name: "scale-out shrinks pools first to keep the connection budget",
 			edit: func(in *Input) {
 				in.Current.PoolMaxConns = 16
-				all(in, func(w *Window) { w.PoolMaxConns, w.CPUCores, w.PoolAcquired = 16, 1.9, 4 })
+				all(in, func(w *Window) { w.PoolMaxConns, w.CPUCores, w.PoolAcquired = 16, 1.9, 7 })
 			},
 			want:  []move{{SettingReplicas, 4, 6}, {SettingPool, 16, 13}},
 			words: []string{"connection budget 80 over 6 replicas leaves 13 per pod"},
