@@ -366,7 +366,7 @@ func TestDecide(t *testing.T) {
 				in.History = []pacerv1.Decision{applied(in.Window.Start, pacerv1.Change{Setting: SettingReplicas, From: 4, To: 5, Reason: "x"})}
 				in.Window.P99 = 140 * time.Millisecond
 			},
-			words: []string{"replicas: a fall to 4 has not held for the 5m0s scale-down window"},
+			words: []string{"no scale-down to 4"},
 		},
 	}
 	for _, tt := range tests {

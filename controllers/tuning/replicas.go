@@ -128,6 +128,17 @@ func (p params) replicasRec(ws []Window, R, W int32) rec {
 			to = max(to, floor)
 		}
 	}
+	if to < R {
+		// Repeating bursts: a count of pods that recently violated the
+		// objective at the load still peaking now is too few, even if
+		// the windows between the bursts say otherwise.
+		if floor, at := p.burstFloor(ws); floor > to {
+			if floor >= R {
+				return hold(fmt.Sprintf("%d pods violated the objective at %s req/s within the last %s and that load still recurs: no scale-down to %d", floor-1, num(at), ms(2*p.down), to))
+			}
+			to = floor
+		}
+	}
 	if to > R && w.Pods < int(R) {
 		return hold(fmt.Sprintf("%d of %d pods ready: waiting for the rest before scaling further", w.Pods, R))
 	}
@@ -163,4 +174,26 @@ func rising(ws []Window) float64 {
 	}
 	dt := ws[0].End.Sub(ws[n].End).Seconds()
 	return (ws[0].RequestRate - ws[n].RequestRate) / dt
+}
+
+// burstFloor is one more than the most pods seen violating the objective
+// (within the horizon the windows reach, twice the scale-down window) at
+// a request rate at least 90% of the highest one in the scale-down
+// window: fewer pods than that failed the load that still recurs. It
+// returns 0 when there is none, and the rate of that violation.
+func (p params) burstFloor(ws []Window) (int32, float64) {
+	peak := 0.0
+	for _, w := range ws {
+		if ws[0].End.Sub(w.End) < p.down {
+			peak = max(peak, w.RequestRate)
+		}
+	}
+	var floor int32
+	at := 0.0
+	for _, w := range ws {
+		if ws[0].End.Sub(w.End) <= 2*p.down && w.Sufficient && p.over(w) && w.RequestRate >= 0.9*peak && int32(w.Pods)+1 > floor {
+			floor, at = int32(w.Pods)+1, w.RequestRate
+		}
+	}
+	return floor, at
 }
