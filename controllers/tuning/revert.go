@@ -31,7 +31,8 @@ func (p params) revert(in Input, ws []Window) (next pacerv1.Settings, reasons ma
 		return in.Current, nil, false
 	}
 	for _, c := range last.Changes {
-		if strings.HasPrefix(c.Reason, RevertPrefix) {
+		// A revert is never reverted, nor is a user's edit.
+		if strings.HasPrefix(c.Reason, RevertPrefix) || strings.HasPrefix(c.Reason, EditPrefix) {
 			return in.Current, nil, false
 		}
 	}
@@ -44,7 +45,7 @@ func (p params) revert(in Input, ws []Window) (next pacerv1.Settings, reasons ma
 		return in.Current, nil, false
 	}
 	drift := after.RequestRate/before.RequestRate - 1
-	if before.P99 > p.objective || math.Abs(drift) > revertLoadDrift || after.P99 <= p.objective ||
+	if !p.latencyKnown(before) || !p.latencyKnown(after) || before.P99 > p.objective || math.Abs(drift) > revertLoadDrift || after.P99 <= p.objective ||
 		float64(after.P99) <= float64(before.P99)*revertWorseFactor {
 		return in.Current, nil, false
 	}
@@ -76,45 +77,4 @@ func mayHurt(c pacerv1.Change) bool {
 		return c.To < c.From
 	}
 	return true
-}
-
-func (p params) boundsOf(setting string) *pacerv1.Int32Range {
-	switch setting {
-	case SettingReplicas:
-		return p.bounds.Replicas
-	case SettingWorkers:
-		return p.bounds.Workers
-	case SettingPool:
-		return p.bounds.PoolMaxConns
-	case SettingCache:
-		return p.bounds.CacheMaxEntries
-	}
-	return nil
-}
-
-func get(s pacerv1.Settings, setting string) int32 {
-	switch setting {
-	case SettingReplicas:
-		return s.Replicas
-	case SettingWorkers:
-		return s.MaxInFlight
-	case SettingPool:
-		return s.PoolMaxConns
-	case SettingCache:
-		return s.CacheMaxEntries
-	}
-	return 0
-}
-
-func set(s *pacerv1.Settings, setting string, v int32) {
-	switch setting {
-	case SettingReplicas:
-		s.Replicas = v
-	case SettingWorkers:
-		s.MaxInFlight = v
-	case SettingPool:
-		s.PoolMaxConns = v
-	case SettingCache:
-		s.CacheMaxEntries = v
-	}
 }
