@@ -205,14 +205,17 @@ func (m *Manager) Container(podUID, container string, l Limits) (*Group, error) 
 			}
 		}
 	}
-	if err := g.apply(l); err != nil {
+	if err := g.Apply(l); err != nil {
 		_ = g.Remove()
 		return nil, err
 	}
 	return g, nil
 }
 
-func (g *Group) apply(l Limits) error {
+// Apply sets the group's limits. For a pod's group (Pod, once a container's
+// group exists), the kubelet sets the sums of its containers': the shares of
+// all requests, and a quota or memory limit when every container has one.
+func (g *Group) Apply(l Limits) error {
 	write := func(controller, file, value string) error {
 		if err := os.WriteFile(filepath.Join(g.paths[controller], file), []byte(value), 0o644); err != nil {
 			return fmt.Errorf("set %s: %w", file, err)

@@ -129,6 +129,17 @@ func TestCPUQuotaLimitsABusyLoop(t *testing.T) {
 			}
 		}
 	}
+	// The pod's group gets the pod's sums (here: its one container's), so
+	// pods weigh against each other by their requests, as under a kubelet.
+	if err := m.Pod("uid-cpu").Apply(Limits{CPULimitMilli: 200, CPURequestMilli: 100}); err != nil {
+		t.Fatal(err)
+	}
+	if !m.v2 {
+		b, _ := os.ReadFile(filepath.Join(m.Pod("uid-cpu").paths["cpu"], "cpu.shares"))
+		if strings.TrimSpace(string(b)) != "102" {
+			t.Errorf("pod cpu.shares = %q, want 102", strings.TrimSpace(string(b)))
+		}
+	}
 	cmd, _ := startChild(t, g, "busy")
 	waitMember(t, g, cmd.Process.Pid)
 	time.Sleep(300 * time.Millisecond)

@@ -321,6 +321,10 @@ func (a *Agent) CreatePod(ctx context.Context, pod *corev1.Pod) error {
 				return nil
 			}
 		}
+		if err := cg.Pod(string(pod.UID)).Apply(podLimitsOf(p.pod.Spec.Containers)); err != nil {
+			p.fail("RunContainerError", fmt.Sprintf("cgroup of the pod: %v", err))
+			return nil
+		}
 	}
 	p.mu.Lock()
 	p.containers = containers
@@ -424,6 +428,29 @@ func limitsOf(r corev1.ResourceRequirements) cgroups.Limits {
 		CPURequestMilli: r.Requests.Cpu().MilliValue(),
 		MemoryLimit:     r.Limits.Memory().Value(),
 	}
+}
+
+// podLimitsOf is what the kubelet puts in a pod's cgroup: the sum of the
+// containers' CPU requests (shares), and the sums of their CPU and memory
+// limits when every container has one.
+func podLimitsOf(cs []corev1.Container) cgroups.Limits {
+	var pod cgroups.Limits
+	allCPU, allMem := true, true
+	for _, c := range cs {
+		l := limitsOf(c.Resources)
+		pod.CPURequestMilli += l.CPURequestMilli
+		pod.CPULimitMilli += l.CPULimitMilli
+		pod.MemoryLimit += l.MemoryLimit
+		allCPU = allCPU && l.CPULimitMilli > 0
+		allMem = allMem && l.MemoryLimit > 0
+	}
+	if !allCPU {
+		pod.CPULimitMilli = 0
+	}
+	if !allMem {
+		pod.MemoryLimit = 0
+	}
+	return pod
 }
 
 // removeCgroup removes a pod's cgroups (its processes are gone by now).

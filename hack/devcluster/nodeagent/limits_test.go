@@ -50,6 +50,31 @@ func TestLimitsOf(t *testing.T) {
 	}
 }
 
+func TestPodLimitsOf(t *testing.T) {
+	res := func(cpuReq, cpuLim, mem string) corev1.ResourceRequirements {
+		r := corev1.ResourceRequirements{Limits: corev1.ResourceList{}, Requests: corev1.ResourceList{}}
+		if cpuReq != "" {
+			r.Requests[corev1.ResourceCPU] = resource.MustParse(cpuReq)
+		}
+		if cpuLim != "" {
+			r.Limits[corev1.ResourceCPU] = resource.MustParse(cpuLim)
+		}
+		if mem != "" {
+			r.Limits[corev1.ResourceMemory] = resource.MustParse(mem)
+		}
+		return r
+	}
+	both := []corev1.Container{{Resources: res("100m", "200m", "64Mi")}, {Resources: res("50m", "100m", "32Mi")}}
+	if got, want := podLimitsOf(both), (cgroups.Limits{CPURequestMilli: 150, CPULimitMilli: 300, MemoryLimit: 96 << 20}); got != want {
+		t.Errorf("both limited: %+v, want %+v", got, want)
+	}
+	// One container without limits: the pod has none (requests still add up).
+	one := []corev1.Container{{Resources: res("100m", "200m", "64Mi")}, {Resources: res("50m", "", "")}}
+	if got, want := podLimitsOf(one), (cgroups.Limits{CPURequestMilli: 150}); got != want {
+		t.Errorf("one unlimited: %+v, want %+v", got, want)
+	}
+}
+
 // A container over its memory limit is killed by the kernel, reported as
 // OOMKilled with exit code 137, and restarted under the pod's policy.
 func TestOOMKilledIsReportedAndRestarted(t *testing.T) {
