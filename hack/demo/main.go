@@ -5,7 +5,8 @@
 // "report: <folder>".
 //
 // Env: DEMO_DURATION (load length, default 3m), DEMO_RPS (steady load,
-// default 150), DATABASE_URL (an admin DSN; hack/postgres.sh prints one),
+// default 150), DEMO_SHAPE (a load shape file, instead of the default
+// phases; docs/demo.md), DATABASE_URL (an admin DSN; hack/postgres.sh prints one),
 // KUBEBUILDER_ASSETS (control-plane binaries).
 package main
 
@@ -36,6 +37,13 @@ func main() {
 	rps, err := strconv.ParseFloat(scenario.Getenv("DEMO_RPS", "150"), 64)
 	if err != nil {
 		fail(fmt.Errorf("DEMO_RPS: %w", err))
+	}
+	var phases []scenario.Phase
+	if path := os.Getenv("DEMO_SHAPE"); path != "" {
+		if phases, err = scenario.LoadShape(path); err != nil {
+			fail(fmt.Errorf("DEMO_SHAPE %w", err))
+		}
+		duration = scenario.TotalDuration(phases)
 	}
 	dsn := os.Getenv("DATABASE_URL")
 	if dsn == "" {
@@ -72,6 +80,7 @@ func main() {
 		Database:   database,
 		Duration:   duration,
 		BaseRPS:    rps,
+		Phases:     phases,
 		ReportDir:  dir,
 		Out:        os.Stdout,
 		TableEvery: 5 * time.Second,

@@ -28,6 +28,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"github.com/pacer-dev/pacer/hack/devcluster/cgroups"
 	"github.com/pacer-dev/pacer/hack/devcluster/controlplane"
 	"github.com/pacer-dev/pacer/hack/devcluster/endpoints"
 	"github.com/pacer-dev/pacer/hack/devcluster/nodeagent"
@@ -96,6 +97,18 @@ func run() error {
 		return err
 	}
 
+	// Pod limits: the pods' cgroups are named after the cluster's folder
+	// (so the reaper finds them).
+	cg, cgErr := cgroups.Detect(filepath.Base(dir))
+	if cgErr != nil {
+		fmt.Fprintf(os.Stderr, "WARNING: pod limits are NOT enforced (%v); pods run without CPU and memory limits, as processes sharing the machine\n", cgErr)
+		fmt.Printf("pod limits: not enforced: %v\n", cgErr)
+	} else {
+		defer cg.Remove()
+		fmt.Fprintf(os.Stderr, "pod limits enforced: each container in its own cgroup (%s)\n", cg)
+		fmt.Printf("pod limits: enforced (%s)\n", cg)
+	}
+
 	if *assets == "" {
 		cmd := exec.Command("hack/envtest-assets.sh", "etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
 		cmd.Stderr = os.Stderr // a first build takes minutes: show its progress
@@ -137,7 +150,7 @@ func run() error {
 	}
 
 	o := defaults
-	o.NodeName, o.Dir, o.Images, o.Log = *nodeName, filepath.Join(dir, "pods"), images, log
+	o.NodeName, o.Dir, o.Images, o.Log, o.Cgroups = *nodeName, filepath.Join(dir, "pods"), images, log, cg
 	if o.CPU, err = resource.ParseQuantity(*cpu); err != nil {
 		return fmt.Errorf("--node-cpu: %w", err)
 	}

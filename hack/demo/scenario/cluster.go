@@ -47,6 +47,9 @@ type Cluster struct {
 	done       chan struct{}
 	Kubeconfig string
 	Client     client.Client
+	// PodLimits is the dev cluster's word on pod limits: "enforced (…)" or
+	// "not enforced: <why>".
+	PodLimits string
 }
 
 // Scheme has the built-in types and TunedService.
@@ -98,6 +101,9 @@ func StartCluster(ctx context.Context, o ClusterOptions) (*Cluster, error) {
 		case line := <-lines:
 			if p, ok := strings.CutPrefix(line, "kubeconfig: "); ok {
 				c.Kubeconfig = p
+			}
+			if p, ok := strings.CutPrefix(line, "pod limits: "); ok {
+				c.PodLimits = p
 			}
 			if line == "dev cluster ready" {
 				cfg, err := clientcmd.BuildConfigFromFlags("", c.Kubeconfig)

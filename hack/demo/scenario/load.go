@@ -109,11 +109,48 @@ func (e *Endpoints) Pick() string {
 	return e.addrs[int(e.next.Add(1)%uint64(len(e.addrs)))]
 }
 
-// Phase is a stretch of constant offered load.
+// Phase is a stretch of offered load: a constant rate, or a linear ramp.
 type Phase struct {
 	Name     string
 	Duration time.Duration
-	RPS      float64
+	// RPS is the rate (at the start, for a ramp), in requests per second.
+	RPS float64
+	// ToRPS, when set, makes the phase a linear ramp from RPS to it.
+	ToRPS *float64
+	// WriteShare, when set, is the phase's share of creates (else the Load's).
+	WriteShare *float64
+}
+
+// Due is how many requests the phase has sent after elapsed: the integral
+// of its rate.
+func (p Phase) Due(elapsed time.Duration) int {
+	t := min(elapsed, p.Duration).Seconds()
+	n := p.RPS * t
+	if p.ToRPS != nil && p.Duration > 0 {
+		n += (*p.ToRPS - p.RPS) * t * t / (2 * p.Duration.Seconds())
+	}
+	return int(n)
+}
+
+// EndRPS is the rate at the end of the phase.
+func (p Phase) EndRPS() float64 {
+	if p.ToRPS != nil {
+		return *p.ToRPS
+	}
+	return p.RPS
+}
+
+// String describes the phase: "step2x 1m12s at 300 req/s" or "climb 1m at 100→400 req/s".
+func (p Phase) String() string {
+	r := strconv.FormatFloat(p.RPS, 'f', -1, 64)
+	if p.ToRPS != nil {
+		r += "→" + strconv.FormatFloat(*p.ToRPS, 'f', -1, 64)
+	}
+	s := fmt.Sprintf("%s %s at %s req/s", p.Name, p.Duration, r)
+	if p.WriteShare != nil {
+		s += fmt.Sprintf(" (%.0f%% creates)", *p.WriteShare*100)
+	}
+	return s
 }
 
 // Bin is what happened in one second of load.
@@ -165,6 +202,10 @@ func (l *Load) Run(ctx context.Context, phases []Phase) {
 	defer wg.Wait()
 	for _, ph := range phases {
 		l.phase.Store(ph.Name)
+		share := l.WriteShare
+		if ph.WriteShare != nil {
+			share = *ph.WriteShare
+		}
 		phaseStart := time.Now()
 		sent := 0
 		tick := time.NewTicker(5 * time.Millisecond)
@@ -175,7 +216,7 @@ func (l *Load) Run(ctx context.Context, phases []Phase) {
 				return
 			case <-tick.C:
 			}
-			due := int(ph.RPS*time.Since(phaseStart).Seconds()) - sent
+			due := ph.Due(time.Since(phaseStart)) - sent
 			for range due {
 				sent++
 				select {
@@ -184,7 +225,7 @@ func (l *Load) Run(ctx context.Context, phases []Phase) {
 					go func() {
 						defer wg.Done()
 						defer func() { <-sem }()
-						l.one(ctx)
+						l.one(ctx, share)
 					}()
 				default:
 					l.record(time.Now(), func(b *Bin) { b.Offered++; b.Dropped++ })
@@ -201,7 +242,7 @@ func (l *Load) Phase() string {
 	return s
 }
 
-func (l *Load) one(ctx context.Context) {
+func (l *Load) one(ctx context.Context, writeShare float64) {
 	start := time.Now()
 	addr := l.Endpoints.Pick()
 	if addr == "" {
@@ -210,7 +251,7 @@ func (l *Load) one(ctx context.Context) {
 	}
 	var req *http.Request
 	var err error
-	if rand.Float64() < l.WriteShare {
+	if rand.Float64() < writeShare {
 		n := l.created.Add(1)
 		body := fmt.Sprintf(`{"name":"Load %d","email":"load-%s-%d@example.com"}`, n, l.Tag, n)
 		req, err = http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+"/v1/users", bytes.NewBufferString(body))

@@ -98,6 +98,9 @@ type Summary struct {
 	PeakReplicas              int32   `json:"peakReplicas"`
 	PeakWorkers               int32   `json:"peakWorkers"`
 	DurationSeconds           float64 `json:"durationSeconds"`
+	// PodLimits says whether the pods ran under their CPU and memory
+	// limits (cgroups), as the dev cluster reported it at start.
+	PodLimits string `json:"podLimits"`
 }
 
 // Summarize computes the summary of a run.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	pacerv1 "github.com/pacer-dev/pacer/api/v1alpha1"
@@ -29,6 +30,9 @@ type Options struct {
 	Duration time.Duration
 	// BaseRPS is the steady load; the step doubles it, the spike is 3.5×.
 	BaseRPS float64
+	// Phases, when set (DEMO_SHAPE), replace the default phases of
+	// Duration and BaseRPS; Duration is then their total.
+	Phases []Phase
 	// ReportDir receives the report.
 	ReportDir string
 	// Out receives the live table.
@@ -43,10 +47,10 @@ type Options struct {
 // Phases splits d into steady, 2× step, a short spike, and back down.
 func Phases(d time.Duration, base float64) []Phase {
 	return []Phase{
-		{"steady", d * 25 / 100, base},
-		{"step2x", d * 40 / 100, 2 * base},
-		{"spike", d * 10 / 100, 3.5 * base},
-		{"down", d * 25 / 100, base},
+		{Name: "steady", Duration: d * 25 / 100, RPS: base},
+		{Name: "step2x", Duration: d * 40 / 100, RPS: 2 * base},
+		{Name: "spike", Duration: d * 10 / 100, RPS: 3.5 * base},
+		{Name: "down", Duration: d * 25 / 100, RPS: base},
 	}
 }
 
@@ -74,6 +78,7 @@ func Prepare(ctx context.Context, o Options, log io.Writer) (*Ready, error) {
 		return nil, err
 	}
 	fmt.Fprintln(log, "kubeconfig:", cl.Kubeconfig)
+	fmt.Fprintln(log, "pod limits:", cl.PodLimits)
 	if r.DSN, err = PrepareDatabase(ctx, o.AdminDSN, o.Database); err != nil {
 		return fail(err)
 	}
@@ -91,6 +96,9 @@ func Prepare(ctx context.Context, o Options, log io.Writer) (*Ready, error) {
 	r.Endpoints = NewEndpoints(ctx, cl.Client, r.TS.Namespace, r.TS.Name, "http")
 	deadline := time.Now().Add(3 * time.Minute)
 	for len(r.Endpoints.Addrs()) == 0 {
+		if err := podsThatCannotRun(ctx, cl.Client, r.TS); err != nil {
+			return fail(err)
+		}
 		if time.Now().After(deadline) {
 			return fail(errors.New("no ready endpoint after 3 minutes; see the dev cluster's logs"))
 		}
@@ -105,6 +113,22 @@ func Prepare(ctx context.Context, o Options, log io.Writer) (*Ready, error) {
 		return fail(err)
 	}
 	return r, nil
+}
+
+// podsThatCannotRun reports a pod the node agent failed for good (no
+// address, an unknown image), with the agent's reason, so the run stops at
+// once rather than waiting minutes for a ready endpoint.
+func podsThatCannotRun(ctx context.Context, c client.Client, ts *pacerv1.TunedService) error {
+	var pods corev1.PodList
+	if err := c.List(ctx, &pods, client.InNamespace(ts.Namespace), SelectorLabels(ts)); err != nil {
+		return nil //nolint:nilerr // a failed list is retried on the next poll
+	}
+	for _, p := range pods.Items {
+		if p.Status.Phase == corev1.PodFailed && (p.Status.Reason == "NoAddress" || p.Status.Reason == "UnknownImage") {
+			return fmt.Errorf("pod %s cannot run: %s: %s", p.Name, p.Status.Reason, p.Status.Message)
+		}
+	}
+	return nil
 }
 
 // Close stops the cluster and closes the database connection.
@@ -129,12 +153,16 @@ func Run(ctx context.Context, o Options) (string, error) {
 	budget := *r.TS.Spec.Database.MaxTotalConnections
 	load := &Load{Endpoints: r.Endpoints, IDs: r.IDs, WriteShare: 0.1, MaxInFlight: 256, Tag: strconv.FormatInt(time.Now().UnixNano(), 36)}
 	sampler := &Sampler{C: r.Cluster.Client, TS: r.TS, Database: o.Database, PG: r.PG}
-	phases := Phases(o.Duration, o.BaseRPS)
+	phases := o.Phases
+	if len(phases) == 0 {
+		phases = Phases(o.Duration, o.BaseRPS)
+	}
+	o.Duration = TotalDuration(phases)
 
 	loadDone := make(chan struct{})
 	go func() { load.Run(ctx, phases); close(loadDone) }()
-	fmt.Fprintf(o.Out, "\nload: %s at %.0f req/s, %s at %.0f, %s at %.0f, %s at %.0f (10%% writes), to the pods' addresses from the Service's EndpointSlices\n\n",
-		phases[0].Name, phases[0].RPS, phases[1].Name, phases[1].RPS, phases[2].Name, phases[2].RPS, phases[3].Name, phases[3].RPS)
+	fmt.Fprintf(o.Out, "\nload: %s (%.0f%% creates unless said), to the pods' addresses from the Service's EndpointSlices\n\n",
+		describePhases(phases), load.WriteShare*100)
 	fmt.Fprint(o.Out, TableHeader(objective, budget))
 
 	var samples []Sample
@@ -183,12 +211,16 @@ func Run(ctx context.Context, o Options) (string, error) {
 
 	decisions := CollectDecisions(samples)
 	sum := Summarize(rows, load.Bins(), samples, decisions, objective, budget)
+	sum.PodLimits = r.Cluster.PodLimits
 	dir := o.ReportDir
 	if dir == "" {
 		dir = filepath.Join("reports", "demo-"+time.Now().UTC().Format("20060102-150405"))
 	}
 	if err := WriteReport(dir, sum, rows, decisions, load.Start(), objective); err != nil {
 		return "", err
+	}
+	if !strings.HasPrefix(sum.PodLimits, "enforced") {
+		fmt.Fprintf(o.Out, "\nWARNING: pod limits were not enforced (%s): pods shared the machine's CPU and memory without limits\n", sum.PodLimits)
 	}
 	fmt.Fprintf(o.Out, "\n%d requests, %d errors; p99 within %s in %.0f%% of %d windows; %d settings changed; peak %d database connections (budget %d)\n",
 		sum.Requests, sum.Errors, objective, sum.WindowsInObjectivePct, sum.Windows, sum.Changes, sum.PeakConnections, budget)
@@ -213,8 +245,25 @@ func Getenv(key, def string) string {
 	return def
 }
 
+// describePhases lists the phases (the first few of a long shape).
+func describePhases(phases []Phase) string {
+	const show = 8
+	var out []string
+	for i, p := range phases {
+		if i == show {
+			out = append(out, fmt.Sprintf("… %d phases, %s in all", len(phases), TotalDuration(phases)))
+			break
+		}
+		out = append(out, p.String())
+	}
+	return strings.Join(out, ", ")
+}
+
 // phaseList names the phases, the current one in brackets.
 func phaseList(phases []Phase, current string) string {
+	if len(phases) > 8 {
+		return fmt.Sprintf("%d phases", len(phases))
+	}
 	var out []string
 	for _, p := range phases {
 		if p.Name == current {

@@ -13,6 +13,7 @@ package nodeagent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -28,6 +29,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pacer-dev/pacer/hack/devcluster/cgroups"
 	"github.com/virtual-kubelet/virtual-kubelet/errdefs"
 	vklog "github.com/virtual-kubelet/virtual-kubelet/log"
 	vkslog "github.com/virtual-kubelet/virtual-kubelet/log/slog"
@@ -67,6 +69,9 @@ type Options struct {
 	CPU, Memory resource.Quantity
 	// Log receives the agent's log.
 	Log *slog.Logger
+	// Cgroups, when set, puts each container in its own cgroup with its
+	// limits, as a kubelet does; nil runs pods without limits.
+	Cgroups *cgroups.Manager
 }
 
 // Agent runs pods.
@@ -85,6 +90,7 @@ type Agent struct {
 	notifyFn func(*corev1.Pod)
 	ipBase   int
 	ipNext   int
+	warned   map[string]bool // warnings printed already
 }
 
 // DefaultOptions are the options with this machine's capacity.
@@ -300,10 +306,27 @@ func (a *Agent) CreatePod(ctx context.Context, pod *corev1.Pod) error {
 	ip, err := a.allocateIP(p.pod)
 	if err != nil {
 		p.fail("NoAddress", err.Error())
+		a.recorder.Event(pod, corev1.EventTypeWarning, "NoAddress", err.Error())
+		a.warnOnce(p.log, "pod cannot get an address", err.Error())
 		return nil
 	}
 	p.mu.Lock()
 	p.ip = ip
+	p.mu.Unlock()
+	if cg := a.opts.Cgroups; cg != nil {
+		for _, c := range containers {
+			if c.group, err = cg.Container(string(pod.UID), c.spec.Name, limitsOf(c.spec.Resources)); err != nil {
+				p.fail("RunContainerError", fmt.Sprintf("cgroup of container %s: %v", c.spec.Name, err))
+				a.recorder.Eventf(pod, corev1.EventTypeWarning, "RunContainerError", "cgroup of container %s: %v", c.spec.Name, err)
+				return nil
+			}
+		}
+		if err := cg.Pod(string(pod.UID)).Apply(podLimitsOf(p.pod.Spec.Containers)); err != nil {
+			p.fail("RunContainerError", fmt.Sprintf("cgroup of the pod: %v", err))
+			return nil
+		}
+	}
+	p.mu.Lock()
 	p.containers = containers
 	p.mu.Unlock()
 	if err := p.writeVolumes(nil); err != nil {
@@ -394,7 +417,64 @@ func (a *Agent) forget(p *podRuntime) {
 	p.mu.Lock()
 	p.gone = true
 	p.mu.Unlock()
+	a.removeCgroup(p)
 	_ = os.RemoveAll(p.dir)
+}
+
+// limitsOf is what the kubelet puts in a container's cgroup.
+func limitsOf(r corev1.ResourceRequirements) cgroups.Limits {
+	return cgroups.Limits{
+		CPULimitMilli:   r.Limits.Cpu().MilliValue(),
+		CPURequestMilli: r.Requests.Cpu().MilliValue(),
+		MemoryLimit:     r.Limits.Memory().Value(),
+	}
+}
+
+// podLimitsOf is what the kubelet puts in a pod's cgroup: the sum of the
+// containers' CPU requests (shares), and the sums of their CPU and memory
+// limits when every container has one.
+func podLimitsOf(cs []corev1.Container) cgroups.Limits {
+	var pod cgroups.Limits
+	allCPU, allMem := true, true
+	for _, c := range cs {
+		l := limitsOf(c.Resources)
+		pod.CPURequestMilli += l.CPURequestMilli
+		pod.CPULimitMilli += l.CPULimitMilli
+		pod.MemoryLimit += l.MemoryLimit
+		allCPU = allCPU && l.CPULimitMilli > 0
+		allMem = allMem && l.MemoryLimit > 0
+	}
+	if !allCPU {
+		pod.CPULimitMilli = 0
+	}
+	if !allMem {
+		pod.MemoryLimit = 0
+	}
+	return pod
+}
+
+// removeCgroup removes a pod's cgroups (its processes are gone by now).
+func (a *Agent) removeCgroup(p *podRuntime) {
+	if a.opts.Cgroups == nil {
+		return
+	}
+	if err := a.opts.Cgroups.Pod(string(p.apiPod().UID)).Remove(); err != nil {
+		p.log.Warn("remove the pod's cgroup", "err", err)
+	}
+}
+
+// PodUsage is a running pod's CPU time and memory working set, from its cgroup.
+func (a *Agent) PodUsage(namespace, name string) (cgroups.Usage, error) {
+	a.mu.Lock()
+	p, ok := a.running[namespace+"/"+name]
+	a.mu.Unlock()
+	if !ok {
+		return cgroups.Usage{}, errdefs.NotFound("pod not found")
+	}
+	if a.opts.Cgroups == nil {
+		return cgroups.Usage{}, errors.New("pod limits are not enforced: no cgroups")
+	}
+	return a.opts.Cgroups.Pod(string(p.apiPod().UID)).Usage()
 }
 
 // GetPod returns a running pod.
@@ -468,6 +548,24 @@ func (a *Agent) refreshVolumes(kind string, obj metav1.Object) {
 		if err != nil {
 			p.log.Error("update volume", "err", err)
 		}
+	}
+}
+
+// warnOnce logs a warning (shown on the dev cluster's output) the first
+// time a message comes, and at info level after that: a pod that cannot run
+// is replaced every few seconds, each with the same reason.
+func (a *Agent) warnOnce(log *slog.Logger, msg, detail string) {
+	a.mu.Lock()
+	first := !a.warned[detail]
+	if a.warned == nil {
+		a.warned = map[string]bool{}
+	}
+	a.warned[detail] = true
+	a.mu.Unlock()
+	if first {
+		log.Warn(msg, "reason", detail)
+	} else {
+		log.Info(msg, "reason", detail)
 	}
 }
 
@@ -560,7 +658,9 @@ func (a *Agent) resourceValue(pod *corev1.Pod, ref *corev1.ResourceFieldSelector
 }
 
 // allocateIP picks a free loopback address 127.0.x.y for a pod: one no other
-// pod of this agent has, on which every container port can be bound.
+// pod of this agent has, on which every container port can be bound. When a
+// port is taken on every address (another process listens on *:port), no
+// address will do: it says so at once and names the process in the way.
 func (a *Agent) allocateIP(pod *corev1.Pod) (string, error) {
 	var ports []int32
 	for _, c := range pod.Spec.Containers {
@@ -571,29 +671,39 @@ func (a *Agent) allocateIP(pod *corev1.Pod) (string, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	const span = 240 * 254
+	var lastErr error
 	for range span {
 		n := a.ipNext
 		a.ipNext = (a.ipNext + 1) % span
 		x := 10 + (a.ipBase-10+n/254)%240
 		ip := fmt.Sprintf("127.0.%d.%d", x, 1+n%254)
-		if a.ips[ip] || !bindable(ip, ports) {
+		if a.ips[ip] {
+			continue
+		}
+		port, err := bindable(ip, ports)
+		if err != nil {
+			if holders := wildcardListeners(int(port)); len(holders) > 0 {
+				return "", fmt.Errorf("port %d is taken on every address by %s, so no pod can bind it on its own address; stop that process (or free the port) and the pod will start", port, strings.Join(holders, ", "))
+			}
+			lastErr = err
 			continue
 		}
 		a.ips[ip] = true
 		return ip, nil
 	}
-	return "", fmt.Errorf("no free loopback address for the pod")
+	return "", fmt.Errorf("no free loopback address for the pod (last error: %v)", lastErr)
 }
 
-func bindable(ip string, ports []int32) bool {
+// bindable tries to listen on each port of ip; it returns the first port that fails, and why.
+func bindable(ip string, ports []int32) (int32, error) {
 	for _, p := range ports {
 		l, err := net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(int(p))))
 		if err != nil {
-			return false
+			return p, err
 		}
 		l.Close()
 	}
-	return true
+	return 0, nil
 }
 
 // shutdown stops every pod's processes: SIGTERM, SIGKILL after grace.
@@ -620,6 +730,7 @@ func (a *Agent) shutdown(grace time.Duration) {
 	}
 	wg.Wait()
 	for _, p := range ps {
+		a.removeCgroup(p)
 		_ = os.RemoveAll(p.dir)
 	}
 }

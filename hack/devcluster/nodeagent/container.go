@@ -17,6 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
+	"github.com/pacer-dev/pacer/hack/devcluster/cgroups"
 	"github.com/pacer-dev/pacer/hack/devcluster/proc"
 )
 
@@ -34,6 +35,7 @@ type container struct {
 	pod    *podRuntime
 	spec   corev1.Container // env resolved, paths mapped
 	binary string
+	group  *cgroups.Group // nil: no limits
 
 	// guarded by pod.mu
 	cmd          *exec.Cmd
@@ -148,6 +150,11 @@ func (c *container) runOnce(stop <-chan struct{}) (exitCode int, reason, message
 	}
 	defer logFile.Close()
 	cmd.Stdout, cmd.Stderr = logFile, logFile
+	var oomBefore int64
+	if c.group != nil {
+		c.group.Wrap(cmd)
+		oomBefore = c.group.OOMKills()
+	}
 
 	p.mu.Lock()
 	if p.terminating {
@@ -188,6 +195,9 @@ func (c *container) runOnce(stop <-chan struct{}) (exitCode int, reason, message
 		exitCode = 128 + int(ws.Signal())
 	}
 	switch {
+	case c.group != nil && c.group.OOMKills() > oomBefore:
+		// As the kubelet reports it: the kernel killed the process at its memory limit.
+		reason, message = "OOMKilled", fmt.Sprintf("the container exceeded its memory limit (%s)", c.spec.Resources.Limits.Memory())
 	case killReason != "":
 		reason, message = "Error", killReason
 	case exitCode == 0:

@@ -20,6 +20,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/pacer-dev/pacer/hack/devcluster/cgroups"
 )
 
 type startRequest struct {
@@ -104,6 +106,7 @@ func CleanStale() []string {
 		} else if st, err := os.Stat(dir); err == nil && time.Since(st.ModTime()) < time.Minute {
 			continue // being created right now
 		}
+		cgroups.RemoveStale(filepath.Base(dir))
 		killReferencing(dir)
 		if os.RemoveAll(dir) == nil {
 			removed = append(removed, dir)
@@ -144,7 +147,8 @@ var reaperPipe *os.File //nolint:unused // see above
 
 // StartReaper starts a copy of this program that waits for this process to
 // die (its stdin, a pipe only this process writes, reaches EOF), then kills
-// every process whose command line names dir and removes dir. It covers an
+// every process in the pods' cgroups or whose command line names dir, and
+// removes the cgroups and dir. It covers an
 // exit without cleanup (SIGKILL, a crash): children started with Start die
 // with this process anyway, but etcd and kube-apiserver are started by
 // envtest, which sets no parent-death signal. The reaper has its own
@@ -180,6 +184,8 @@ func RunReaperIfAsked() {
 	signal.Ignore(syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	_, _ = io.Copy(io.Discard, os.Stdin)
 	if _, err := os.Stat(dir); err == nil {
+		// The pods' cgroups are named after the folder; removing them kills what is in them.
+		cgroups.RemoveStale(filepath.Base(dir))
 		killReferencing(dir)
 		_ = os.RemoveAll(dir)
 	}
