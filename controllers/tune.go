@@ -104,7 +104,7 @@ func (r *TunedServiceReconciler) reconcileTuning(ctx context.Context, s *scope) 
 	s.requeueAfter = interval
 	r.recent.markObserved(key, now)
 
-	source, err := r.metricsSource(ts)
+	source, err := r.metricsSource(ctx, ts)
 	if err != nil {
 		s.tuned = &metav1.Condition{Status: metav1.ConditionUnknown, Reason: "MetricsUnavailable", Message: redactURL(err.Error(), ts)}
 		return nil //nolint:nilerr // reported in the Tuned condition; the rest of the pass goes on
@@ -189,20 +189,30 @@ func (r *TunedServiceReconciler) record(s *scope, mode pacerv1.TuningMode, d tun
 
 // recordUserEdits notes in history that a user's edit overrode the tuner.
 func (r *TunedServiceReconciler) recordUserEdits(s *scope, edits []pacerv1.Change) {
-	if len(edits) == 0 {
+	if len(edits) == 0 || !addHistory(s.ts, pacerv1.Decision{
+		Time: metav1.NewTime(r.now()), Mode: modeOrDefault(s.ts.Spec.Tuning.Mode), Applied: true, Changes: edits,
+	}) {
 		return
 	}
-	addHistory(s.ts, pacerv1.Decision{
-		Time: metav1.NewTime(r.now()), Mode: modeOrDefault(s.ts.Spec.Tuning.Mode), Applied: true, Changes: edits,
-	})
 	for _, c := range edits {
 		r.Recorder.Eventf(s.ts, nil, corev1.EventTypeNormal, "SpecOverride", "Tune", "%s %d → %d: %s", c.Setting, c.From, c.To, c.Reason)
 	}
 }
 
-func addHistory(ts *pacerv1.TunedService, d pacerv1.Decision) {
+// addHistory puts d first in status.history, unless the newest entry is the
+// same decision (a pass retried before its result was rendered), and
+// reports whether it did.
+func addHistory(ts *pacerv1.TunedService, d pacerv1.Decision) bool {
+	if h := ts.Status.History; len(h) > 0 {
+		last := h[0]
+		last.Time = d.Time
+		if equality.Semantic.DeepEqual(last, d) {
+			return false
+		}
+	}
 	h := append([]pacerv1.Decision{d}, ts.Status.History...)
 	ts.Status.History = h[:min(len(h), pacerv1.MaxHistory)]
+	return true
 }
 
 // redactURL hides any password in spec.tuning.metrics.prometheusURL from a
@@ -240,11 +250,6 @@ func (r *TunedServiceReconciler) forgetTuning(key types.NamespacedName) {
 	r.recent.forget(key)
 	r.Metrics.Forget(key.Namespace, key.Name)
 	forgetGauges(key)
-}
-
-// metricsSource picks the source the spec asks for.
-func (r *TunedServiceReconciler) metricsSource(ts *pacerv1.TunedService) (metrics.Source, error) {
-	return r.Metrics.For(ts.Spec.Tuning.Metrics)
 }
 
 // readyPods lists the TunedService's ready pods with their addresses.
