@@ -46,7 +46,7 @@ func (r *TunedServiceReconciler) prometheusAuth(ctx context.Context, namespace, 
 	err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, sec)
 	switch {
 	case apierrors.IsNotFound(err):
-		return nil, fmt.Errorf("Secret %q named by spec.tuning.metrics.authSecretRef does not exist", name)
+		return nil, fmt.Errorf("the Secret %q named by spec.tuning.metrics.authSecretRef does not exist", name)
 	case err != nil:
 		return nil, fmt.Errorf("reading Secret %q named by spec.tuning.metrics.authSecretRef: %s", name, apierrors.ReasonForError(err))
 	}
@@ -57,7 +57,7 @@ func (r *TunedServiceReconciler) prometheusAuth(ctx context.Context, namespace, 
 		CA:          sec.Data[AuthKeyCA],
 	}
 	if auth.BearerToken == "" && auth.Username == "" && auth.Password == "" && len(auth.CA) == 0 {
-		return nil, fmt.Errorf("Secret %q named by spec.tuning.metrics.authSecretRef has none of the keys %s, %s/%s, %s",
+		return nil, fmt.Errorf("the Secret %q named by spec.tuning.metrics.authSecretRef has none of the keys %s, %s/%s, %s",
 			name, AuthKeyToken, AuthKeyUsername, AuthKeyPassword, AuthKeyCA)
 	}
 	return auth, nil

@@ -156,7 +156,7 @@ func TestAllowedPrometheusRedirectsAndErrors(t *testing.T) {
 	failing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusInternalServerError)
-		w.Write([]byte(`{"status":"error","errorType":"internal","error":"secret internal detail at 10.9.8.7"}`))
+		_, _ = w.Write([]byte(`{"status":"error","errorType":"internal","error":"secret internal detail at 10.9.8.7"}`))
 	}))
 	t.Cleanup(failing.Close)
 
@@ -187,7 +187,7 @@ func TestPrometheusCredentials(t *testing.T) {
 		got = append(got, r.Header.Get("Authorization"))
 		mu.Unlock()
 		w.Header().Set("Content-Type", "application/json")
-		w.Write([]byte(`{"status":"success","data":{"resultType":"vector","result":[]}}`))
+		_, _ = w.Write([]byte(`{"status":"success","data":{"resultType":"vector","result":[]}}`))
 	}))
 	t.Cleanup(srv.Close)
 	loopback, err := ParseEndpointPolicy([]string{"127.0.0.0/8"})
