@@ -4,6 +4,8 @@
 FROM golang:1.26 AS builder
 ARG TARGETOS
 ARG TARGETARCH
+# The pacer-api image the operator runs for TunedServices without spec.image.
+ARG API_IMG=ghcr.io/pacer-dev/pacer-api:v0.1.0
 WORKDIR /workspace
 
 # Dependencies first, so source edits reuse the module layer.
@@ -15,7 +17,7 @@ COPY api/ api/
 COPY controllers/ controllers/
 COPY service/ service/
 RUN CGO_ENABLED=0 GOOS=${TARGETOS:-linux} GOARCH=${TARGETARCH} \
-    go build -trimpath -ldflags='-s -w' -o manager . && \
+    go build -trimpath -ldflags="-s -w -X main.defaultAPIImage=${API_IMG}" -o manager . && \
     CGO_ENABLED=0 GOOS=${TARGETOS:-linux} GOARCH=${TARGETARCH} \
     go build -trimpath -ldflags='-s -w' -o pacer-api ./service/cmd/pacer-api
 

@@ -90,7 +90,7 @@ demo: manifests ## The whole loop on this machine, no cluster needed (~3 min; DE
 
 .PHONY: dev-cluster
 dev-cluster: manifests ## Run a local cluster (control plane, node agent, manager) until Ctrl-C; prints its kubeconfig.
-	go build -o bin/manager .
+	go build -ldflags "-X main.defaultAPIImage=$(API_IMG)" -o bin/manager .
 	go build -o bin/pacer-api ./service/cmd/pacer-api
 	cd hack/devcluster && go build -o ../../bin/devcluster .
 	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh etcd kube-apiserver kube-controller-manager kube-scheduler)" \
@@ -100,7 +100,7 @@ dev-cluster: manifests ## Run a local cluster (control plane, node agent, manage
 
 .PHONY: build
 build: manifests generate fmt vet ## Build the manager and pacer-api binaries into bin/.
-	go build -o bin/manager .
+	go build -ldflags "-X main.defaultAPIImage=$(API_IMG)" -o bin/manager .
 	go build -o bin/pacer-api ./service/cmd/pacer-api
 
 .PHONY: run
@@ -109,7 +109,7 @@ run: manifests generate fmt vet ## Run the controller against the cluster in ~/.
 
 .PHONY: docker-build
 docker-build: ## Build the operator image (IMG) and the pacer-api image (API_IMG).
-	$(CONTAINER_TOOL) build --target manager -t $(IMG) .
+	$(CONTAINER_TOOL) build --target manager --build-arg API_IMG=$(API_IMG) -t $(IMG) .
 	$(CONTAINER_TOOL) build --target pacer-api -t $(API_IMG) .
 
 .PHONY: docker-push

@@ -6,13 +6,13 @@ import (
 	"crypto/tls"
 	"flag"
 	"os"
+	"strings"
 	"time"
 
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
@@ -20,9 +20,15 @@ import (
 
 	pacerv1 "github.com/pacer-dev/pacer/api/v1alpha1"
 	"github.com/pacer-dev/pacer/controllers"
+	"github.com/pacer-dev/pacer/controllers/metrics"
 )
 
 var scheme = runtime.NewScheme()
+
+// defaultAPIImage is the pacer-api image this operator renders for a
+// TunedService without spec.image; builds set it to the image built with
+// them (-ldflags "-X main.defaultAPIImage=...").
+var defaultAPIImage = pacerv1.DefaultImage
 
 func init() {
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
@@ -37,6 +43,10 @@ func main() {
 		secureMetrics        bool
 		enableHTTP2          bool
 		syncPeriod           time.Duration
+		watchNamespaces      string
+		maxReconciles        int
+		promEndpoints        string
+		apiImage             string
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", "0",
 		"The address the metrics endpoint binds to, e.g. :8443 (HTTPS) or :8080 (HTTP); 0 disables it.")
@@ -49,6 +59,16 @@ func main() {
 		"Enable HTTP/2 for the metrics server (off by default: HTTP/2 Rapid Reset, CVE-2023-44487).")
 	flag.DurationVar(&syncPeriod, "sync-period", 10*time.Hour,
 		"How often every watched object is reconciled again even if nothing changed.")
+	flag.StringVar(&watchNamespaces, "watch-namespaces", "",
+		"Comma-separated namespaces to watch and manage; empty means all. Pair it with the namespaced RBAC in config/namespaced.")
+	flag.IntVar(&maxReconciles, "max-concurrent-reconciles", 4,
+		"How many TunedServices are reconciled at once.")
+	flag.StringVar(&promEndpoints, "prometheus-endpoints", strings.Join(metrics.DefaultAllowedEndpoints, ","),
+		"Comma-separated Prometheus servers TunedServices may name in spec.tuning.metrics.prometheusURL: "+
+			"host patterns (*.svc matches any name ending in .svc) and CIDRs (10.0.0.0/8). "+
+			"Names never reach loopback or link-local addresses unless a CIDR allows them.")
+	flag.StringVar(&apiImage, "default-api-image", defaultAPIImage,
+		"The pacer-api image of TunedServices that name no spec.image: the one released with this operator.")
 	opts := zap.Options{Development: false}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -77,10 +97,16 @@ func main() {
 		LeaderElectionID:       "pacer.tuning.pacer.dev",
 		// Step down at once on SIGTERM: the process exits right after.
 		LeaderElectionReleaseOnCancel: true,
-		Cache:                         cache.Options{ByObject: controllers.CacheByObject(), SyncPeriod: &syncPeriod},
+		Cache:                         controllers.CacheOptions(splitList(watchNamespaces), &syncPeriod),
 	})
 	if err != nil {
 		log.Error(err, "unable to create manager")
+		os.Exit(1)
+	}
+
+	endpoints, err := metrics.ParseEndpointPolicy(splitList(promEndpoints))
+	if err != nil {
+		log.Error(err, "invalid --prometheus-endpoints")
 		os.Exit(1)
 	}
 
@@ -89,6 +115,10 @@ func main() {
 		Client:    mgr.GetClient(),
 		APIReader: mgr.GetAPIReader(),
 		Recorder:  mgr.GetEventRecorder("pacer"),
+		Metrics:   metrics.NewSources(metrics.SourcesOptions{Endpoints: endpoints}),
+
+		DefaultImage:            apiImage,
+		MaxConcurrentReconciles: maxReconciles,
 	}).SetupWithManager(ctx, mgr); err != nil {
 		log.Error(err, "unable to create controller", "controller", "TunedService")
 		os.Exit(1)
@@ -108,4 +138,15 @@ func main() {
 		log.Error(err, "problem running manager")
 		os.Exit(1)
 	}
+}
+
+// splitList splits a comma-separated flag value, dropping empty items.
+func splitList(s string) []string {
+	var out []string
+	for _, item := range strings.Split(s, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
 }

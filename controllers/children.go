@@ -22,8 +22,15 @@ import (
 func (r *TunedServiceReconciler) reconcileConfigMap(ctx context.Context, s *scope) error {
 	current := &corev1.ConfigMap{}
 	state, err := r.observe(ctx, s, client.ObjectKey{Namespace: s.ts.Namespace, Name: render.ConfigMapName(s.ts)}, current)
-	if err != nil || state == foreign {
+	if err != nil {
 		return err
+	}
+	if state == foreign {
+		// The Deployment would mount someone else's config: render nothing
+		// that points at it, and report the pods that already run.
+		s.problems[len(s.problems)-1].message += " Until then the Deployment is not rendered, since its pods would mount it."
+		s.stopped = true
+		return r.observeDeployment(ctx, s)
 	}
 
 	desired := render.ServiceConfig(s.ts, s.settings, 0)
@@ -74,6 +81,7 @@ func (r *TunedServiceReconciler) reconcileDeployment(ctx context.Context, s *sco
 		Replicas:     s.settings.Replicas,
 		PoolMaxConns: s.settings.PoolMaxConns,
 		RestartHash:  render.RestartHash(s.secretVersions),
+		DefaultImage: r.DefaultImage,
 	})
 	if err := r.write(ctx, s, ac, current, state, fmt.Sprintf("%d replicas", s.settings.Replicas)); err != nil {
 		return err
@@ -109,19 +117,26 @@ func (r *TunedServiceReconciler) reconcileService(ctx context.Context, s *scope)
 }
 
 // reconcilePodDisruptionBudget keeps a budget only while there is more than
-// one pod, and removes its own budget otherwise.
+// one pod, and removes its own budget otherwise. An object of the budget's
+// name matters only while a budget is wanted: with one pod, only Pacer's own
+// budget (known from the cache, which holds every budget Pacer made) is
+// looked for, and nobody else's is an obstacle.
 func (r *TunedServiceReconciler) reconcilePodDisruptionBudget(ctx context.Context, s *scope) error {
 	current := &policyv1.PodDisruptionBudget{}
 	key := client.ObjectKeyFromObject(s.ts)
-	state, err := r.observe(ctx, s, key, current)
-	if err != nil || state == foreign {
-		return err
-	}
 	if render.WantsPDB(s.settings.Replicas) {
+		state, err := r.observe(ctx, s, key, current)
+		if err != nil || state == foreign {
+			return err
+		}
 		return r.write(ctx, s, render.PodDisruptionBudget(s.ts), current, state, "")
 	}
-	if state != owned {
+	err := r.Client.Get(ctx, key, current)
+	if apierrors.IsNotFound(err) || (err == nil && !metav1.IsControlledBy(current, s.ts)) {
 		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("get PodDisruptionBudget %s: %w", key, err)
 	}
 	err = r.Client.Delete(ctx, current, client.Preconditions{UID: &current.UID})
 	if client.IgnoreNotFound(err) != nil {
@@ -162,8 +177,7 @@ func (r *TunedServiceReconciler) observe(ctx context.Context, s *scope, key type
 	}
 	kind := kindOf(obj)
 	msg := fmt.Sprintf("%s %s exists and is not controlled by this TunedService; Pacer leaves it alone. Delete or rename it to let Pacer create its own.", kind, key.Name)
-	s.problems = append(s.problems, problem{reason: "NotOwned", message: msg})
-	r.Recorder.Eventf(s.ts, obj, corev1.EventTypeWarning, "NotOwned", "Reconcile", msg)
+	s.problems = append(s.problems, problem{reason: "NotOwned", message: msg, regarding: obj})
 	return foreign, nil
 }
 

@@ -33,20 +33,30 @@ func conditions(in conditionInput) []metav1.Condition {
 	}
 }
 
+// available follows the Deployment's own Available condition, its minimum
+// availability (replicas less maxUnavailable ready for minReadySeconds), as
+// users of Deployments expect, and asks for at least one ready pod besides:
+// a service with none serves nothing.
 func available(in conditionInput) metav1.Condition {
 	c := metav1.Condition{Type: pacerv1.ConditionAvailable}
 	d := in.deployment
-	switch {
-	case d == nil:
+	if d == nil {
 		c.Status, c.Reason, c.Message = metav1.ConditionFalse, "DeploymentNotReady", "the Deployment has not been created yet"
-	case ptr.Deref(d.Spec.Replicas, 1) == 0:
+		return c
+	}
+	want := ptr.Deref(d.Spec.Replicas, 1)
+	ready := fmt.Sprintf("%d of %d pods ready", d.Status.ReadyReplicas, want)
+	minimum := deploymentCondition(d, appsv1.DeploymentAvailable)
+	switch {
+	case want == 0:
 		c.Status, c.Reason, c.Message = metav1.ConditionFalse, "ScaledToZero", "replicas is 0"
 	case d.Status.ReadyReplicas == 0:
-		c.Status, c.Reason = metav1.ConditionFalse, "NoReadyPods"
-		c.Message = fmt.Sprintf("0 of %d pods ready", ptr.Deref(d.Spec.Replicas, 1))
+		c.Status, c.Reason, c.Message = metav1.ConditionFalse, "NoReadyPods", ready
+	case minimum == nil || minimum.Status != corev1.ConditionTrue:
+		c.Status, c.Reason, c.Message = metav1.ConditionFalse, "MinimumPodsUnavailable",
+			ready+": fewer than the Deployment's minimum availability"
 	default:
-		c.Status, c.Reason = metav1.ConditionTrue, "PodsReady"
-		c.Message = fmt.Sprintf("%d of %d pods ready", d.Status.ReadyReplicas, ptr.Deref(d.Spec.Replicas, 1))
+		c.Status, c.Reason, c.Message = metav1.ConditionTrue, "PodsReady", ready
 	}
 	return c
 }

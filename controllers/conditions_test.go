@@ -13,7 +13,10 @@ import (
 	pacerv1 "github.com/pacer-dev/pacer/api/v1alpha1"
 )
 
+// deployment is a Deployment with its minimum availability met (as its
+// controller reports it) unless conds say otherwise.
 func deployment(replicas, updated, ready int32, conds ...appsv1.DeploymentCondition) *appsv1.Deployment {
+	conds = append(conds, appsv1.DeploymentCondition{Type: appsv1.DeploymentAvailable, Status: corev1.ConditionTrue, Reason: "MinimumReplicasAvailable"})
 	return &appsv1.Deployment{
 		ObjectMeta: metav1.ObjectMeta{Generation: 2},
 		Spec:       appsv1.DeploymentSpec{Replicas: ptr.To(replicas)},
@@ -52,6 +55,12 @@ func TestConditions(t *testing.T) {
 		name: "no pod ready yet",
 		in:   conditionInput{ts: off, deployment: deployment(2, 2, 0)},
 		want: map[string]string{"Available": "False/NoReadyPods", "Progressing": "True/RollingOut", "Degraded": "False/AsExpected", "Tuned": "False/TuningDisabled"},
+	}, {
+		name: "below the Deployment's minimum availability",
+		in: conditionInput{ts: off, deployment: deployment(3, 3, 1, appsv1.DeploymentCondition{
+			Type: appsv1.DeploymentAvailable, Status: corev1.ConditionFalse, Reason: "MinimumReplicasUnavailable",
+		})},
+		want: map[string]string{"Available": "False/MinimumPodsUnavailable", "Progressing": "True/RollingOut", "Degraded": "False/AsExpected", "Tuned": "False/TuningOff"},
 	}, {
 		name: "scaled to zero",
 		in:   conditionInput{ts: off, deployment: deployment(0, 0, 0)},

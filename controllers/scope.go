@@ -5,6 +5,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	pacerv1 "github.com/pacer-dev/pacer/api/v1alpha1"
 )
@@ -29,13 +30,18 @@ type scope struct {
 	tuned *metav1.Condition
 	// requeueAfter is when the next tuning interval is due.
 	requeueAfter time.Duration
+	// stopped says a step found the rest of the pass unsafe to render.
+	stopped bool
 }
 
 // problem is something outside Pacer's control that blocks part of the
-// desired state; it surfaces as the Degraded condition and a Warning Event.
+// desired state; it surfaces as the Degraded condition and, when it is new,
+// a Warning Event.
 type problem struct {
 	reason  string
 	message string
+	// regarding is the object in the way, if any.
+	regarding client.Object
 }
 
 func newScope(ts *pacerv1.TunedService) *scope {

@@ -20,7 +20,6 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
@@ -47,6 +46,7 @@ type testSuite struct {
 	env    *envtest.Environment
 	cfg    *rest.Config
 	client client.Client // direct, uncached
+	cached client.Client // the manager's, reading from its cache
 	cancel context.CancelFunc
 	done   chan struct{}
 
@@ -116,12 +116,13 @@ func newSuite() (*testSuite, error) {
 	mgr, err := ctrl.NewManager(mgrCfg, ctrl.Options{
 		Scheme:                 testScheme,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
-		Cache:                  cache.Options{ByObject: CacheByObject(), SyncPeriod: &period},
+		Cache:                  CacheOptions(nil, &period),
 		HealthProbeBindAddress: "0",
 	})
 	if err != nil {
 		return nil, err
 	}
+	s.cached = mgr.GetClient()
 	s.writes = newWriteCounter(mgr.GetClient())
 	r := &TunedServiceReconciler{
 		Client:    s.writes,

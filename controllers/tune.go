@@ -126,7 +126,7 @@ func (r *TunedServiceReconciler) reconcileTuning(ctx context.Context, s *scope) 
 // observeWindow reads one window of the pods' metrics; a window that cannot be
 // made comes back nil with the Tuned condition that says why.
 func (r *TunedServiceReconciler) observeWindow(ctx context.Context, ts *pacerv1.TunedService, interval time.Duration) (*tuning.Window, tuning.Condition, error) {
-	source, err := r.metricsSource(ts)
+	source, err := r.metricsSource(ctx, ts)
 	if err != nil {
 		return nil, tuning.Condition{Status: metav1.ConditionUnknown, Reason: "MetricsUnavailable", Message: redactURL(err.Error(), ts)}, nil
 	}
@@ -181,9 +181,20 @@ func (r *TunedServiceReconciler) record(s *scope, l *tuning.Loop, res tuning.Res
 	s.tuned = &metav1.Condition{Status: c.Status, Reason: c.Reason, Message: c.Message}
 }
 
-func addHistory(ts *pacerv1.TunedService, d pacerv1.Decision) {
+// addHistory puts d first in status.history, unless the newest entry is the
+// same decision (a pass retried before its result was rendered), and
+// reports whether it did.
+func addHistory(ts *pacerv1.TunedService, d pacerv1.Decision) bool {
+	if h := ts.Status.History; len(h) > 0 {
+		last := h[0]
+		last.Time = d.Time
+		if equality.Semantic.DeepEqual(last, d) {
+			return false
+		}
+	}
 	h := append([]pacerv1.Decision{d}, ts.Status.History...)
 	ts.Status.History = h[:min(len(h), pacerv1.MaxHistory)]
+	return true
 }
 
 // redactURL hides any password in spec.tuning.metrics.prometheusURL from a
@@ -221,11 +232,6 @@ func (r *TunedServiceReconciler) forgetTuning(key types.NamespacedName) {
 	r.loops.forget(key)
 	r.Metrics.Forget(key.Namespace, key.Name)
 	forgetGauges(key)
-}
-
-// metricsSource picks the source the spec asks for.
-func (r *TunedServiceReconciler) metricsSource(ts *pacerv1.TunedService) (metrics.Source, error) {
-	return r.Metrics.For(ts.Spec.Tuning.Metrics)
 }
 
 // readyPods lists the TunedService's ready pods with their addresses.

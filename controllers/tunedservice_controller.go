@@ -4,9 +4,11 @@
 package controllers
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -15,12 +17,12 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
@@ -55,6 +57,12 @@ type TunedServiceReconciler struct {
 	Metrics *metrics.Sources
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// DefaultImage is the pacer-api image of a TunedService without
+	// spec.image; empty means pacerv1.DefaultImage.
+	DefaultImage string
+	// MaxConcurrentReconciles is how many TunedServices are reconciled at
+	// once; 0 means 4.
+	MaxConcurrentReconciles int
 
 	applier *applier
 	memo    statusMemo
@@ -67,7 +75,7 @@ type TunedServiceReconciler struct {
 // +kubebuilder:rbac:groups="",resources=configmaps;services,verbs=get;list;watch;create;patch
 // +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;patch
 // +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;patch;delete
-// +kubebuilder:rbac:groups="",resources=secrets,verbs=list;watch
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
@@ -120,6 +128,9 @@ func (r *TunedServiceReconciler) reconcile(ctx context.Context, s *scope) error 
 		if err := step(ctx, s); err != nil {
 			return err
 		}
+		if s.stopped {
+			return nil
+		}
 	}
 	return nil
 }
@@ -159,14 +170,31 @@ func (r *TunedServiceReconciler) writeStatus(ctx context.Context, s *scope, pass
 		st.ObservedGeneration = ts.Generation
 	}
 
+	r.warnNewProblems(s)
+
 	if equality.Semantic.DeepEqual(s.before.Status, ts.Status) {
 		return nil
 	}
 	if err := r.Client.Status().Patch(ctx, ts, client.MergeFrom(s.before)); err != nil {
-		return fmt.Errorf("patch status: %w", client.IgnoreNotFound(err))
+		if apierrors.IsNotFound(err) {
+			return nil // deleted during the pass: nothing left to report on
+		}
+		return fmt.Errorf("patch status: %w", err)
 	}
 	r.memo.remember(ts)
 	return nil
+}
+
+// warnNewProblems emits a Warning Event for each problem the status did not
+// already report, so a problem that lasts is announced once, not every retry.
+func (r *TunedServiceReconciler) warnNewProblems(s *scope) {
+	was := meta.FindStatusCondition(s.before.Status.Conditions, pacerv1.ConditionDegraded)
+	for _, p := range s.problems {
+		if was != nil && was.Status == metav1.ConditionTrue && strings.Contains(was.Message, p.message) {
+			continue
+		}
+		r.Recorder.Eventf(s.ts, p.regarding, corev1.EventTypeWarning, p.reason, "Reconcile", p.message)
+	}
 }
 
 // forget drops everything kept in memory about a deleted TunedService.
@@ -204,22 +232,9 @@ func (r *TunedServiceReconciler) SetupWithManager(ctx context.Context, mgr ctrl.
 		// that a referenced Secret exists and when it changes, never its value.
 		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.forSecret)).
 		// A slow scrape of one TunedService's pods must not hold up the others.
-		WithOptions(controller.Options{MaxConcurrentReconciles: 4}).
+		WithOptions(controller.Options{MaxConcurrentReconciles: cmp.Or(r.MaxConcurrentReconciles, 4)}).
 		Named("tunedservice").
 		Complete(r)
-}
-
-// CacheByObject restricts the manager's cache of child kinds to the objects
-// Pacer manages, so the operator's memory does not grow with the cluster.
-func CacheByObject() map[client.Object]cache.ByObject {
-	managed := cache.ByObject{Label: labels.SelectorFromSet(labels.Set{render.LabelManagedBy: render.ManagedBy})}
-	return map[client.Object]cache.ByObject{
-		&corev1.ConfigMap{}:             managed,
-		&appsv1.Deployment{}:            managed,
-		&corev1.Service{}:               managed,
-		&policyv1.PodDisruptionBudget{}: managed,
-		&corev1.Pod{}:                   managed,
-	}
 }
 
 func (r *TunedServiceReconciler) forSecret(ctx context.Context, o client.Object) []ctrl.Request {

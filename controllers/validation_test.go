@@ -33,7 +33,12 @@ func TestAPIServerValidation(t *testing.T) {
 image: registry.example/pacer-api:v1
 replicas: 2
 resources: {requests: {cpu: 200m, memory: 128Mi}, limits: {memory: 256Mi}}
-pod: {nodeSelector: {disk: ssd}, tolerations: [{key: dedicated, operator: Exists}]}
+pod:
+  nodeSelector: {disk: ssd}
+  tolerations: [{key: dedicated, operator: Exists}]
+  imagePullSecrets: [{name: registry}]
+  serviceAccountName: users-pods
+  topologySpreadConstraints: [{maxSkew: 1, topologyKey: topology.kubernetes.io/zone, whenUnsatisfiable: ScheduleAnyway}]
 workers: {maxInFlight: 32, queueDepth: 0, queueTimeout: 100ms}
 database:
   urlSecretRef: {name: db, key: url}
@@ -50,7 +55,7 @@ tuning:
   objective: {latencyP99: 50ms, targetUtilization: 60}
   bounds: {replicas: {min: 1, max: 5}, workers: {min: 4, max: 128}, poolMaxConns: {min: 2, max: 8}, cacheMaxEntries: {min: 0, max: 100000}}
   stabilization: {scaleUp: 0s, scaleDown: 3m}
-  metrics: {source: Prometheus, prometheusURL: "http://prometheus.monitoring:9090"}
+  metrics: {source: Prometheus, prometheusURL: "http://prometheus.monitoring.svc:9090", authSecretRef: {name: prometheus-auth}}
 `},
 		{name: "database is required", spec: "replicas: 1\n", wantErr: "spec.database: Required value"},
 		{name: "secret name must be a DNS name", spec: "database: {urlSecretRef: {name: Bad_Name, key: url}}\n", wantErr: "spec.database.urlSecretRef.name"},
@@ -102,10 +107,17 @@ tuning:
 		{name: "zero workers bound", spec: db + "tuning: {bounds: {workers: {min: 0, max: 2}}}\n", wantErr: "workers.min must be at least 1"},
 		{name: "zero pool bound", spec: db + "tuning: {bounds: {poolMaxConns: {min: 0, max: 2}}}\n", wantErr: "poolMaxConns.min must be at least 1"},
 		{name: "negative bound", spec: db + "tuning: {bounds: {cacheMaxEntries: {min: -1, max: 2}}}\n", wantErr: "spec.tuning.bounds.cacheMaxEntries.min"},
+		{name: "bound above any setting's maximum", spec: db + "tuning: {bounds: {cacheMaxEntries: {min: 0, max: 2000000000}}}\n", wantErr: "spec.tuning.bounds.cacheMaxEntries.max"},
+		{name: "replica bound above 1000", spec: db + "tuning: {bounds: {replicas: {min: 1, max: 5000}}}\n", wantErr: "replicas.max must be at most 1000"},
+		{name: "workers bound above 100000", spec: db + "tuning: {bounds: {workers: {min: 1, max: 200000}}}\n", wantErr: "workers.max must be at most 100000"},
+		{name: "pool bound above 10000", spec: db + "tuning: {bounds: {poolMaxConns: {min: 1, max: 20000}}}\n", wantErr: "poolMaxConns.max must be at most 10000"},
 		{name: "long stabilization", spec: db + "tuning: {stabilization: {scaleDown: 2h}}\n", wantErr: "scaleDown must be at most 1h"},
 		{name: "long scale-up window", spec: db + "tuning: {stabilization: {scaleUp: 61m}}\n", wantErr: "scaleUp must be at most 1h"},
 		{name: "prometheus without URL", spec: db + "tuning: {metrics: {source: Prometheus}}\n", wantErr: "prometheusURL is required when source is Prometheus"},
 		{name: "prometheus URL not http", spec: db + "tuning: {metrics: {source: Prometheus, prometheusURL: \"ftp://prom:21\"}}\n", wantErr: "prometheusURL must be an http or https URL"},
+		{name: "auth without Prometheus", spec: db + "tuning: {metrics: {authSecretRef: {name: auth}}}\n", wantErr: "authSecretRef applies only to source Prometheus"},
+		{name: "bad service account name", spec: db + "pod: {serviceAccountName: Not_A_Name}\n", wantErr: "spec.pod.serviceAccountName"},
+		{name: "too many pull secrets", spec: db + "pod: {imagePullSecrets: [" + strings.Repeat("{name: a},", 16) + "{name: a}]}\n", wantErr: "spec.pod.imagePullSecrets"},
 		{name: "unknown metrics source", spec: db + "tuning: {metrics: {source: Graphite}}\n", wantErr: `Unsupported value: "Graphite"`},
 	}
 	for _, tc := range cases {
@@ -135,7 +147,6 @@ func TestDefaultsMakeAThreeLineSpecComplete(t *testing.T) {
 		t.Fatal(err)
 	}
 	for path, want := range map[string]any{
-		"spec.image":                              "ghcr.io/pacer-dev/pacer-api:v0.1.0",
 		"spec.replicas":                           int64(1),
 		"spec.workers.maxInFlight":                int64(64),
 		"spec.workers.queueDepth":                 int64(256),
@@ -164,6 +175,11 @@ func TestDefaultsMakeAThreeLineSpecComplete(t *testing.T) {
 		if got != want {
 			t.Errorf("%s = %v (%T), want %v (%T)", path, got, got, want, want)
 		}
+	}
+	// No image is written into the object: the operator's own image for
+	// its version applies, and moves when the operator is upgraded.
+	if image, found, _ := unstructured.NestedFieldNoCopy(obj.Object, "spec", "image"); found {
+		t.Errorf("spec.image defaulted to %v; want it left unset", image)
 	}
 }
 
@@ -196,6 +212,9 @@ func TestSamplesAreValid(t *testing.T) {
 	}
 	kinds := map[string]int{}
 	for _, f := range files {
+		if filepath.Base(f) == "kustomization.yaml" {
+			continue
+		}
 		data, err := os.ReadFile(f)
 		if err != nil {
 			t.Fatal(err)

@@ -7,7 +7,8 @@ import (
 
 // Condition types of a TunedService.
 const (
-	// ConditionAvailable is True when at least one pod serves, and every wanted pod is ready.
+	// ConditionAvailable is True when at least one pod is ready and the
+	// Deployment has its minimum availability (its own Available condition).
 	ConditionAvailable = "Available"
 	// ConditionProgressing is True while a rollout or a config change is still reaching the pods.
 	ConditionProgressing = "Progressing"

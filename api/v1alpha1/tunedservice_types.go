@@ -5,7 +5,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
-// DefaultImage is the pacer-api image a TunedService runs unless spec.image says otherwise.
+// DefaultImage is the pacer-api image of this API version: the operator's
+// --default-api-image unless its build says otherwise.
 const DefaultImage = "ghcr.io/pacer-dev/pacer-api:v0.1.0"
 
 // TunedServiceSpec describes a pacer-api deployment and the bounds within
@@ -14,8 +15,9 @@ const DefaultImage = "ghcr.io/pacer-dev/pacer-api:v0.1.0"
 // +kubebuilder:validation:XValidation:rule="!has(self.database.maxTotalConnections) || !has(self.replicas) || !has(self.database.pool.maxConns) || self.replicas * self.database.pool.maxConns <= self.database.maxTotalConnections",message="replicas × database.pool.maxConns must not exceed database.maxTotalConnections"
 // +kubebuilder:validation:XValidation:rule="!has(self.database.maxTotalConnections) || !has(self.tuning) || !has(self.tuning.bounds) || !has(self.tuning.bounds.replicas) || self.tuning.bounds.replicas.max * (has(self.tuning.bounds.poolMaxConns) ? self.tuning.bounds.poolMaxConns.min : (has(self.database.pool.maxConns) ? self.database.pool.maxConns : 16)) <= self.database.maxTotalConnections",message="tuning.bounds.replicas.max × the smallest allowed pool size (tuning.bounds.poolMaxConns.min, or database.pool.maxConns when pool size is not tuned) must not exceed database.maxTotalConnections"
 type TunedServiceSpec struct {
-	// image is the pacer-api container image.
-	// +kubebuilder:default="ghcr.io/pacer-dev/pacer-api:v0.1.0"
+	// image is the pacer-api container image. Unset, the pods run the
+	// pacer-api image of the operator's own version, and move with it when
+	// the operator is upgraded.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=512
 	// +optional
@@ -103,6 +105,24 @@ type PodExtras struct {
 	// priorityClassName is the pods' priority class.
 	// +optional
 	PriorityClassName string `json:"priorityClassName,omitempty"`
+	// imagePullSecrets name Secrets in this namespace with the credentials
+	// to pull a private spec.image. Pacer only passes their names on.
+	// +optional
+	// +kubebuilder:validation:MaxItems=16
+	// +listType=atomic
+	ImagePullSecrets []corev1.LocalObjectReference `json:"imagePullSecrets,omitempty"`
+	// topologySpreadConstraints spread the pods across zones or nodes.
+	// +optional
+	// +kubebuilder:validation:MaxItems=8
+	// +listType=atomic
+	TopologySpreadConstraints []corev1.TopologySpreadConstraint `json:"topologySpreadConstraints,omitempty"`
+	// serviceAccountName is the pods' service account (for image pull
+	// credentials or workload identity). pacer-api never calls the
+	// Kubernetes API, so no token is mounted whichever account it is.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	ServiceAccountName string `json:"serviceAccountName,omitempty"`
 }
 
 // TunedService is a pacer-api deployment that Pacer reconciles and tunes.

@@ -99,10 +99,12 @@ type ObjectiveSpec struct {
 type Int32Range struct {
 	// min is the smallest value allowed.
 	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=10000000
 	// +required
 	Min int32 `json:"min"`
-	// max is the largest value allowed.
+	// max is the largest value allowed; each setting's own maximum applies.
 	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=10000000
 	// +required
 	Max int32 `json:"max"`
 }
@@ -112,6 +114,9 @@ type Int32Range struct {
 // +kubebuilder:validation:XValidation:rule="!has(self.replicas) || self.replicas.min >= 1",message="replicas.min must be at least 1: Pacer does not scale to zero (nothing would hold requests while the first pod starts, and with no pod there are no metrics to scale up from)"
 // +kubebuilder:validation:XValidation:rule="!has(self.workers) || self.workers.min >= 1",message="workers.min must be at least 1"
 // +kubebuilder:validation:XValidation:rule="!has(self.poolMaxConns) || self.poolMaxConns.min >= 1",message="poolMaxConns.min must be at least 1"
+// +kubebuilder:validation:XValidation:rule="!has(self.replicas) || self.replicas.max <= 1000",message="replicas.max must be at most 1000, as spec.replicas"
+// +kubebuilder:validation:XValidation:rule="!has(self.workers) || self.workers.max <= 100000",message="workers.max must be at most 100000, as spec.workers.maxInFlight"
+// +kubebuilder:validation:XValidation:rule="!has(self.poolMaxConns) || self.poolMaxConns.max <= 10000",message="poolMaxConns.max must be at most 10000, as spec.database.pool.maxConns"
 type TuningBounds struct {
 	// replicas bounds the number of pods.
 	// +optional
@@ -146,15 +151,36 @@ type StabilizationSpec struct {
 // MetricsSpec says where the pods' metrics come from.
 //
 // +kubebuilder:validation:XValidation:rule="!has(self.source) || self.source != 'Prometheus' || (has(self.prometheusURL) && size(self.prometheusURL) > 0)",message="prometheusURL is required when source is Prometheus"
+// +kubebuilder:validation:XValidation:rule="!has(self.authSecretRef) || (has(self.source) && self.source == 'Prometheus')",message="authSecretRef applies only to source Prometheus"
 type MetricsSpec struct {
 	// source is Pods (scrape each ready pod's admin port) or Prometheus.
 	// +kubebuilder:default=Pods
 	// +optional
 	Source MetricsSource `json:"source,omitempty"`
 	// prometheusURL is the base URL of the Prometheus HTTP API, such as
-	// http://prometheus.monitoring:9090.
+	// http://prometheus.monitoring.svc:9090. The operator fetches only the
+	// servers its --prometheus-endpoints allows (in-cluster Services by
+	// default), and follows no redirect.
 	// +kubebuilder:validation:MaxLength=2048
 	// +kubebuilder:validation:XValidation:rule="isURL(self) && (url(self).getScheme() == 'http' || url(self).getScheme() == 'https')",message="prometheusURL must be an http or https URL"
 	// +optional
 	PrometheusURL string `json:"prometheusURL,omitempty"`
+	// authSecretRef names a Secret in this namespace holding the
+	// credentials for prometheusURL: `token` (a bearer token), or
+	// `username` and `password` (basic authentication); and optionally
+	// `ca.crt`, the PEM authorities trusted for https. The operator reads
+	// this one Secret directly, once per tuning interval, and never copies
+	// its values anywhere.
+	// +optional
+	AuthSecretRef *SecretRef `json:"authSecretRef,omitempty"`
+}
+
+// SecretRef names a Secret in the TunedService's namespace.
+type SecretRef struct {
+	// name of the Secret.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	// +required
+	Name string `json:"name"`
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/api"
 	promv1 "github.com/prometheus/client_golang/api/prometheus/v1"
 	"github.com/prometheus/common/model"
+	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/pacer-dev/pacer/controllers/tuning"
 	m "github.com/pacer-dev/pacer/service/metrics"
@@ -36,7 +37,7 @@ const (
 // PrometheusOptions configure a Prometheus source.
 type PrometheusOptions struct {
 	// URL is the base URL of the Prometheus HTTP API, such as
-	// http://prometheus.monitoring:9090 (spec.tuning.metrics.prometheusURL).
+	// http://prometheus.monitoring.svc:9090 (spec.tuning.metrics.prometheusURL).
 	URL string
 	// Client makes the requests; nil means client_golang's default
 	// round tripper.
@@ -215,15 +216,30 @@ func (p *Prometheus) Observe(ctx context.Context, t Target) (tuning.Window, erro
 	defer cancel()
 	v, _, _, err := p.api.Query(ctx, q, end, promv1.WithTimeout(p.o.Timeout))
 	if err != nil {
-		return tuning.Window{}, fmt.Errorf("metrics: query Prometheus at %s for %s/%s: %w", p.o.URL, t.Namespace, t.Name, err)
+		// The details are for the operator's log; status gets a summary.
+		log.FromContext(ctx).Info("Prometheus query failed", "target", t.Namespace+"/"+t.Name, "error", err.Error())
+		return tuning.Window{}, fmt.Errorf("metrics: query Prometheus for %s/%s: %s", t.Namespace, t.Name, describe(err))
 	}
-	vec, ok := v.(model.Vector)
-	if !ok {
-		return tuning.Window{}, fmt.Errorf("metrics: Prometheus at %s answered a %s, want a vector", p.o.URL, v.Type())
+	vec, err := asVector(v)
+	if err != nil {
+		return tuning.Window{}, fmt.Errorf("metrics: Prometheus for %s/%s: %w", t.Namespace, t.Name, err)
 	}
-	res := parseResults(vec)
-	fillWindow(&w, res, t)
+	fillWindow(&w, parseResults(vec), t)
 	return w, nil
+}
+
+// asVector checks the query's answer is an instant vector. Prometheus may
+// answer success with no data at all, or with any type.
+func asVector(v model.Value) (model.Vector, error) {
+	vec, ok := v.(model.Vector)
+	switch {
+	case ok:
+		return vec, nil
+	case v == nil:
+		return nil, errors.New("answered no data, want a vector")
+	default:
+		return nil, fmt.Errorf("answered a %s, want a vector", v.Type())
+	}
 }
 
 // results are the combined query's answers: single values by name, per-pod
@@ -252,13 +268,22 @@ func parseResults(vec model.Vector) results {
 
 // get is a single result, 0 when absent, negative or not a number (a
 // quantile or a ratio of nothing).
-func (r results) get(name string) float64 {
-	v := r.single[name]
+func (r results) get(name string) float64 { return finite(r.single[name]) }
+
+// finite is v, or 0 when v is negative or not a finite number.
+func finite(v float64) float64 {
 	if math.IsNaN(v) || math.IsInf(v, 0) || v < 0 {
 		return 0
 	}
 	return v
 }
+
+// maxCount bounds a count read from Prometheus (a generation, a limit):
+// larger values are nonsense, and converting them to an int is undefined.
+const maxCount = 1 << 31
+
+// count is v rounded to a whole number in [0, maxCount].
+func count(v float64) int64 { return int64(math.Round(min(finite(v), maxCount))) }
 
 // fillWindow turns query results into the window, with the same
 // sufficiency rules as the Pods source.
@@ -280,7 +305,7 @@ func fillWindow(w *tuning.Window, r results, t Target) {
 		default:
 			last := r.perPod[qGenLast][pod.Name]
 			st.HasGeneration = true
-			st.Generation = int64(math.Round(last))
+			st.Generation = count(last)
 			st.Switched = r.perPod[qGenMin][pod.Name] != last || r.perPod[qGenMax][pod.Name] != last
 			w.Pods++
 		}
@@ -295,7 +320,7 @@ func fillWindow(w *tuning.Window, r results, t Target) {
 	w.P95 = seconds(r.get(qP95))
 	w.P99 = seconds(r.get(qP99))
 	w.QueueLength = r.get(qQueue)
-	w.WorkerLimit = int(math.Round(r.get(qWorkerLimit)))
+	w.WorkerLimit = int(count(r.single[qWorkerLimit]))
 	// Little's law, as the Pods source (see meanInFlight).
 	w.InFlight = r.get(qInFlight)
 	if r.get(qFinished) > 0 {
@@ -304,7 +329,7 @@ func fillWindow(w *tuning.Window, r results, t Target) {
 	if w.WorkerLimit > 0 {
 		w.Utilization = clamp01(w.InFlight / float64(w.WorkerLimit))
 	}
-	w.PoolMaxConns = int(math.Round(r.get(qPoolMax)))
+	w.PoolMaxConns = int(count(r.single[qPoolMax]))
 	w.PoolAcquired = r.get(qPoolAcquired)
 	if n := r.get(qPoolAcquires); n > 0 {
 		w.PoolAcquireWait = seconds(r.get(qPoolWait) / n)

@@ -413,5 +413,6 @@ func seconds(s float64) time.Duration {
 	if math.IsNaN(s) || math.IsInf(s, 0) || s <= 0 {
 		return 0
 	}
-	return time.Duration(s * float64(time.Second))
+	// Beyond what a Duration holds the conversion is undefined: cap it.
+	return time.Duration(min(s, float64(math.MaxInt64/time.Second)) * float64(time.Second))
 }

@@ -19,6 +19,10 @@ func affinity(a *corev1.Affinity) *corev1ac.AffinityApplyConfiguration {
 	return viaJSON(a, &corev1ac.AffinityApplyConfiguration{})
 }
 
+func topologySpread(c corev1.TopologySpreadConstraint) *corev1ac.TopologySpreadConstraintApplyConfiguration {
+	return viaJSON(c, &corev1ac.TopologySpreadConstraintApplyConfiguration{})
+}
+
 func viaJSON[T any](in any, out *T) *T {
 	b, err := json.Marshal(in)
 	if err == nil {

@@ -1,6 +1,7 @@
 package render
 
 import (
+	"cmp"
 	"maps"
 	"time"
 
@@ -42,6 +43,9 @@ type DeploymentInput struct {
 	PoolMaxConns int32
 	// RestartHash changes when pods must restart to pick something up.
 	RestartHash string
+	// DefaultImage is the image when spec.image is empty: the operator's
+	// own pacer-api image; empty means pacerv1.DefaultImage.
+	DefaultImage string
 }
 
 // Deployment is the desired Deployment of ts. Like every builder here it
@@ -94,7 +98,7 @@ func podTemplate(ts *pacerv1.TunedService, in DeploymentInput) *corev1ac.PodTemp
 	grace := dur(ts.Spec.ShutdownGracePeriod, config.Default().Server.ShutdownGracePeriod).Duration
 
 	spec := corev1ac.PodSpec().
-		WithContainers(container(ts)).
+		WithContainers(container(ts, cmp.Or(ts.Spec.Image, in.DefaultImage, pacerv1.DefaultImage))).
 		WithVolumes(corev1ac.Volume().
 			WithName("config").
 			WithConfigMap(corev1ac.ConfigMapVolumeSource().
@@ -122,6 +126,20 @@ func podTemplate(ts *pacerv1.TunedService, in DeploymentInput) *corev1ac.PodTemp
 	if extras.Affinity != nil {
 		spec.WithAffinity(affinity(extras.Affinity))
 	}
+	for _, ref := range extras.ImagePullSecrets {
+		spec.WithImagePullSecrets(corev1ac.LocalObjectReference().WithName(ref.Name))
+	}
+	for i := range extras.TopologySpreadConstraints {
+		c := topologySpread(extras.TopologySpreadConstraints[i])
+		if c.LabelSelector == nil {
+			// Spread this service's own pods unless told otherwise.
+			c.WithLabelSelector(metav1ac.LabelSelector().WithMatchLabels(SelectorLabels(ts)))
+		}
+		spec.WithTopologySpreadConstraints(c)
+	}
+	if extras.ServiceAccountName != "" {
+		spec.WithServiceAccountName(extras.ServiceAccountName)
+	}
 
 	return corev1ac.PodTemplateSpec().
 		WithLabels(labels).
@@ -129,10 +147,10 @@ func podTemplate(ts *pacerv1.TunedService, in DeploymentInput) *corev1ac.PodTemp
 		WithSpec(spec)
 }
 
-func container(ts *pacerv1.TunedService) *corev1ac.ContainerApplyConfiguration {
+func container(ts *pacerv1.TunedService, image string) *corev1ac.ContainerApplyConfiguration {
 	c := corev1ac.Container().
 		WithName(ContainerName).
-		WithImage(ts.Spec.Image).
+		WithImage(image).
 		WithArgs("--config="+ConfigMountPath+"/"+ConfigKey).
 		WithPorts(
 			corev1ac.ContainerPort().WithName("http").WithContainerPort(APIPort).WithProtocol(corev1.ProtocolTCP),
@@ -150,9 +168,6 @@ func container(ts *pacerv1.TunedService) *corev1ac.ContainerApplyConfiguration {
 			WithReadOnlyRootFilesystem(true).
 			WithRunAsNonRoot(true).
 			WithCapabilities(corev1ac.Capabilities().WithDrop("ALL")))
-	if ts.Spec.Image == "" {
-		c.WithImage(pacerv1.DefaultImage)
-	}
 	c.WithResources(resources(ts.Spec.Resources))
 	return c
 }

@@ -1,6 +1,7 @@
 package render
 
 import (
+	"maps"
 	"strings"
 	"testing"
 	"time"
@@ -239,6 +240,12 @@ func TestDeploymentSharesNoMapWithItsInputs(t *testing.T) {
 
 func TestDeploymentDefaultsImageAndResources(t *testing.T) {
 	ts := tunedService(func(ts *pacerv1.TunedService) { ts.Spec.Image = "" })
+	if c := Deployment(ts, DeploymentInput{Replicas: 1, DefaultImage: "registry.example/pacer-api:v9"}).Spec.Template.Spec.Containers[0]; *c.Image != "registry.example/pacer-api:v9" {
+		t.Errorf("image = %q, want the operator's own pacer-api image", *c.Image)
+	}
+	if c := Deployment(tunedService(), DeploymentInput{Replicas: 1, DefaultImage: "registry.example/pacer-api:v9"}).Spec.Template.Spec.Containers[0]; *c.Image != "registry.example/pacer-api:v1" {
+		t.Errorf("image = %q, want spec.image", *c.Image)
+	}
 	c := Deployment(ts, DeploymentInput{Replicas: 1}).Spec.Template.Spec.Containers[0]
 	if *c.Image != pacerv1.DefaultImage {
 		t.Errorf("image = %q", *c.Image)
@@ -303,5 +310,35 @@ func TestRestartHashChangesWithSecretVersionsOnly(t *testing.T) {
 	}
 	if a == RestartHash(map[string]string{"db": "11"}) {
 		t.Error("a rotated Secret must change the hash")
+	}
+}
+
+func TestDeploymentPodExtras(t *testing.T) {
+	ts := tunedService(func(ts *pacerv1.TunedService) {
+		ts.Spec.Pod = &pacerv1.PodExtras{
+			ImagePullSecrets:   []corev1.LocalObjectReference{{Name: "registry"}},
+			ServiceAccountName: "users-pods",
+			TopologySpreadConstraints: []corev1.TopologySpreadConstraint{{
+				MaxSkew: 1, TopologyKey: "topology.kubernetes.io/zone", WhenUnsatisfiable: corev1.ScheduleAnyway,
+			}},
+		}
+	})
+	spec := Deployment(ts, DeploymentInput{Replicas: 3}).Spec.Template.Spec
+	if len(spec.ImagePullSecrets) != 1 || *spec.ImagePullSecrets[0].Name != "registry" {
+		t.Errorf("imagePullSecrets = %v", spec.ImagePullSecrets)
+	}
+	if spec.ServiceAccountName == nil || *spec.ServiceAccountName != "users-pods" {
+		t.Errorf("serviceAccountName = %v", spec.ServiceAccountName)
+	}
+	if spec.AutomountServiceAccountToken == nil || *spec.AutomountServiceAccountToken {
+		t.Error("a service account must not bring a token: pacer-api never calls the API")
+	}
+	if len(spec.TopologySpreadConstraints) != 1 {
+		t.Fatalf("topologySpreadConstraints = %v", spec.TopologySpreadConstraints)
+	}
+	c := spec.TopologySpreadConstraints[0]
+	if *c.TopologyKey != "topology.kubernetes.io/zone" || c.LabelSelector == nil ||
+		!maps.Equal(c.LabelSelector.MatchLabels, SelectorLabels(ts)) {
+		t.Errorf("topology spread %+v: want the zone key and the pods' own selector", c)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 
 	"sigs.k8s.io/yaml"
@@ -18,6 +19,8 @@ import (
 
 // Config is the whole runtime configuration of pacer-api.
 type Config struct {
+	// SchemaVersion is the file format's version (see SchemaVersion).
+	SchemaVersion int `json:"schemaVersion,omitempty"`
 	// Generation is bumped by the operator on every change it renders; the
 	// service exports the generation it runs so the operator can tell when
 	// every pod has picked a change up.
@@ -146,11 +149,21 @@ type Log struct {
 }
 
 // Parse reads a YAML or JSON document over the defaults and validates it.
-// Unknown fields are errors, so a typo never silently falls back to a default.
+// Unknown fields are errors, so a typo never silently falls back to a
+// default, unless the file is of a newer SchemaVersion than this pacer-api's.
 func Parse(data []byte) (Config, error) {
 	c := Default()
 	if err := yaml.UnmarshalStrict(data, &c); err != nil {
-		return Config{}, fmt.Errorf("parse config: %w", err)
+		v := schemaVersionOf(data)
+		if v <= SchemaVersion {
+			return Config{}, fmt.Errorf("parse config: %w", err)
+		}
+		slog.Warn("config file from a newer operator: ignoring what this pacer-api does not know",
+			"schemaVersion", v, "supported", SchemaVersion, "error", err.Error())
+		c = Default()
+		if err := yaml.Unmarshal(data, &c); err != nil {
+			return Config{}, fmt.Errorf("parse config: %w", err)
+		}
 	}
 	if err := c.Validate(); err != nil {
 		return Config{}, err

@@ -6,6 +6,7 @@ import "time"
 // that works on a laptop with only DATABASE_URL set. Rate limiting is off.
 func Default() Config {
 	return Config{
+		SchemaVersion: SchemaVersion,
 		Server: Server{
 			Addr:                ":8080",
 			AdminAddr:           ":9090",
