@@ -22,12 +22,14 @@ func (s *server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header()[headerRequestID] = []string{id}
 
 	rec := recorders.Get().(*recorder)
-	*rec = recorder{ResponseWriter: w, start: start, status: http.StatusOK}
+	*rec = recorder{ResponseWriter: w, start: start, status: http.StatusOK,
+		writeGrace: s.Settings.Load().RequestTimeout}
 	defer func() {
 		if p := recover(); p != nil {
 			if p == http.ErrAbortHandler {
 				panic(p) // net/http's own way to abort a response
 			}
+			s.Metrics.Panics.Inc()
 			s.Logger.Error("handler panicked", "panic", p, "stack", string(debug.Stack()),
 				"request_id", id, "method", r.Method, "path", r.URL.Path)
 			if !rec.wroteHeader {
@@ -41,6 +43,14 @@ func (s *server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			rec.status = StatusClientClosedRequest
 		default:
 			rec.WriteHeader(http.StatusOK)
+		}
+		rec.flush()
+		if rec.stalled {
+			// The client stopped reading: the write deadline cut it off and
+			// the worker slot is already free.
+			s.Metrics.WriteStalls.Inc()
+			s.Logger.Debug("response write stalled; connection closed", "request_id", id,
+				"method", r.Method, "path", r.URL.Path)
 		}
 		s.observe(rec.route, r.Method, rec.status, time.Since(start))
 		*rec = recorder{}

@@ -20,6 +20,8 @@ type Metrics struct {
 	RequestDuration *prometheus.HistogramVec
 	QueueRejections *prometheus.CounterVec
 	RateLimited     prometheus.Counter
+	WriteStalls     prometheus.Counter
+	Panics          prometheus.Counter
 	JobsProcessed   *prometheus.CounterVec
 	ConfigReloads   *prometheus.CounterVec
 	ConfigGen       prometheus.Gauge
@@ -55,6 +57,12 @@ func New() *Metrics {
 		RateLimited: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: m.RateLimitedTotal, Help: "Requests refused with 429.",
 		}),
+		WriteStalls: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: m.WriteStallsTotal, Help: "Responses cut off because the client did not read them within the write deadline.",
+		}),
+		Panics: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: m.PanicsTotal, Help: "Panics recovered while serving a request; the request was answered 500.",
+		}),
 		JobsProcessed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: m.JobsProcessedTotal, Help: "Background jobs finished by result.",
 		}, []string{m.LabelResult}),
@@ -84,7 +92,7 @@ func New() *Metrics {
 		x.ConfigReloads.WithLabelValues(r)
 		x.JobsProcessed.WithLabelValues(r)
 	}
-	reg.MustRegister(x.Requests, x.RequestDuration, x.QueueRejections, x.RateLimited,
+	reg.MustRegister(x.Requests, x.RequestDuration, x.QueueRejections, x.RateLimited, x.WriteStalls, x.Panics,
 		x.JobsProcessed, x.ConfigReloads, x.ConfigGen, x.ConfigLastOK, hits, misses, errs, evictions)
 	return x
 }
