@@ -64,27 +64,29 @@ func writeAPIError(w http.ResponseWriter, e *apiError) {
 
 // fail writes the response for err, logging what the client is not told.
 func (s *server) fail(w http.ResponseWriter, r *http.Request, err error) {
-	if r.Context().Err() != nil {
-		// The client gave up (its connection closed) while we worked: nobody
-		// reads an answer, and the failure is its, not the server's. Record
-		// 499 so the tuner never mistakes an impatient client for a 5xx.
-		markClientClosed(w)
-		s.Logger.Debug("client closed request", "status", StatusClientClosedRequest, "err", err,
-			"request_id", w.Header().Get(headerRequestID), "method", r.Method, "path", r.URL.Path)
-		return
-	}
 	var ae *apiError
 	if errors.As(err, &ae) {
 		writeAPIError(w, ae)
 		return
 	}
-	var be *store.BatchError
 	var panicked *cache.ErrFillPanicked
-	switch {
-	case errors.As(err, &panicked):
+	if errors.As(err, &panicked) {
 		s.Metrics.Panics.Inc()
 		s.Logger.Error("cache fill panicked", "panic", panicked.Value, "stack", string(panicked.Stack),
 			"request_id", w.Header().Get(headerRequestID), "method", r.Method, "path", r.URL.Path)
+	}
+	if r.Context().Err() != nil {
+		// The client gave up (its connection closed) while the database
+		// worked: nobody reads an answer, and the failure is its, not the
+		// server's. Record 499 so the tuner never reads it as a 5xx.
+		markClientClosed(w)
+		s.Logger.Debug("client closed request", "status", StatusClientClosedRequest, "err", err,
+			"request_id", w.Header().Get(headerRequestID), "method", r.Method, "path", r.URL.Path)
+		return
+	}
+	var be *store.BatchError
+	switch {
+	case panicked != nil:
 		writeError(w, http.StatusInternalServerError, codeInternal, "internal error")
 	case errors.As(err, &be) && errors.Is(err, store.ErrDuplicateEmail):
 		i := be.Index
