@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -59,6 +61,8 @@ func closedLoop(ctx context.Context, conns int, warm, d time.Duration, maxPerCon
 
 	var measuring atomic.Bool
 	var total, errs, warmCount atomic.Int64
+	var whyMu sync.Mutex
+	why := map[string]int{} // what each error was: a status or a transport error
 	samples := make([][]time.Duration, conns)
 	deadline := time.Now().Add(warm + d)
 	var wg sync.WaitGroup
@@ -79,7 +83,7 @@ func closedLoop(ctx context.Context, conns int, warm, d time.Duration, maxPerCon
 					_, _ = io.Copy(io.Discard, res.Body)
 					res.Body.Close()
 					if res.StatusCode != wantStatus {
-						err = io.ErrUnexpectedEOF // any wrong status is an error
+						err = fmt.Errorf("status %d", res.StatusCode) // any wrong status is an error
 					}
 				}
 				if !measuring.Load() {
@@ -89,6 +93,13 @@ func closedLoop(ctx context.Context, conns int, warm, d time.Duration, maxPerCon
 				total.Add(1)
 				if err != nil {
 					errs.Add(1)
+					whyMu.Lock()
+					if k := err.Error(); why[k] > 0 || len(why) < 20 { // bounded: a few kinds say why
+						why[k]++
+					} else {
+						why["other"]++
+					}
+					whyMu.Unlock()
 					continue
 				}
 				if len(lat) < maxSamplesPerConn {
@@ -109,6 +120,9 @@ func closedLoop(ctx context.Context, conns int, warm, d time.Duration, maxPerCon
 		all = append(all, s...)
 	}
 	slices.Sort(all)
+	for k, n := range why {
+		fmt.Fprintf(os.Stderr, "  %d errors: %s\n", n, k)
+	}
 	return result{Requests: total.Load(), Errors: errs.Load(), Duration: elapsed, warmRequests: warmCount.Load(),
 		P50: percentile(all, 0.50), P99: percentile(all, 0.99), lat: all}
 }
