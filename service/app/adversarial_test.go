@@ -13,8 +13,10 @@ package app
 // handler.
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -362,5 +364,49 @@ func TestAdversarialBackToBackPoolReloads(t *testing.T) {
 	}
 	if res := a.do(t, "GET", "/v1/users/1", nil); res.status != http.StatusNotFound {
 		t.Fatalf("after the swaps: %d %s", res.status, res.body)
+	}
+}
+
+// A guard for row 1's fix: a response's write deadline must not outlive
+// it. A kept-alive connection idle past that deadline still carries
+// net/http's "100 Continue" and the next answer (curl sends Expect:
+// 100-continue for larger bodies). It holds because each response sets its
+// own deadline and net/http resets the connection's between requests.
+func TestAdversarialWriteDeadlineLiftedBetweenRequests(t *testing.T) {
+	t.Parallel()
+	a := startApp(t, appOptions{mutate: func(c *config.Config) {
+		c.Server.RequestTimeout = config.D(100 * time.Millisecond)
+	}})
+	host := strings.TrimPrefix(a.api, "http://")
+	conn, err := net.Dial("tcp", host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	rd := bufio.NewReader(conn)
+	read := func() *http.Response {
+		t.Helper()
+		res, err := http.ReadResponse(rd, nil)
+		if err != nil {
+			t.Fatalf("reading the answer: %v", err)
+		}
+		_, _ = io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		return res
+	}
+	fmt.Fprintf(conn, "GET /v1/users/1 HTTP/1.1\r\nHost: %s\r\n\r\n", host)
+	if res := read(); res.StatusCode != http.StatusNotFound {
+		t.Fatalf("first request: %d", res.StatusCode)
+	}
+	time.Sleep(500 * time.Millisecond) // idle past the first answer's write deadline
+	body := `{"name":"Kept","email":"kept@example.com"}`
+	fmt.Fprintf(conn, "POST /v1/users HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nExpect: 100-continue\r\nContent-Length: %d\r\n\r\n%s",
+		host, len(body), body)
+	res := read()
+	if res.StatusCode == http.StatusContinue {
+		res = read()
+	}
+	if res.StatusCode != http.StatusCreated {
+		t.Fatalf("second request on the kept-alive connection: %d", res.StatusCode)
 	}
 }
