@@ -60,6 +60,9 @@ test: manifests generate fmt vet test-deps ## Run all tests against a real kube-
 	PACER_TEST_REDIS_URL="$$(hack/redis.sh)" \
 	PACER_TEST_PROMETHEUS_BIN="$$(hack/prometheus.sh)" \
 	go test -race -count=1 -p 2 ./... -coverprofile cover.out
+	# A bounded fuzz run over the whole pacer-api handler (issue 11).
+	PACER_TEST_DATABASE_URL="$$(hack/postgres.sh)" \
+	go test -count=1 -run '^$$' -fuzz FuzzHandler -fuzztime 20s ./service/app/
 
 .PHONY: bench-operator
 bench-operator: manifests ## Create 300 TunedServices in envtest and report reconcile figures.

@@ -27,15 +27,21 @@ type benchOptions struct {
 }
 
 const (
-	bareAddr       = "127.0.0.1:18081"
-	cachedAddr     = "127.0.0.1:18080"
-	cachedAdmin    = "127.0.0.1:19090"
-	uncachedAddr   = "127.0.0.1:18082"
-	uncachedAdmin  = "127.0.0.1:19092"
-	seedUsers      = 10_000
-	hotUsers       = 1_000 // fits the default cache (10,000 entries)
-	batchReadSize  = 10
-	maxPerConnLoop = 2_000_000 // count bound of each load loop
+	bareAddr      = "127.0.0.1:18081"
+	cachedAddr    = "127.0.0.1:18080"
+	cachedAdmin   = "127.0.0.1:19090"
+	uncachedAddr  = "127.0.0.1:18082"
+	uncachedAdmin = "127.0.0.1:19092"
+	mixedAddr     = "127.0.0.1:18083"
+	mixedAdmin    = "127.0.0.1:19093"
+	seedUsers     = 10_000
+	hotUsers      = 1_000 // fits the default cache (10,000 entries)
+	// The mixed scenario's pacer-api holds mixedCacheEntries: the hot users
+	// stay cached while reads of the other 9,000 mostly miss.
+	mixedCacheEntries = 2_000
+	mixedColdEvery    = 10 // one read in 10 is of a cold user
+	batchReadSize     = 10
+	maxPerConnLoop    = 2_000_000 // count bound of each load loop
 )
 
 func bench(ctx context.Context, o benchOptions) error {
@@ -55,23 +61,29 @@ func bench(ctx context.Context, o benchOptions) error {
 	defer os.RemoveAll(dir)
 
 	env := append(os.Environ(), "DATABASE_URL="+dsn)
-	cached, err := startProcess(ctx, env, dir, "cached", o.pacerBin, configFile(dir, "cached", cachedAddr, cachedAdmin, "30s", o.extraConfig))
+	cached, err := startProcess(ctx, env, dir, "cached", o.pacerBin, configFile(dir, "cached", cachedAddr, cachedAdmin, "ttl: 30s", o.extraConfig))
 	if err != nil {
 		return err
 	}
 	defer cached.stop()
-	uncached, err := startProcess(ctx, env, dir, "uncached", o.pacerBin, configFile(dir, "uncached", uncachedAddr, uncachedAdmin, "0s", o.extraConfig))
+	uncached, err := startProcess(ctx, env, dir, "uncached", o.pacerBin, configFile(dir, "uncached", uncachedAddr, uncachedAdmin, "ttl: 0s", o.extraConfig))
 	if err != nil {
 		return err
 	}
 	defer uncached.stop()
+	mixed, err := startProcess(ctx, env, dir, "mixed", o.pacerBin, configFile(dir, "mixed", mixedAddr, mixedAdmin,
+		fmt.Sprintf("ttl: 30s\n  maxEntries: %d", mixedCacheEntries), o.extraConfig))
+	if err != nil {
+		return err
+	}
+	defer mixed.stop()
 	self, _ := os.Executable()
 	bare, err := startProcess(ctx, env, dir, "bare", self, "bare", "-addr", bareAddr)
 	if err != nil {
 		return err
 	}
 	defer bare.stop()
-	for _, u := range []string{"http://" + cachedAdmin + "/readyz", "http://" + uncachedAdmin + "/readyz", "http://" + bareAddr + "/const"} {
+	for _, u := range []string{"http://" + cachedAdmin + "/readyz", "http://" + uncachedAdmin + "/readyz", "http://" + mixedAdmin + "/readyz", "http://" + bareAddr + "/const"} {
 		if err := waitOK(ctx, u); err != nil {
 			return err
 		}
@@ -83,6 +95,18 @@ func bench(ctx context.Context, o benchOptions) error {
 	getByID := func(base string, span int) request {
 		return func(c, i int) (*http.Request, error) {
 			id := 1 + (c*7919+i*104729)%span // spread deterministically
+			return http.NewRequest("GET", fmt.Sprintf("%s/v1/users/%d", base, id), nil)
+		}
+	}
+	// mixedRead reads a hot user, and every mixedColdEvery-th time a cold
+	// one, spread pseudo-randomly over the users outside the hot set.
+	mixedRead := func(base string) request {
+		return func(c, i int) (*http.Request, error) {
+			id := 1 + (c*7919+i*104729)%hotUsers
+			if i%mixedColdEvery == mixedColdEvery-1 {
+				x := (uint64(c)<<32 | uint64(i)) * 0x9E3779B97F4A7C15
+				id = hotUsers + 1 + int((x^x>>29)%(seedUsers-hotUsers))
+			}
 			return http.NewRequest("GET", fmt.Sprintf("%s/v1/users/%d", base, id), nil)
 		}
 	}
@@ -106,16 +130,17 @@ func bench(ctx context.Context, o benchOptions) error {
 			return req, err
 		}
 	}
-	bareURL, cachedURL, uncachedURL := "http://"+bareAddr, "http://"+cachedAddr, "http://"+uncachedAddr
+	bareURL, cachedURL, uncachedURL, mixedURL := "http://"+bareAddr, "http://"+cachedAddr, "http://"+uncachedAddr, "http://"+mixedAddr
 	scenarios := []scenario{
 		{name: "bare net/http, constant body", build: func(c, i int) (*http.Request, error) { return http.NewRequest("GET", bareURL+"/const", nil) }, status: 200, server: bare},
 		{name: "bare GET by id (1 pgx query)", build: getByID(bareURL, seedUsers), status: 200, server: bare},
 		{name: "pacer-api GET by id, uncached", build: getByID(uncachedURL, seedUsers), status: 200, server: uncached, pacer: true, vs: 1, target: 0.9},
 		{name: "pacer-api GET by id, cached", build: getByID(cachedURL, hotUsers), status: 200, server: cached, pacer: true, vs: 0, target: 0.8},
+		{name: "pacer-api GET by id, 90% hot / 10% cold", build: mixedRead(mixedURL), status: 200, server: mixed, pacer: true, vs: 0},
 		{name: "bare batch read (10 ids)", build: batchRead(bareURL), status: 200, server: bare},
-		{name: "pacer-api batch read (10 ids)", build: batchRead(cachedURL), status: 200, server: cached, pacer: true, vs: 4},
+		{name: "pacer-api batch read (10 ids)", build: batchRead(cachedURL), status: 200, server: cached, pacer: true, vs: 5},
 		{name: "bare create", build: create(bareURL, "bare"), status: 201, server: bare},
-		{name: "pacer-api create", build: create(cachedURL, "pacer"), status: 201, server: cached, pacer: true, vs: 6},
+		{name: "pacer-api create", build: create(cachedURL, "pacer"), status: 201, server: cached, pacer: true, vs: 7},
 	}
 	results := make([]result, len(scenarios))
 	o.loadBefore = loadAverage()
@@ -189,9 +214,11 @@ type scenario struct {
 	target float64  // minimum ratio of throughput to the baseline, 0 for none
 }
 
-func configFile(dir, name, addr, admin, ttl, extraConfig string) string {
+// configFile writes a pacer-api config; cache is the body of its cache
+// section (YAML, indented by two after its first line).
+func configFile(dir, name, addr, admin, cache, extraConfig string) string {
 	path := filepath.Join(dir, name+".yaml")
-	body := fmt.Sprintf("server:\n  addr: %q\n  adminAddr: %q\n  enablePprof: true\ncache:\n  ttl: %s\nlog:\n  level: warn\n", addr, admin, ttl) + extraConfig
+	body := fmt.Sprintf("server:\n  addr: %q\n  adminAddr: %q\n  enablePprof: true\ncache:\n  %s\nlog:\n  level: warn\n", addr, admin, cache) + extraConfig
 	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
 		panic(err)
 	}

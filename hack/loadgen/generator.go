@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -19,11 +21,31 @@ type result struct {
 	Errors   int64
 	Duration time.Duration
 	P50, P99 time.Duration
-	rss      string // of the server process, when known
+	// Hit and Miss split the answers by their X-Cache header (pacer-api
+	// sets it on GET /v1/users/{id}); answers without one are in neither.
+	Hit, Miss split
+	rss       string // of the server process, when known
 	// cpu is the server's CPU time over cpuRequests requests.
 	cpu, pgCPU                time.Duration
 	cpuRequests, warmRequests int64
 	lat                       []time.Duration // sorted samples, for merging rounds
+}
+
+// split is the latency of the answers of one X-Cache kind.
+type split struct {
+	P99 time.Duration
+	lat []time.Duration // sorted
+}
+
+func newSplit(lat []time.Duration) split {
+	slices.Sort(lat)
+	return split{P99: percentile(lat, 0.99), lat: lat}
+}
+
+func (s split) Count() int { return len(s.lat) }
+
+func (s split) merge(o split) split {
+	return newSplit(append(append(make([]time.Duration, 0, len(s.lat)+len(o.lat)), s.lat...), o.lat...))
 }
 
 // merge adds another round of the same scenario.
@@ -33,6 +55,7 @@ func (r result) merge(o result) result {
 	m.lat = append(append(make([]time.Duration, 0, len(r.lat)+len(o.lat)), r.lat...), o.lat...)
 	slices.Sort(m.lat)
 	m.P50, m.P99 = percentile(m.lat, 0.50), percentile(m.lat, 0.99)
+	m.Hit, m.Miss = r.Hit.merge(o.Hit), r.Miss.merge(o.Miss)
 	return m
 }
 
@@ -58,8 +81,12 @@ func closedLoop(ctx context.Context, conns int, warm, d time.Duration, maxPerCon
 	client := &http.Client{Transport: transport, Timeout: 10 * time.Second}
 
 	var measuring atomic.Bool
+	measuring.Store(warm <= 0) // without a warm-up, every request counts
 	var total, errs, warmCount atomic.Int64
+	var whyMu sync.Mutex
+	why := map[string]int{} // what each error was: a status or a transport error
 	samples := make([][]time.Duration, conns)
+	hitSamples, missSamples := make([][]time.Duration, conns), make([][]time.Duration, conns)
 	deadline := time.Now().Add(warm + d)
 	var wg sync.WaitGroup
 	for c := range conns {
@@ -67,6 +94,7 @@ func closedLoop(ctx context.Context, conns int, warm, d time.Duration, maxPerCon
 		go func() {
 			defer wg.Done()
 			lat := make([]time.Duration, 0, 4096)
+			var hits, misses []time.Duration
 			for i := 0; i < maxPerConn && time.Now().Before(deadline) && ctx.Err() == nil; i++ {
 				req, err := build(c, i)
 				if err != nil {
@@ -75,11 +103,13 @@ func closedLoop(ctx context.Context, conns int, warm, d time.Duration, maxPerCon
 				}
 				start := time.Now()
 				res, err := client.Do(req)
+				cacheKind := ""
 				if err == nil {
+					cacheKind = res.Header.Get("X-Cache")
 					_, _ = io.Copy(io.Discard, res.Body)
 					res.Body.Close()
 					if res.StatusCode != wantStatus {
-						err = io.ErrUnexpectedEOF // any wrong status is an error
+						err = fmt.Errorf("status %d", res.StatusCode) // any wrong status is an error
 					}
 				}
 				if !measuring.Load() {
@@ -89,13 +119,27 @@ func closedLoop(ctx context.Context, conns int, warm, d time.Duration, maxPerCon
 				total.Add(1)
 				if err != nil {
 					errs.Add(1)
+					whyMu.Lock()
+					if k := err.Error(); why[k] > 0 || len(why) < 20 { // bounded: a few kinds say why
+						why[k]++
+					} else {
+						why["other"]++
+					}
+					whyMu.Unlock()
 					continue
 				}
 				if len(lat) < maxSamplesPerConn {
-					lat = append(lat, time.Since(start))
+					took := time.Since(start)
+					lat = append(lat, took)
+					switch cacheKind {
+					case "hit":
+						hits = append(hits, took)
+					case "miss":
+						misses = append(misses, took)
+					}
 				}
 			}
-			samples[c] = lat
+			samples[c], hitSamples[c], missSamples[c] = lat, hits, misses
 		}()
 	}
 	time.Sleep(warm)
@@ -104,11 +148,11 @@ func closedLoop(ctx context.Context, conns int, warm, d time.Duration, maxPerCon
 	wg.Wait()
 	elapsed := time.Since(start)
 
-	var all []time.Duration
-	for _, s := range samples {
-		all = append(all, s...)
-	}
+	all, hits, misses := slices.Concat(samples...), slices.Concat(hitSamples...), slices.Concat(missSamples...)
 	slices.Sort(all)
+	for k, n := range why {
+		fmt.Fprintf(os.Stderr, "  %d errors: %s\n", n, k)
+	}
 	return result{Requests: total.Load(), Errors: errs.Load(), Duration: elapsed, warmRequests: warmCount.Load(),
-		P50: percentile(all, 0.50), P99: percentile(all, 0.99), lat: all}
+		P50: percentile(all, 0.50), P99: percentile(all, 0.99), lat: all, Hit: newSplit(hits), Miss: newSplit(misses)}
 }

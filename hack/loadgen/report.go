@@ -23,8 +23,8 @@ func render(o benchOptions, scenarios []scenario, results []result) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Measured %s, %d cores (GOMAXPROCS %d), %d keep-alive connections, %s measured per scenario in %d alternating rounds (each after a %s warm-up); load generator, servers and PostgreSQL on the same machine; 1-minute load average %s at the start, %s at the end.\n\n",
 		time.Now().UTC().Format("2006-01-02 15:04 MST"), runtime.NumCPU(), runtime.GOMAXPROCS(0), o.conns, o.duration, o.rounds, o.warmup, o.loadBefore, loadAverage())
-	b.WriteString("| scenario | req/s | p50 ms | p99 ms | errors | server CPU µs/req | PostgreSQL CPU µs/req | vs baseline (req/s) | target | pacer-api RSS (now / peak) |\n")
-	b.WriteString("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |\n")
+	b.WriteString("| scenario | req/s | p50 ms | p99 ms | p99 ms of hits / misses (X-Cache) | errors | server CPU µs/req | PostgreSQL CPU µs/req | vs baseline (req/s) | target | pacer-api RSS (now / peak) |\n")
+	b.WriteString("| --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | --- | --- |\n")
 	for i, s := range scenarios {
 		r := results[i]
 		if r.Duration == 0 {
@@ -53,7 +53,23 @@ func render(o benchOptions, scenarios []scenario, results []result) string {
 			// with it, so the figure is approximate and never below 0.
 			pgCPU = fmt.Sprintf("%.0f", max(0, float64(r.pgCPU.Microseconds())/float64(r.cpuRequests)))
 		}
-		fmt.Fprintf(&b, "| %s | %.0f | %s | %s | %d | %s | %s | %s | %s | %s |\n", s.name, r.RPS(), ms(r.P50), ms(r.P99), r.Errors, cpu, pgCPU, ratio, target, rss)
+		fmt.Fprintf(&b, "| %s | %.0f | %s | %s | %s | %d | %s | %s | %s | %s | %s |\n", s.name, r.RPS(), ms(r.P50), ms(r.P99), hitsAndMisses(r), r.Errors, cpu, pgCPU, ratio, target, rss)
 	}
 	return b.String()
+}
+
+// hitsAndMisses is "p99 of hits / p99 of misses (share of hits)", or empty
+// when no answer said which it was.
+func hitsAndMisses(r result) string {
+	n := r.Hit.Count() + r.Miss.Count()
+	if n == 0 {
+		return ""
+	}
+	p99 := func(s split) string {
+		if s.Count() == 0 {
+			return "–"
+		}
+		return ms(s.P99)
+	}
+	return fmt.Sprintf("%s / %s (%.0f%% hits)", p99(r.Hit), p99(r.Miss), 100*float64(r.Hit.Count())/float64(n))
 }

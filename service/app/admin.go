@@ -31,7 +31,9 @@ func (a *App) adminHandler(enablePprof bool) http.Handler {
 }
 
 // readyz is true when the database answers and the schema is ready, and
-// false from the moment shutdown starts.
+// false from the moment shutdown starts. The ping uses the health pool's
+// own connection: a pod whose request pool is saturated by slow queries
+// is busy, not unready.
 func (a *App) readyz(w http.ResponseWriter, r *http.Request) {
 	notReady := func(reason string) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -48,7 +50,7 @@ func (a *App) readyz(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), time.Second)
 	defer cancel()
-	if err := a.users.Ping(ctx); err != nil {
+	if err := a.health.Ping(ctx); err != nil {
 		notReady("database unreachable")
 		return
 	}

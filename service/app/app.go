@@ -45,6 +45,7 @@ type App struct {
 
 	dsn         string
 	pools       *store.Pools
+	health      *pgxpool.Pool // readiness only: one connection, never busy
 	users       *store.Users
 	redis       *redis.Client
 	cache       *cache.Cache
@@ -88,17 +89,21 @@ func Start(ctx context.Context, opts Options) (*App, error) {
 	}
 	a.pools = store.NewPools(pool)
 	a.users = store.NewUsers(a.pools)
+	if a.health, err = a.newHealthPool(cfg.Database); err != nil {
+		pool.Close()
+		return nil, err
+	}
 
 	var remote cache.Remote
 	if r := cfg.Cache.Redis; r != nil {
 		url := opts.Getenv(r.URLEnv)
 		if url == "" {
-			pool.Close()
+			a.closeResources()
 			return nil, fmt.Errorf("cache.redis.urlEnv: environment variable %s is not set; it must hold the Redis URL", r.URLEnv)
 		}
 		ropts, err := cache.RedisOptions(url)
 		if err != nil {
-			pool.Close()
+			a.closeResources()
 			return nil, fmt.Errorf("cache.redis.urlEnv: %s: %w", r.URLEnv, err)
 		}
 		// go-redis logs dial failures itself; route them to our logger at
@@ -172,6 +177,28 @@ func (a *App) newPool(db config.Database) (*pgxpool.Pool, error) {
 	return pool, nil
 }
 
+// newHealthPool is a pool of one connection for /readyz alone: readiness
+// asks "can this pod reach PostgreSQL", and must not depend on winning a
+// connection from the request pool, which slow queries may have taken
+// (every busy pod would then leave rotation at once). pgxpool reconnects it
+// after an outage.
+func (a *App) newHealthPool(db config.Database) (*pgxpool.Pool, error) {
+	pcfg, err := store.PoolConfig(a.dsn, db)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", "database.urlEnv", err)
+	}
+	pcfg.MinConns, pcfg.MaxConns = 0, 1
+	pool, err := pgxpool.NewWithConfig(context.Background(), pcfg)
+	if err != nil {
+		return nil, fmt.Errorf("database health pool: %w", err)
+	}
+	return pool, nil
+}
+
+// headerLimit bounds request headers, URL included (net/http's default is
+// 1 MiB): an ids list of 100 ids is under 2 KiB.
+const headerLimit = 64 << 10
+
 func (a *App) listen(cfg config.Config) error {
 	var err error
 	if a.apiLn, err = net.Listen("tcp", cfg.Server.Addr); err != nil {
@@ -196,11 +223,14 @@ func (a *App) listen(cfg config.Config) error {
 		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    headerLimit,
 		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
 	}
 	a.admin = &http.Server{
 		Handler:           a.adminHandler(cfg.Server.EnablePprof),
 		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    headerLimit,
 		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
 	}
 	return nil
@@ -245,6 +275,9 @@ func (a *App) migrate(ctx context.Context) {
 
 func (a *App) closeResources() {
 	a.pools.Close()
+	if a.health != nil {
+		a.health.Close()
+	}
 	if a.redis != nil {
 		_ = a.redis.Close()
 	}

@@ -46,9 +46,12 @@ func (a *App) applyConfig(ctx context.Context, old, next config.Config) error {
 		if err != nil {
 			return err
 		}
-		a.log.Info("swapping database pool", "min_conns", next.Database.MinConns, "max_conns", next.Database.MaxConns)
-		// The swap itself cannot fail: it waits for the old pool's requests.
-		go func() { _ = a.pools.Swap(context.Background(), pool) }()
+		a.log.Info("swapping database pool", "min_conns", next.Database.MinConns, "max_conns", next.Database.MaxConns,
+			"generation", next.Generation)
+		// The new pool is current before Reload returns, and reloads are
+		// serialized, so the newest generation's pool wins; the old one
+		// closes in the background once its requests finish.
+		a.pools.Replace(pool)
 	}
 	a.applyLive(next)
 	return nil

@@ -53,6 +53,8 @@ func (r *Reloader) Reload(ctx context.Context) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.path == "" {
+		r.log.Info("config reload asked for, but no --config file was given: nothing to reload",
+			"generation", r.current.Generation)
 		return nil
 	}
 	next, err := loadConfig(r.path, r.getenv)
@@ -90,14 +92,12 @@ func (r *Reloader) failed(err error) error {
 const reloadDebounce = 100 * time.Millisecond
 
 // startWatching starts reloading on file changes and on SIGHUP. Both are
-// set up before it returns, so no change made after Start is missed. The
-// file watch is on the directory, not the file: Kubernetes updates a
-// ConfigMap volume by swapping the ..data symlink, which a watch on the
-// file itself would never see.
+// set up before it returns, so no change made after Start is missed. SIGHUP
+// is handled even without a file (a logged no-op): its default action
+// would kill the process. The file watch is on the directory, not the
+// file: Kubernetes updates a ConfigMap volume by swapping the ..data
+// symlink, which a watch on the file itself would never see.
 func (r *Reloader) startWatching(ctx context.Context, goBackground func(func())) {
-	if r.path == "" {
-		return
-	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	goBackground(func() {
@@ -111,6 +111,9 @@ func (r *Reloader) startWatching(ctx context.Context, goBackground func(func()))
 			}
 		}
 	})
+	if r.path == "" {
+		return
+	}
 
 	dir, base := filepath.Split(r.path)
 	if dir == "" {

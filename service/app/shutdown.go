@@ -21,6 +21,9 @@ func (a *App) Wait() error {
 	return errors.Join(serveErr, a.shutdown())
 }
 
+// shutdownTail is the budget of each step after an overrun grace period.
+const shutdownTail = 2 * time.Second
+
 func (a *App) shutdown() error {
 	cfg := a.reloader.Current()
 	a.shuttingDown.Store(true)
@@ -30,13 +33,25 @@ func (a *App) shutdown() error {
 		time.Sleep(d)
 	}
 
-	ctx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownGracePeriod.Duration)
+	grace, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownGracePeriod.Duration)
 	defer cancel()
 	var errs []error
 	// Shutdown closes the listener and waits for every request in a
 	// handler, queued ones included.
-	if err := a.api.Shutdown(ctx); err != nil {
+	if err := a.api.Shutdown(grace); err != nil {
 		errs = append(errs, fmt.Errorf("api server: %w", err))
+		// Cut what is still open (a client that stopped reading, say), so
+		// its handler ends and releases what it holds.
+		_ = a.api.Close()
+	}
+	// Once the grace period is spent, each later step still gets a short
+	// budget of its own: an empty job queue or an idle pool then closes at
+	// once, and only a step that really fails is reported.
+	ctx := grace
+	if grace.Err() != nil {
+		var cancelTail context.CancelFunc
+		ctx, cancelTail = context.WithTimeout(context.Background(), shutdownTail)
+		defer cancelTail()
 	}
 	if err := a.jobs.Drain(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("background jobs: %w", err))

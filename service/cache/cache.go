@@ -20,12 +20,10 @@ package cache
 import (
 	"context"
 	"errors"
-	"strconv"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/sync/singleflight"
 )
 
 // Entry is a cached user: its row version and its JSON encoding, so a hit
@@ -88,7 +86,7 @@ type Cache struct {
 	metrics       Metrics
 	remote        Remote
 	onRemoteError func(error)
-	flights       singleflight.Group
+	flights       flights
 
 	mu          sync.Mutex
 	ttl         time.Duration
@@ -175,21 +173,11 @@ func (c *Cache) Get(ctx context.Context, id int64, load Loader) (Entry, error) {
 	c.mu.Unlock()
 	c.metrics.LocalMisses.Inc()
 
-	key := strconv.FormatInt(id, 10)
-	ch := c.flights.DoChan(key, func() (any, error) {
-		fillCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), fillTimeout)
+	return c.flights.do(ctx, id, func(ctx context.Context) (Entry, error) {
+		ctx, cancel := context.WithTimeout(ctx, fillTimeout)
 		defer cancel()
-		return c.fill(fillCtx, id, epoch, load)
+		return c.fill(ctx, id, epoch, load)
 	})
-	select {
-	case res := <-ch:
-		if res.Err != nil {
-			return Entry{}, res.Err
-		}
-		return res.Val.(Entry), nil
-	case <-ctx.Done():
-		return Entry{}, ctx.Err()
-	}
 }
 
 // fill loads id from the remote layer or the loader and stores it, unless
@@ -272,7 +260,7 @@ func (c *Cache) invalidateLocal(id int64) {
 	c.local.remove(id)
 	c.mu.Unlock()
 	// A read that starts now must not join a fill that began before the write.
-	c.flights.Forget(strconv.FormatInt(id, 10))
+	c.flights.forget(id)
 }
 
 // remoteTTL is how long remote entries and tombstones live.

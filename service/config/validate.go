@@ -11,6 +11,10 @@ import (
 // envName is a POSIX environment variable name.
 var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
+// MinRequestsPerSecond is the smallest rate limit: one request per 100 s.
+// Below it a client could wait longer than any Retry-After is worth.
+const MinRequestsPerSecond = 0.01
+
 // Validate returns every problem in c, each naming its field by its path in
 // the file (for example "workers.maxInFlight").
 func (c Config) Validate() error {
@@ -81,8 +85,8 @@ func (c Config) Validate() error {
 	}
 
 	r := c.RateLimit
-	if r.RequestsPerSecond < 0 {
-		bad("rateLimit.requestsPerSecond", "must be >= 0, got %g", r.RequestsPerSecond)
+	if r.RequestsPerSecond < 0 || (r.RequestsPerSecond > 0 && r.RequestsPerSecond < MinRequestsPerSecond) {
+		bad("rateLimit.requestsPerSecond", "must be 0 (off) or >= %g, got %g", MinRequestsPerSecond, r.RequestsPerSecond)
 	}
 	if r.Burst < 0 {
 		bad("rateLimit.burst", "must be >= 0, got %d", r.Burst)

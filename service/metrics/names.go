@@ -17,6 +17,13 @@ const (
 	RequestDuration = "pacer_http_request_duration_seconds"
 	// RequestsInFlight is the number of requests holding a worker slot.
 	RequestsInFlight = "pacer_http_requests_in_flight"
+	// WriteStallsTotal counts responses the client did not read within the
+	// write deadline (the request timeout plus the body's size at 64 KiB/s);
+	// the connection was closed and the worker slot freed.
+	WriteStallsTotal = "pacer_http_write_stalls_total"
+	// PanicsTotal counts panics recovered while serving a request (in a
+	// handler or a cache fill); the request was answered 500.
+	PanicsTotal = "pacer_http_panics_total"
 )
 
 // Worker limit and queue.

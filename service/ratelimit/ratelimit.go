@@ -29,6 +29,7 @@ type Limiter struct {
 	limits  Limits
 	clients map[string]*list.Element
 	lru     list.List // of *bucket, most recently seen first
+	evicted *evictedSketch
 	now     func() time.Time
 }
 
@@ -40,7 +41,7 @@ type bucket struct {
 
 // New returns a limiter with limits.
 func New(limits Limits) *Limiter {
-	l := &Limiter{clients: make(map[string]*list.Element), now: time.Now}
+	l := &Limiter{clients: make(map[string]*list.Element), now: time.Now, evicted: newEvictedSketch()}
 	l.SetLimits(limits)
 	return l
 }
@@ -57,6 +58,7 @@ func (l *Limiter) SetLimits(limits Limits) {
 	if limits.RequestsPerSecond <= 0 {
 		l.clients = make(map[string]*list.Element)
 		l.lru.Init()
+		l.evicted.reset()
 		return
 	}
 	now := l.now()
@@ -66,7 +68,7 @@ func (l *Limiter) SetLimits(limits Limits) {
 		b.limiter.SetBurstAt(now, limits.Burst)
 	}
 	for l.lru.Len() > limits.MaxClients {
-		l.evictLocked(l.lru.Back())
+		l.evictLocked(l.lru.Back(), now)
 	}
 }
 
@@ -94,11 +96,16 @@ func (l *Limiter) Allow(client string) (ok bool, retryAfter time.Duration) {
 	if b.limiter.AllowN(now, 1) {
 		return true, 0
 	}
-	wait := b.limiter.TokensAt(now)
-	// Time until the bucket holds one token again.
-	secs := (1 - wait) / l.limits.RequestsPerSecond
-	return false, time.Duration(math.Max(1, math.Ceil(secs))) * time.Second
+	tokens := b.limiter.TokensAt(now)
+	// Time until the bucket holds one token again, in whole seconds, at
+	// least one and at most maxRetryAfter (a tiny rate must not overflow
+	// the duration and lose the header).
+	secs := math.Ceil((1 - tokens) / l.limits.RequestsPerSecond)
+	return false, time.Duration(min(max(1, secs), maxRetryAfter.Seconds())) * time.Second
 }
+
+// maxRetryAfter caps Retry-After.
+const maxRetryAfter = time.Hour
 
 func (l *Limiter) bucketLocked(client string, now time.Time) *bucket {
 	if el, ok := l.clients[client]; ok {
@@ -109,12 +116,17 @@ func (l *Limiter) bucketLocked(client string, now time.Time) *bucket {
 	}
 	l.evictIdleLocked(now)
 	if l.lru.Len() >= l.limits.MaxClients {
-		l.evictLocked(l.lru.Back())
+		l.evictLocked(l.lru.Back(), now)
 	}
 	b := &bucket{
 		key:      client,
 		limiter:  rate.NewLimiter(rate.Limit(l.limits.RequestsPerSecond), l.limits.Burst),
 		lastSeen: now,
+	}
+	// A client evicted before it refilled starts where it would be now.
+	if fullAt := l.evicted.fullAt(client); fullAt.After(now) {
+		missing := math.Ceil(fullAt.Sub(now).Seconds() * l.limits.RequestsPerSecond)
+		b.limiter.ReserveN(now, int(min(missing, float64(l.limits.Burst))))
 	}
 	l.clients[client] = l.lru.PushFront(b)
 	return b
@@ -128,11 +140,17 @@ func (l *Limiter) evictIdleLocked(now time.Time) {
 		if now.Sub(el.Value.(*bucket).lastSeen) < refill {
 			return
 		}
-		l.evictLocked(el)
+		l.evictLocked(el, now)
 	}
 }
 
-func (l *Limiter) evictLocked(el *list.Element) {
+// evictLocked drops a bucket, remembering when it would have been full if
+// it is not full now.
+func (l *Limiter) evictLocked(el *list.Element, now time.Time) {
+	b := el.Value.(*bucket)
+	if missing := float64(l.limits.Burst) - b.limiter.TokensAt(now); missing > 0 {
+		l.evicted.record(b.key, now.Add(time.Duration(missing/l.limits.RequestsPerSecond*float64(time.Second))))
+	}
 	l.lru.Remove(el)
-	delete(l.clients, el.Value.(*bucket).key)
+	delete(l.clients, b.key)
 }

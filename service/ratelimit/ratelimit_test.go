@@ -3,6 +3,7 @@ package ratelimit
 import (
 	"net/http/httptest"
 	"net/netip"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -57,13 +58,14 @@ func TestAllowTable(t *testing.T) {
 			},
 		},
 		{
-			name:   "evicted client starts with a full bucket",
+			name:   "evicted client keeps its debt",
 			limits: Limits{RequestsPerSecond: 1, Burst: 1, MaxClients: 1},
 			steps: []step{
 				{client: "a", wantOK: true},
 				{client: "a", wantOK: false, wantRetry: time.Second},
 				{client: "b", wantOK: true}, // evicts a (table full)
-				{client: "a", wantOK: true},
+				{client: "a", wantOK: false, wantRetry: time.Second},
+				{advance: time.Second, client: "a", wantOK: true},
 			},
 		},
 	}
@@ -190,5 +192,45 @@ func TestHeaderKeyIsBounded(t *testing.T) {
 	}
 	if !strings.HasPrefix(a, "h:") {
 		t.Fatalf("header key %q lacks the h: prefix that keeps it apart from IP keys", a)
+	}
+}
+
+// TestEvictionHandsBackNoTokens: a client that drains its bucket and then
+// gets it evicted by a flood of other identities comes back exactly as
+// drained as it would have been, not with a full bucket (issue 11, row 10).
+func TestEvictionHandsBackNoTokens(t *testing.T) {
+	lim, clock := newTestLimiter(Limits{RequestsPerSecond: 1, Burst: 5, MaxClients: 3})
+	for i := range 5 {
+		if ok, _ := lim.Allow("victim"); !ok {
+			t.Fatalf("request %d within the burst refused", i)
+		}
+	}
+	for i := range 10 { // evicts the drained bucket
+		lim.Allow("cycled-" + strconv.Itoa(i))
+	}
+	if ok, retry := lim.Allow("victim"); ok || retry != time.Second {
+		t.Fatalf("drained client back after eviction: ok=%v retry=%v; want refused, retry 1s", ok, retry)
+	}
+	clock.advance(2 * time.Second) // two tokens back, no more
+	for i := range 2 {
+		if ok, _ := lim.Allow("victim"); !ok {
+			t.Fatalf("refill token %d refused", i)
+		}
+	}
+	if ok, _ := lim.Allow("victim"); ok {
+		t.Fatal("a third token after 2s at 1/s: the eviction handed tokens back")
+	}
+}
+
+// TestTinyRateKeepsRetryAfter: the slowest rate the config allows still
+// answers with a bounded, positive Retry-After.
+func TestTinyRateKeepsRetryAfter(t *testing.T) {
+	for _, rps := range []float64{0.01, 1e-10} {
+		lim, _ := newTestLimiter(Limits{RequestsPerSecond: rps, Burst: 1, MaxClients: 10})
+		lim.Allow("a")
+		ok, retry := lim.Allow("a")
+		if ok || retry < time.Second || retry > maxRetryAfter {
+			t.Fatalf("rate %g: ok=%v retry=%v; want refused with 1s..%v", rps, ok, retry, maxRetryAfter)
+		}
 	}
 }

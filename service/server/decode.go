@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/mail"
 	"os"
+	"reflect"
 	"strings"
 	"unicode/utf8"
 
@@ -60,10 +61,11 @@ func decodeError(err error) error {
 	case errors.As(err, &syntax):
 		return badJSON(fmt.Sprintf("malformed JSON at byte %d", syntax.Offset))
 	case errors.As(err, &typ):
+		// Name JSON types, never Go ones: the client knows no store.NewUser.
 		if typ.Field != "" {
-			return badJSON(fmt.Sprintf("%s: must be %s, got %s", typ.Field, typ.Type, typ.Value))
+			return badJSON(fmt.Sprintf("%s: must be %s, got %s", typ.Field, jsonKind(typ.Type), typ.Value))
 		}
-		return badJSON(fmt.Sprintf("body must be %s, got %s", typ.Type, typ.Value))
+		return badJSON(fmt.Sprintf("body must be %s, got %s", jsonKind(typ.Type), typ.Value))
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		return badJSON(strings.TrimPrefix(err.Error(), "json: "))
 	}
@@ -72,6 +74,25 @@ func decodeError(err error) error {
 
 // nulMessage explains why U+0000 is refused: PostgreSQL text cannot hold it.
 const nulMessage = "must not contain the NUL character (U+0000)"
+
+// jsonKind names the JSON type that decodes into t.
+func jsonKind(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "a boolean"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64,
+		reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	case reflect.Pointer:
+		return jsonKind(t.Elem())
+	}
+	return "a JSON object"
+}
 
 func badJSON(msg string) error {
 	return &apiError{status: http.StatusBadRequest, code: codeInvalidJSON, message: msg}

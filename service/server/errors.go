@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/pacer-dev/pacer/service/cache"
 	"github.com/pacer-dev/pacer/service/store"
 )
 
@@ -69,8 +70,25 @@ func (s *server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		writeAPIError(w, ae)
 		return
 	}
+	var panicked *cache.ErrFillPanicked
+	if errors.As(err, &panicked) {
+		s.Metrics.Panics.Inc()
+		s.Logger.Error("cache fill panicked", "panic", panicked.Value, "stack", string(panicked.Stack),
+			"request_id", w.Header().Get(headerRequestID), "method", r.Method, "path", r.URL.Path)
+	}
+	if r.Context().Err() != nil {
+		// The client gave up (its connection closed) while the database
+		// worked: nobody reads an answer, and the failure is its, not the
+		// server's. Record 499 so the tuner never reads it as a 5xx.
+		markClientClosed(w)
+		s.Logger.Debug("client closed request", "status", StatusClientClosedRequest, "err", err,
+			"request_id", w.Header().Get(headerRequestID), "method", r.Method, "path", r.URL.Path)
+		return
+	}
 	var be *store.BatchError
 	switch {
+	case panicked != nil:
+		writeError(w, http.StatusInternalServerError, codeInternal, "internal error")
 	case errors.As(err, &be) && errors.Is(err, store.ErrDuplicateEmail):
 		i := be.Index
 		writeAPIError(w, &apiError{status: http.StatusConflict, code: codeDuplicateEmail,

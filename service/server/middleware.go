@@ -22,12 +22,14 @@ func (s *server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header()[headerRequestID] = []string{id}
 
 	rec := recorders.Get().(*recorder)
-	*rec = recorder{ResponseWriter: w, start: start, status: http.StatusOK}
+	*rec = recorder{ResponseWriter: w, start: start, status: http.StatusOK,
+		writeGrace: s.Settings.Load().RequestTimeout}
 	defer func() {
 		if p := recover(); p != nil {
 			if p == http.ErrAbortHandler {
 				panic(p) // net/http's own way to abort a response
 			}
+			s.Metrics.Panics.Inc()
 			s.Logger.Error("handler panicked", "panic", p, "stack", string(debug.Stack()),
 				"request_id", id, "method", r.Method, "path", r.URL.Path)
 			if !rec.wroteHeader {
@@ -41,6 +43,14 @@ func (s *server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			rec.status = StatusClientClosedRequest
 		default:
 			rec.WriteHeader(http.StatusOK)
+		}
+		rec.flush()
+		if rec.stalled {
+			// The client stopped reading: the write deadline cut it off and
+			// the worker slot is already free.
+			s.Metrics.WriteStalls.Inc()
+			s.Logger.Debug("response write stalled; connection closed", "request_id", id,
+				"method", r.Method, "path", r.URL.Path)
 		}
 		s.observe(rec.route, r.Method, rec.status, time.Since(start))
 		*rec = recorder{}
@@ -86,6 +96,22 @@ func (s *server) withRateLimit(next http.Handler) http.Handler {
 			return
 		}
 		next.ServeHTTP(w, r)
+	})
+}
+
+// cacheHit answers r from the in-process cache and reports true, or
+// reports false having written nothing.
+type cacheHit func(w http.ResponseWriter, r *http.Request) bool
+
+// withCacheHit serves what hit can answer before the worker limit: a hit
+// costs microseconds of CPU and no database, so it takes no slot and never
+// waits in the queue behind misses. It is still rate limited and counted in
+// the request metrics, like any request.
+func withCacheHit(hit cacheHit, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !hit(w, r) {
+			next.ServeHTTP(w, r)
+		}
 	})
 }
 

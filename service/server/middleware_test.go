@@ -17,7 +17,7 @@ import (
 )
 
 func TestPanicBecomesJSON500(t *testing.T) {
-	s := &server{Deps: Deps{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: telemetry.New()},
+	s := &server{Deps: Deps{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: telemetry.New(), Settings: NewSettings(Live{})},
 		mux: http.NewServeMux(), ids: newRequestIDs()}
 	s.mux.HandleFunc("/", func(http.ResponseWriter, *http.Request) { panic("boom") })
 	w := httptest.NewRecorder()
@@ -35,7 +35,7 @@ func TestPanicBecomesJSON500(t *testing.T) {
 func TestClientLeavingWhileQueuedIs499(t *testing.T) {
 	x := telemetry.New()
 	lim := limiter.New(limiter.Limits{MaxInFlight: 1, QueueDepth: 1, QueueTimeout: time.Hour})
-	s := &server{Deps: Deps{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: x, Limiter: lim},
+	s := &server{Deps: Deps{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: x, Limiter: lim, Settings: NewSettings(Live{})},
 		mux: http.NewServeMux(), ids: newRequestIDs()}
 	route := newRouteMetrics(x, "GET /queued")
 	s.mux.Handle("GET /queued", withRoute(route, s.withWorkerLimit(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -7,7 +7,7 @@ func (s *server) routes() {
 	s.handle("POST /v1/users", s.createUser)
 	s.handle("GET /v1/users", s.listUsers)
 	s.handle("POST /v1/users/batch", s.createUsers)
-	s.handle("GET /v1/users/{id}", s.getUser)
+	s.handleCached("GET /v1/users/{id}", s.cachedUser, s.getUser)
 	s.handle("PATCH /v1/users/{id}", s.updateUser)
 	s.handle("DELETE /v1/users/{id}", s.deleteUser)
 	s.handle("POST /v1/users/{id}/welcome", s.welcomeUser)
@@ -18,10 +18,20 @@ func (s *server) routes() {
 // first: route label, schema gate, rate limit, worker limit, body limit.
 // Handlers apply the request timeout themselves (requestContext).
 func (s *server) handle(pattern string, h http.HandlerFunc) {
+	s.handleCached(pattern, nil, h)
+}
+
+// handleCached is handle with a cache fast path: hit, if it answers, serves
+// the request without a worker slot, so hits never queue behind misses and
+// slots are left to the requests that need the database.
+func (s *server) handleCached(pattern string, hit cacheHit, h http.HandlerFunc) {
 	route := newRouteMetrics(s.Metrics, pattern)
 	var chain http.Handler = h
 	chain = s.withBodyLimit(chain)
 	chain = s.withWorkerLimit(chain)
+	if hit != nil {
+		chain = withCacheHit(hit, chain)
+	}
 	chain = s.withRateLimit(chain)
 	chain = s.withSchemaGate(chain)
 	chain = withRoute(route, chain)

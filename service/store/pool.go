@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"sync"
@@ -50,8 +51,10 @@ type poolRef struct {
 // a request: a request pins the pool it started on until it is done, and the
 // old pool is closed only once its last user has finished.
 type Pools struct {
-	current atomic.Pointer[poolRef]
-	swaps   atomic.Int64
+	current  atomic.Pointer[poolRef]
+	swaps    atomic.Int64
+	closed   atomic.Bool
+	retiring sync.WaitGroup // pools swapped out and not yet closed
 
 	mu      sync.Mutex
 	alive   map[*poolRef]struct{}
@@ -72,8 +75,11 @@ func (p *Pools) use(fn func(*pgxpool.Pool) error) error {
 		ref := p.current.Load()
 		ref.mu.RLock()
 		if ref.retired {
-			// Swapped and closed between Load and RLock: take the new one.
 			ref.mu.RUnlock()
+			if p.closed.Load() {
+				return errClosed // no new pool will come: do not spin
+			}
+			// Swapped and closed between Load and RLock: take the new one.
 			continue
 		}
 		err := fn(ref.pool)
@@ -86,11 +92,28 @@ func (p *Pools) use(fn func(*pgxpool.Pool) error) error {
 // checks) that do not need pinning.
 func (p *Pools) Current() *pgxpool.Pool { return p.current.Load().pool }
 
+// errClosed is what a query gets after Close: the process is stopping.
+var errClosed = errors.Join(ErrUnavailable, errors.New("database pool closed"))
+
 // Swap makes next the current pool and closes the previous one once every
 // request using it has finished. It returns when the old pool is closed or
 // ctx ends; in the latter case the old pool is still closed in the
 // background.
 func (p *Pools) Swap(ctx context.Context, next *pgxpool.Pool) error {
+	done := p.Replace(next)
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Replace makes next the current pool before it returns, so that callers
+// that serialize their calls (config reloads) know the last one wins; the
+// previous pool is closed in the background once its last user finishes,
+// and done is closed then.
+func (p *Pools) Replace(next *pgxpool.Pool) (done <-chan struct{}) {
 	ref := &poolRef{pool: next}
 	p.mu.Lock()
 	p.alive[ref] = struct{}{}
@@ -98,17 +121,14 @@ func (p *Pools) Swap(ctx context.Context, next *pgxpool.Pool) error {
 	old := p.current.Swap(ref)
 	p.swaps.Add(1)
 
-	done := make(chan struct{})
+	closed := make(chan struct{})
+	p.retiring.Add(1)
 	go func() {
-		defer close(done)
+		defer p.retiring.Done()
+		defer close(closed)
 		p.retire(old)
 	}()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return closed
 }
 
 func (p *Pools) retire(ref *poolRef) {
@@ -123,9 +143,12 @@ func (p *Pools) retire(ref *poolRef) {
 	p.mu.Unlock()
 }
 
-// Close closes the current pool after its users finish.
+// Close closes the current pool after its users finish, and waits for the
+// pools swapped out before it. Queries after Close fail with ErrUnavailable.
 func (p *Pools) Close() {
+	p.closed.Store(true)
 	p.retire(p.current.Load())
+	p.retiring.Wait()
 }
 
 // Swaps is the number of pool swaps since start.

@@ -22,6 +22,8 @@ type Metrics struct {
 	QueueRejections *prometheus.CounterVec
 	RateLimited     prometheus.Counter
 	Jobs            jobs.Metrics
+	WriteStalls     prometheus.Counter
+	Panics          prometheus.Counter
 	ConfigReloads   *prometheus.CounterVec
 	ConfigGen       prometheus.Gauge
 	ConfigLastOK    prometheus.Gauge
@@ -62,6 +64,12 @@ func New() *Metrics {
 			Retried:  prometheus.NewCounter(prometheus.CounterOpts{Name: m.JobsRetriedTotal, Help: "Failed background job attempts that will be retried."}),
 			Failed:   prometheus.NewCounter(prometheus.CounterOpts{Name: m.JobsFailedTotal, Help: "Background jobs that failed their last attempt."}),
 		},
+		WriteStalls: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: m.WriteStallsTotal, Help: "Responses cut off because the client did not read them within the write deadline.",
+		}),
+		Panics: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: m.PanicsTotal, Help: "Panics recovered while serving a request; the request was answered 500.",
+		}),
 		ConfigReloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: m.ConfigReloadsTotal, Help: "Config reload attempts by result.",
 		}, []string{m.LabelResult}),
@@ -87,7 +95,7 @@ func New() *Metrics {
 	for _, r := range []string{ResultSuccess, ResultFailure} {
 		x.ConfigReloads.WithLabelValues(r)
 	}
-	reg.MustRegister(x.Requests, x.RequestDuration, x.QueueRejections, x.RateLimited,
+	reg.MustRegister(x.Requests, x.RequestDuration, x.QueueRejections, x.RateLimited, x.WriteStalls, x.Panics,
 		x.Jobs.Enqueued, x.Jobs.Done, x.Jobs.Retried, x.Jobs.Failed, x.ConfigReloads, x.ConfigGen, x.ConfigLastOK, hits, misses, errs, evictions)
 	return x
 }
