@@ -2,13 +2,22 @@ package v1alpha1
 
 import metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-// TuningMode says what Pacer does with its decisions.
-// +kubebuilder:validation:Enum=Off;Recommend;Auto
+// TuningMode says what Pacer does with its decisions. Every value is
+// safe to write unquoted in YAML; Off, the old spelling of Disabled, is a
+// boolean in YAML 1.1 unless quoted ("Off"), so Disabled replaces it.
+// +kubebuilder:validation:Enum=Disabled;Recommend;Auto;Hold;Off
 type TuningMode string
 
 const (
-	// TuningOff computes nothing; the spec is rendered as written.
+	// TuningDisabled computes nothing; settings the tuner had moved return
+	// to the spec's values under the step limits, then the spec is
+	// rendered as written.
+	TuningDisabled TuningMode = "Disabled"
+	// TuningOff is the old spelling of TuningDisabled, still accepted.
 	TuningOff TuningMode = "Off"
+	// TuningHold freezes the settings in effect: nothing is observed or
+	// changed until the mode changes (a user's edit still wins).
+	TuningHold TuningMode = "Hold"
 	// TuningRecommend computes decisions and shows them in status.recommendation only.
 	TuningRecommend TuningMode = "Recommend"
 	// TuningAuto applies decisions within the bounds.
@@ -28,8 +37,11 @@ const (
 
 // TuningSpec says whether and how Pacer tunes the service.
 type TuningSpec struct {
-	// mode is Off (nothing computed), Recommend (decisions shown in status
-	// only) or Auto (decisions applied within bounds).
+	// mode is Disabled (nothing computed; tuned settings return to the
+	// spec), Recommend (decisions shown in status only), Auto (decisions
+	// applied within bounds) or Hold (the settings in effect are frozen).
+	// "Off" is still accepted for Disabled, but must be quoted: bare Off
+	// is the boolean false in YAML 1.1.
 	// +kubebuilder:default=Recommend
 	// +optional
 	Mode TuningMode `json:"mode,omitempty"`

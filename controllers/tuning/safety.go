@@ -198,11 +198,3 @@ func ceil32(f float64) int32 {
 	}
 	return int32(math.Ceil(f - 1e-9))
 }
-
-// boundsField is the name of a setting's field in tuning.bounds.
-func boundsField(setting string) string {
-	if setting == SettingWorkers {
-		return "workers"
-	}
-	return setting
-}

@@ -112,4 +112,7 @@ type Decision struct {
 	// Summary says in one line what the tuner is doing (for the Tuned
 	// condition), including why it holds when Changes is empty.
 	Summary string
+	// DatabaseBound says, with the figures, that the database limits the
+	// service (so no replicas, workers or pool were added); "" otherwise.
+	DatabaseBound string
 }

@@ -1,0 +1,200 @@
+package tuning
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	pacerv1 "github.com/pacer-dev/pacer/api/v1alpha1"
+)
+
+// Loop is one TunedService's tuner: everything between "a window was
+// observed" and "these settings are in effect". It keeps the recent
+// windows (as many as the spec's interval and stabilization windows
+// need), the settings in effect, the spec it last saw (to tell a user's
+// edit), the decision history and when tuning left Auto. It does no I/O
+// and reads no clock: the reconciler and the simulator drive it alike.
+//
+// Each pass, call Sync to learn the settings to render (a user's edit
+// takes effect at once). Once per interval, call Step with the window
+// observed (or nil and why not). A Loop is not safe for concurrent use.
+type Loop struct {
+	settings pacerv1.Settings   // in effect
+	spec     *pacerv1.Settings  // the spec's own settings, as last seen
+	history  []pacerv1.Decision // newest first, at most pacerv1.MaxHistory
+	windows  []Window           // sufficient windows, newest first, within horizon
+	mode     pacerv1.TuningMode // as last seen; "" before the first call
+	leftAuto time.Time          // when the mode last left Auto
+	returned time.Time          // when the last step back toward the spec was made
+	lastRec  *pacerv1.Settings  // the last recommendation recorded in history
+}
+
+// Seed is what a new Loop starts from: what status says. A restarted
+// operator loses the recent windows (the tuner is cautious until they
+// refill), not the settings in effect, the history or the user's edits.
+type Seed struct {
+	// Effective is status.effective; nil for a new TunedService.
+	Effective *pacerv1.EffectiveSettings
+	// History is status.history, newest first.
+	History []pacerv1.Decision
+	// Mode is the mode the settings in Effective were made under; "" when
+	// unknown (then a mode other than Auto counts as just left).
+	Mode pacerv1.TuningMode
+}
+
+// NewLoop returns a Loop that continues from seed.
+func NewLoop(seed Seed) *Loop {
+	l := &Loop{history: append([]pacerv1.Decision(nil), seed.History...), mode: seed.Mode}
+	if e := seed.Effective; e != nil {
+		l.settings = e.Settings
+		if e.SpecSettings != nil {
+			s := *e.SpecSettings
+			l.spec = &s
+		}
+	}
+	return l
+}
+
+// Spec is what the loop reads from a TunedService's spec.
+type Spec struct {
+	// Tuning is spec.tuning (mode, interval, objective, bounds, stabilization).
+	Tuning pacerv1.TuningSpec
+	// Settings are the spec's own values of every setting.
+	Settings pacerv1.Settings
+	// MaxTotalConnections is spec.database.maxTotalConnections; 0 when unset.
+	MaxTotalConnections int32
+	// PodCPULimit is a pod's CPU limit in cores; 0 when the pods have no
+	// limit (a request is not a ceiling: such a pod's capacity is unknown
+	// and the worker slots alone measure it).
+	PodCPULimit float64
+}
+
+// Tick is one interval's input to Step.
+type Tick struct {
+	// Now is the time of the step (the end of the window, give or take).
+	Now  time.Time
+	Spec Spec
+	// Window is the interval's observation; nil when none could be made.
+	Window *Window
+	// NoWindow says why Window is nil: a condition reason
+	// (MetricsUnavailable, ObservationFailed) and a message.
+	NoWindow Condition
+}
+
+// Condition is the Tuned condition a step leaves.
+type Condition struct {
+	Status  metav1.ConditionStatus
+	Reason  string
+	Message string
+}
+
+// Result is what one Step decided.
+type Result struct {
+	// Settings are the settings to render now.
+	Settings pacerv1.Settings
+	// Decision holds the tuner's changes from the settings in effect
+	// before the step, with reasons; Applied says whether they are in
+	// Settings (Auto, or a step back to the spec after leaving Auto) or
+	// only recommended. Nil when nothing changed or was recommended.
+	Decision *pacerv1.Decision
+	// Recommendation is for status.recommendation: the settings the
+	// tuner wants now; nil when it could not judge.
+	Recommendation *pacerv1.Recommendation
+	// Condition is the Tuned condition.
+	Condition Condition
+	// DatabaseBound is true when the window shows the database, not the
+	// pods, limiting the service.
+	DatabaseBound bool
+}
+
+// Edit is a user's edit the loop took: the spec's value of a tuned
+// setting changed, and it wins over the tuner's.
+type Edit = pacerv1.Change
+
+// EditPrefix starts the reason of every change that records a user's edit;
+// the tuner never reverts one.
+const EditPrefix = "user edit: "
+
+// Sync returns the settings to render for spec and the user's edits taken
+// since the last call (each also lands in History). Call it every pass,
+// before Step; Step calls it too.
+func (l *Loop) Sync(now time.Time, spec Spec) (pacerv1.Settings, []Edit) {
+	mode := ModeOf(spec.Tuning.Mode)
+	if l.mode == pacerv1.TuningAuto && mode != pacerv1.TuningAuto {
+		l.leftAuto = now
+	}
+	if mode != pacerv1.TuningAuto && l.leftAuto.IsZero() {
+		l.leftAuto = now // a restarted loop: the scale-down window starts over
+	}
+	if mode == pacerv1.TuningAuto {
+		l.leftAuto = time.Time{}
+	}
+	l.mode = mode
+	first := l.spec == nil && l.settings == (pacerv1.Settings{})
+	out := spec.Settings // untuned settings always follow the spec
+	var edits []Edit
+	for _, t := range Tunables {
+		wanted := t.Get(spec.Settings)
+		inEffect := t.Get(l.settings)
+		switch {
+		case first:
+			continue
+		case l.spec != nil && t.Get(*l.spec) != wanted:
+			// The user changed the spec's value: it wins at once.
+			// Recorded when it overrides a value the tuner chose.
+			if inEffect != wanted && inEffect != t.Get(*l.spec) {
+				edits = append(edits, pacerv1.Change{Setting: t.Name, From: inEffect, To: wanted,
+					Reason: EditPrefix + fmt.Sprintf("the spec's %s changed to %d and wins over the %d in effect", t.Name, wanted, inEffect)})
+			}
+		case t.Bounds(&spec.Tuning.Bounds) == nil && mode == pacerv1.TuningAuto:
+			// Not tuned in Auto: as the spec says.
+		default:
+			*t.Field(&out) = inEffect
+		}
+	}
+	if len(edits) > 0 {
+		l.record(pacerv1.Decision{Time: metav1.NewTime(now), Mode: mode, Applied: true, Changes: edits})
+	}
+	s := spec.Settings
+	l.spec, l.settings = &s, out
+	return out, edits
+}
+
+// Step takes one interval's observation and decides. In Auto mode the
+// decision is put in effect; in Recommend mode it is only recommended;
+// Hold keeps every setting as it is; outside Auto, settings the tuner had
+// moved return to the spec's values one step per interval, scale-downs
+// after the scale-down window.
+func (l *Loop) Step(tk Tick) Result {
+	cur, _ := l.Sync(tk.Now, tk.Spec)
+	return l.step(tk, cur)
+}
+
+// Settings are the settings in effect.
+func (l *Loop) Settings() pacerv1.Settings { return l.settings }
+
+// History is the decision history, newest first, for status.history.
+func (l *Loop) History() []pacerv1.Decision { return append([]pacerv1.Decision(nil), l.history...) }
+
+// AtSpec reports whether every setting in effect is the spec's own value
+// (nothing left to return to after leaving Auto).
+func (l *Loop) AtSpec(spec Spec) bool { return l.settings == spec.Settings }
+
+// ModeOf is the mode m stands for: the default Recommend when empty, and
+// Disabled for its old spelling Off.
+func ModeOf(m pacerv1.TuningMode) pacerv1.TuningMode {
+	switch strings.ToLower(string(m)) {
+	case "":
+		return pacerv1.TuningRecommend
+	case "off", "false":
+		return pacerv1.TuningDisabled
+	}
+	return m
+}
+
+func (l *Loop) record(d pacerv1.Decision) {
+	h := append([]pacerv1.Decision{d}, l.history...)
+	l.history = h[:min(len(h), pacerv1.MaxHistory)]
+}

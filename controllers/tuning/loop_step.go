@@ -1,0 +1,151 @@
+package tuning
+
+import (
+	"fmt"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	pacerv1 "github.com/pacer-dev/pacer/api/v1alpha1"
+)
+
+// horizon is how far back the loop keeps windows: every look-back of the
+// rules (stable window, latency baseline, revert, both stabilization
+// windows, and twice the scale-down window for the burst floor), plus one
+// interval so the oldest window starts before it.
+func (p params) horizon() time.Duration {
+	return max(stableWindow, baselineWindows*p.interval, revertWithin*p.interval, p.up, 2*p.down) + p.interval
+}
+
+// remember keeps w among the recent windows and drops those past the horizon.
+func (l *Loop) remember(w Window, p params) {
+	ws := []Window{w}
+	for _, old := range l.windows {
+		if old.End.Before(w.End) && w.End.Sub(old.End) <= p.horizon() {
+			ws = append(ws, old)
+		}
+	}
+	l.windows = ws
+}
+
+func (l *Loop) step(tk Tick, cur pacerv1.Settings) Result {
+	spec := tk.Spec
+	in := Input{
+		Now: tk.Now, Tuning: spec.Tuning, MaxTotalConnections: spec.MaxTotalConnections,
+		Current: cur, History: l.history, PodCPU: spec.PodCPULimit,
+	}
+	p := resolve(in)
+	if w := tk.Window; w != nil && w.Sufficient {
+		l.remember(*w, p)
+	}
+	res := Result{Settings: cur}
+	switch l.mode {
+	case pacerv1.TuningHold:
+		res.Condition = Condition{metav1.ConditionTrue, "Held",
+			"tuning.mode is Hold: the settings in effect are frozen (" + settingsList(cur) + ")"}
+		return res
+	case pacerv1.TuningDisabled, pacerv1.TuningRecommend:
+		if d := l.stepBack(tk.Now, spec, p); d != nil {
+			l.settings = res.Settings
+			for _, c := range d.Changes {
+				set(&l.settings, c.Setting, c.To)
+			}
+			res.Settings, res.Decision = l.settings, d
+			l.record(*d)
+			res.Condition = Condition{metav1.ConditionTrue, "ReturningToSpec",
+				fmt.Sprintf("tuning.mode is %s: returning to the spec's settings: %s", l.mode, changeList(d.Changes))}
+			return res
+		}
+		if l.mode == pacerv1.TuningDisabled {
+			res.Condition = Condition{metav1.ConditionFalse, "TuningDisabled", "tuning.mode is Disabled: the spec is rendered as written"}
+			return res
+		}
+	}
+	if tk.Window == nil {
+		res.Condition = tk.NoWindow
+		if res.Condition.Reason == "" {
+			res.Condition = Condition{metav1.ConditionUnknown, "AwaitingMetrics", "waiting for a metrics window"}
+		}
+		return res
+	}
+	in.Window = *tk.Window
+	in.Recent = l.windows
+	d := Decide(in)
+	res.DatabaseBound = d.DatabaseBound != ""
+	rec := &pacerv1.Recommendation{Time: metav1.NewTime(tk.Now), Settings: d.Settings, Changes: d.Changes}
+	res.Recommendation = rec
+	changed := len(d.Changes) > 0
+	switch {
+	case l.mode == pacerv1.TuningAuto && changed:
+		dec := pacerv1.Decision{Time: rec.Time, Mode: l.mode, Applied: true, Changes: d.Changes}
+		l.settings, res.Settings, res.Decision = d.Settings, d.Settings, &dec
+		l.record(dec)
+		res.Condition = Condition{metav1.ConditionTrue, "Applied", d.Summary}
+	case l.mode == pacerv1.TuningRecommend && changed:
+		// A recommendation lands in history once, not every interval it stands.
+		if l.lastRec == nil || *l.lastRec != d.Settings {
+			dec := pacerv1.Decision{Time: rec.Time, Mode: l.mode, Applied: false, Changes: d.Changes}
+			res.Decision = &dec
+			l.record(dec)
+			s := d.Settings
+			l.lastRec = &s
+		}
+		res.Condition = Condition{metav1.ConditionFalse, "Recommending", d.Summary}
+	case !tk.Window.Sufficient:
+		res.Condition = Condition{metav1.ConditionUnknown, "InsufficientMetrics", tk.Window.Reason}
+	case res.DatabaseBound:
+		res.Condition = Condition{metav1.ConditionTrue, "DatabaseBound", d.Summary}
+	default:
+		res.Condition = Condition{metav1.ConditionTrue, "Holding", d.Summary}
+	}
+	return res
+}
+
+// stepBack moves the settings the tuner had moved one step toward the
+// spec's values, once per interval; a step down waits for the scale-down
+// window after leaving Auto. It returns nil when nothing moves.
+func (l *Loop) stepBack(now time.Time, spec Spec, p params) *pacerv1.Decision {
+	if l.settings == spec.Settings || (!l.returned.IsZero() && now.Sub(l.returned) < p.interval) {
+		return nil
+	}
+	var changes []pacerv1.Change
+	for _, t := range Tunables {
+		cur, want := t.Get(l.settings), t.Get(spec.Settings)
+		to := cur
+		var why string
+		switch {
+		case want > cur:
+			to = min(want, t.StepUp(cur))
+		case want < cur:
+			if waited := now.Sub(l.leftAuto); waited < p.down {
+				continue
+			}
+			to = max(want, t.StepDown(cur))
+		}
+		if to == cur {
+			continue
+		}
+		if to != want {
+			why = fmt.Sprintf(" (one step; %d later)", want)
+		}
+		changes = append(changes, pacerv1.Change{Setting: t.Name, From: cur, To: to,
+			Reason: fmt.Sprintf("tuning.mode is %s: back toward the spec's %s %d: %s%s", l.mode, t.Name, want, arrow(t.Name, cur, to), why)})
+	}
+	if len(changes) == 0 {
+		return nil
+	}
+	l.returned = now
+	return &pacerv1.Decision{Time: metav1.NewTime(now), Mode: l.mode, Applied: true, Changes: changes}
+}
+
+// settingsList formats the tuned settings in effect: "replicas 4, maxInFlight 16, …".
+func settingsList(s pacerv1.Settings) string {
+	out := ""
+	for i, t := range Tunables {
+		if i > 0 {
+			out += ", "
+		}
+		out += fmt.Sprintf("%s %d", t.Name, t.Get(s))
+	}
+	return out
+}
