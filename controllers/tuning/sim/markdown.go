@@ -72,7 +72,7 @@ func Markdown(c Card, elapsed string) string {
 	b.WriteString("- **changes**: settings changed (a decision that changes two settings counts two). **reversals**: a setting changed in the opposite direction of its previous change.\n")
 	b.WriteString("- **throughput at objective**: requests served in windows that met the objective, per second of the trace.\n")
 	b.WriteString("- **pod-seconds**: pods (starting ones included) × seconds: the cost.\n")
-	b.WriteString("- **peak connections**: the most connections the pools may open at once (pods × poolMaxConns, starting pods included); **budget**: `maxTotalConnections`. **refused requests**: requests that failed because PostgreSQL refused a connection at `max_connections`.\n")
+	b.WriteString("- **peak connections**: the most connections the settings allow (pods × poolMaxConns, starting pods included); **budget**: `maxTotalConnections`. **refused requests**: requests that failed because PostgreSQL refused a connection at `max_connections`, which can happen under the budget while a smaller pool has not yet reached the running pods. Both count over the whole run, warm-up included: the database does not know what is scored.\n")
 
 	b.WriteString("\n## The model\n\n")
 	fmt.Fprintf(&b, "- TunedService: objective p99 %s at %d%% target utilization, interval %s, stabilization scale-up %s and scale-down %s; bounds replicas %d–%d, workers %d–%d, poolMaxConns %d–%d, cacheMaxEntries %d–%d; `maxTotalConnections` %d. Start: %s.\n",
@@ -94,6 +94,8 @@ func Markdown(c Card, elapsed string) string {
 		"**static-best** is the best static setting per trace and variant from a sweep (workers 4–64, pools 2–16, two cache sizes; replicas from the fewest that carry the peak on CPU), picked by no violating window on the fewest pods, else the fewest violating windows, within the budget, on seed 1: an oracle that knows the trace. " +
 		"**hpa-like** scales replicas on CPU against the target utilization as the HPA does (10% tolerance, scale-up by at most max(2×, +4 pods), the scale-down window); **kpa-like** is Knative's KPA (requests in the pod against 70% of maxInFlight per pod, 60 s stable and 6 s panic windows, panic at twice the ready pods, a scale-down at most halves, every 2 s). Both run with the per-pod workers, pool and cache that did best for them over all traces on seed 1 (searched per variant), and know nothing of the connection budget.\n")
 
+	b.WriteString("\n## Calibrating contention\n\n")
+	b.WriteString(calibration)
 	b.WriteString("\n## Reading the gaps\n\n")
 	any := false
 	for _, t := range targets {
@@ -128,3 +130,20 @@ func variantList(c Card) string {
 	}
 	return strings.Join(parts, "; ")
 }
+
+// calibration says how to measure the contention term on a machine.
+const calibration = `The contention term says how a pod's CPU per request grows with the requests
+in flight beyond a knee. To measure it for pacer-api on a machine, run the service benchmark at
+a few concurrencies, each with the worker limit above the concurrency so every request is in
+flight, and read the server CPU per request (read from /proc, so it does not depend on what else
+runs):
+
+    for c in 2 4 8 16 32 64 128; do
+      hack/bench-service.sh -only "pacer-api GET by id, uncached" -conns $c -duration 10s \
+        -pacer-config "$(printf 'workers:\n  maxInFlight: 256\n')"
+    done
+
+Then fit µs/request = base × (1 + Overhead × max(0, in flight − KneePerCore × cores)) and set
+` + "`Model.KneePerCore`" + ` and ` + "`Model.Overhead`" + ` (controllers/tuning/sim/model.go) and ` + "`ContentionSource`" + `.
+The contention-off variant shows how much the figures depend on the term.
+`
