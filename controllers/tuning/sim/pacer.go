@@ -12,6 +12,9 @@ type Pacer struct{}
 
 func (Pacer) Name() string { return "pacer" }
 
+// ReadsLatency: the tuner reads p99 from the histogram buckets.
+func (Pacer) ReadsLatency() bool { return true }
+
 func (Pacer) Start(sc Scenario) (pacerv1.Settings, Controller) {
 	spec := tuning.Spec{
 		Tuning: sc.Tuning, Settings: sc.Start, MaxTotalConnections: sc.Budget,

@@ -17,7 +17,8 @@ var epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 type WindowResult struct {
 	End float64 // seconds into the scored part
 	// P99 is what the operator measured (from the histogram buckets),
-	// in seconds; InObjective is judged on the true latency distribution.
+	// in seconds, for policies that read it (else 0); InObjective is
+	// judged on the true latency distribution.
 	P99         float64
 	Arrived     float64 // requests per second
 	Served      float64
@@ -88,6 +89,10 @@ type pod struct {
 	group    int     // its group this second
 }
 
+// latencyReader is a policy that reads the windows' latency quantiles;
+// for the others the simulator spares itself the histograms.
+type latencyReader interface{ ReadsLatency() bool }
+
 // Run simulates one policy on one trace.
 func Run(sc Scenario, tr Trace, pol Policy) Result { return run(sc, tr, pol, -1) }
 
@@ -112,6 +117,8 @@ func run(sc Scenario, tr Trace, pol Policy, stopAfter int) Result {
 
 	res := Result{Trace: tr.Name, Policy: pol.Name(), Budget: int(sc.Budget), FirstRefusal: math.NaN()}
 	cur, ctl := pol.Start(sc)
+	lr, measure := pol.(latencyReader)
+	measure = measure && lr.ReadsLatency()
 	gen := 1
 	start, end := -tr.Warmup.Seconds(), tr.Duration.Seconds()
 	pods := make([]pod, cur.Replicas)
@@ -196,7 +203,7 @@ func run(sc Scenario, tr Trace, pol Policy, stopAfter int) Result {
 		wEnd := t + 1
 		if math.Mod(wEnd-start, iv) == 0 {
 			// End of an interval: a window, scored, and shown to the policy.
-			win, inObjective := acc.window(epoch.Add(seconds(wEnd-iv)), epoch.Add(seconds(wEnd)), pods, cur, objective, sampling)
+			win, inObjective := acc.window(epoch.Add(seconds(wEnd-iv)), epoch.Add(seconds(wEnd)), pods, cur, objective, measure, sampling)
 			if t >= 0 {
 				arrived, failed := acc.arrived/acc.n, (acc.shed+acc.errors)/acc.n
 				ok := inObjective && failed <= 0.01*arrived
@@ -459,7 +466,7 @@ func (a *windowAcc) add(pt podTick, n int, lp float64) {
 // window turns the sums into what the observer would report, with the
 // quantiles read from sampled histogram buckets; inObjective says whether
 // the true p99 (the mixture's) met the objective.
-func (a *windowAcc) window(start, end time.Time, pods []pod, cur pacerv1.Settings, objective float64, rng *rand.Rand) (tuning.Window, bool) {
+func (a *windowAcc) window(start, end time.Time, pods []pod, cur pacerv1.Settings, objective float64, measure bool, rng *rand.Rand) (tuning.Window, bool) {
 	n := math.Max(a.n, 1)
 	pt := math.Max(a.podTicks, 1) // pod-seconds: per-pod means divide by it
 	w := tuning.Window{
@@ -482,11 +489,13 @@ func (a *windowAcc) window(start, end time.Time, pods []pod, cur pacerv1.Setting
 			w.WorkerLimit, w.PoolMaxConns = int(p.cfg.MaxInFlight), int(p.cfg.PoolMaxConns)
 		}
 	}
-	cum := sampleHistogram(a.comps, int(math.Round(a.served+a.shed+a.errors)), rng)
-	p50, _ := histogramQuantile(0.50, cum)
-	p95, _ := histogramQuantile(0.95, cum)
-	p99, _ := histogramQuantile(0.99, cum) // 0 without requests: no latency data
-	w.P50, w.P95, w.P99 = seconds(p50), seconds(p95), seconds(p99)
+	if measure {
+		cum := sampleHistogram(a.comps, int(math.Round(a.served+a.shed+a.errors)), rng)
+		p50, _ := histogramQuantile(0.50, cum)
+		p95, _ := histogramQuantile(0.95, cum)
+		p99, _ := histogramQuantile(0.99, cum) // 0 without requests: no latency data
+		w.P50, w.P95, w.P99 = seconds(p50), seconds(p95), seconds(p99)
+	}
 	switch {
 	case a.minReady == 0:
 		w.Sufficient, w.Reason = false, "no ready pods"
