@@ -10,6 +10,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	pacerv1 "github.com/pacer-dev/pacer/api/v1alpha1"
+	"github.com/pacer-dev/pacer/controllers/tuning"
 )
 
 // conditionInput is what the conditions are computed from.
@@ -106,10 +107,10 @@ func degraded(in conditionInput) metav1.Condition {
 func tuned(ts *pacerv1.TunedService, fromStep *metav1.Condition) metav1.Condition {
 	c := metav1.Condition{Type: pacerv1.ConditionTuned}
 	switch {
-	case ts.Spec.Tuning.Mode == pacerv1.TuningOff:
-		c.Status, c.Reason, c.Message = metav1.ConditionFalse, "TuningOff", "tuning.mode is Off: the spec is rendered as written"
 	case fromStep != nil:
 		c.Status, c.Reason, c.Message = fromStep.Status, fromStep.Reason, fromStep.Message
+	case tuning.ModeOf(ts.Spec.Tuning.Mode) == pacerv1.TuningDisabled:
+		c.Status, c.Reason, c.Message = metav1.ConditionFalse, "TuningDisabled", "tuning.mode is Disabled: the spec is rendered as written"
 	default:
 		c.Status, c.Reason = metav1.ConditionUnknown, "AwaitingMetrics"
 		c.Message = fmt.Sprintf("tuning.mode is %s: waiting for a metrics window", modeOrDefault(ts.Spec.Tuning.Mode))
@@ -117,12 +118,7 @@ func tuned(ts *pacerv1.TunedService, fromStep *metav1.Condition) metav1.Conditio
 	return c
 }
 
-func modeOrDefault(m pacerv1.TuningMode) pacerv1.TuningMode {
-	if m == "" {
-		return pacerv1.TuningRecommend
-	}
-	return m
-}
+func modeOrDefault(m pacerv1.TuningMode) pacerv1.TuningMode { return tuning.ModeOf(m) }
 
 func deploymentCondition(d *appsv1.Deployment, t appsv1.DeploymentConditionType) *appsv1.DeploymentCondition {
 	for i := range d.Status.Conditions {

@@ -47,29 +47,29 @@ func TestConditions(t *testing.T) {
 	}, {
 		name: "rolling out with some pods ready",
 		in:   conditionInput{ts: off, deployment: deployment(3, 1, 2)},
-		want: map[string]string{"Available": "True/PodsReady", "Progressing": "True/RollingOut", "Degraded": "False/AsExpected", "Tuned": "False/TuningOff"},
+		want: map[string]string{"Available": "True/PodsReady", "Progressing": "True/RollingOut", "Degraded": "False/AsExpected", "Tuned": "False/TuningDisabled"},
 	}, {
 		name: "no pod ready yet",
 		in:   conditionInput{ts: off, deployment: deployment(2, 2, 0)},
-		want: map[string]string{"Available": "False/NoReadyPods", "Progressing": "True/RollingOut", "Degraded": "False/AsExpected", "Tuned": "False/TuningOff"},
+		want: map[string]string{"Available": "False/NoReadyPods", "Progressing": "True/RollingOut", "Degraded": "False/AsExpected", "Tuned": "False/TuningDisabled"},
 	}, {
 		name: "scaled to zero",
 		in:   conditionInput{ts: off, deployment: deployment(0, 0, 0)},
-		want: map[string]string{"Available": "False/ScaledToZero", "Progressing": "False/RolloutComplete", "Degraded": "False/AsExpected", "Tuned": "False/TuningOff"},
+		want: map[string]string{"Available": "False/ScaledToZero", "Progressing": "False/RolloutComplete", "Degraded": "False/AsExpected", "Tuned": "False/TuningDisabled"},
 	}, {
 		name: "rollout stalled",
 		in: conditionInput{ts: off, deployment: deployment(2, 1, 1, appsv1.DeploymentCondition{
 			Type: appsv1.DeploymentProgressing, Status: corev1.ConditionFalse, Reason: "ProgressDeadlineExceeded", Message: "stuck",
 		})},
-		want: map[string]string{"Available": "True/PodsReady", "Progressing": "False/ProgressDeadlineExceeded", "Degraded": "True/RolloutStalled", "Tuned": "False/TuningOff"},
+		want: map[string]string{"Available": "True/PodsReady", "Progressing": "False/ProgressDeadlineExceeded", "Degraded": "True/RolloutStalled", "Tuned": "False/TuningDisabled"},
 	}, {
 		name: "missing Secret, nothing rendered",
 		in:   conditionInput{ts: off, problems: []problem{{reason: "SecretNotFound", message: "no db"}}},
-		want: map[string]string{"Available": "False/DeploymentNotReady", "Progressing": "True/Creating", "Degraded": "True/SecretNotFound", "Tuned": "False/TuningOff"},
+		want: map[string]string{"Available": "False/DeploymentNotReady", "Progressing": "True/Creating", "Degraded": "True/SecretNotFound", "Tuned": "False/TuningDisabled"},
 	}, {
 		name: "failed pass",
 		in:   conditionInput{ts: off, deployment: deployment(1, 1, 1), passErr: errors.New("boom")},
-		want: map[string]string{"Available": "True/PodsReady", "Progressing": "False/RolloutComplete", "Degraded": "True/ReconcileError", "Tuned": "False/TuningOff"},
+		want: map[string]string{"Available": "True/PodsReady", "Progressing": "False/RolloutComplete", "Degraded": "True/ReconcileError", "Tuned": "False/TuningDisabled"},
 	}}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

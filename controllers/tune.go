@@ -22,182 +22,163 @@ import (
 	"github.com/pacer-dev/pacer/controllers/tuning"
 )
 
-const (
-	defaultInterval = 30 * time.Second
-	// minWindowRequests is the fewest requests a window needs before the
-	// tuner trusts its quantiles.
-	minWindowRequests = 50
-	// recentWindows is how many past windows the tuner sees: enough for a
-	// 5m stabilization window at a 15s interval.
-	recentWindows = 24
-)
+const defaultInterval = 30 * time.Second
 
-// windows keeps each TunedService's recent windows, and when it was last
-// observed, in memory. They are lost on restart, which only makes the
-// tuner more cautious for a while.
-type windows struct {
-	mu       sync.Mutex
-	byTS     map[types.NamespacedName][]tuning.Window
-	observed map[types.NamespacedName]time.Time
+// loops keeps each TunedService's tuner loop, and when it last observed,
+// in memory. A loop lost on restart is seeded again from status
+// (status.effective and status.history): only the recent windows are
+// lost, which makes the tuner wait until they refill.
+type loops struct {
+	mu   sync.Mutex
+	byTS map[types.NamespacedName]*loopEntry
 }
 
-func (w *windows) lastObserved(key types.NamespacedName) time.Time {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.observed[key]
+type loopEntry struct {
+	loop     *tuning.Loop
+	observed time.Time
 }
 
-func (w *windows) markObserved(key types.NamespacedName, at time.Time) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.observed == nil {
-		w.observed = map[types.NamespacedName]time.Time{}
+func (l *loops) get(ts *pacerv1.TunedService) *loopEntry {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	key := client.ObjectKeyFromObject(ts)
+	e := l.byTS[key]
+	if e == nil {
+		if l.byTS == nil {
+			l.byTS = map[types.NamespacedName]*loopEntry{}
+		}
+		e = &loopEntry{loop: tuning.NewLoop(tuning.Seed{Effective: ts.Status.Effective, History: ts.Status.History})}
+		if o := ts.Status.LastObservation; o != nil {
+			e.observed = o.Time.Time // a new manager: go by status
+		}
+		l.byTS[key] = e
 	}
-	w.observed[key] = at
+	return e
 }
 
-func (w *windows) get(key types.NamespacedName) []tuning.Window {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return append([]tuning.Window(nil), w.byTS[key]...)
+func (l *loops) forget(key types.NamespacedName) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	delete(l.byTS, key)
 }
 
-func (w *windows) push(key types.NamespacedName, win tuning.Window) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.byTS == nil {
-		w.byTS = map[types.NamespacedName][]tuning.Window{}
+// loopSpec is what the tuner loop reads from the spec.
+func loopSpec(ts *pacerv1.TunedService) tuning.Spec {
+	return tuning.Spec{
+		Tuning:              ts.Spec.Tuning,
+		Settings:            render.SpecSettings(&ts.Spec),
+		MaxTotalConnections: ptr.Deref(ts.Spec.Database.MaxTotalConnections, 0),
+		PodCPULimit:         podCPULimit(ts),
 	}
-	list := append([]tuning.Window{win}, w.byTS[key]...)
-	w.byTS[key] = list[:min(len(list), recentWindows)]
 }
 
-func (w *windows) forget(key types.NamespacedName) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	delete(w.byTS, key)
-	delete(w.observed, key)
+// syncSettings sets the settings this pass renders: the loop's, with any
+// user edit taken at once.
+func (r *TunedServiceReconciler) syncSettings(s *scope) {
+	l := r.loops.get(s.ts).loop
+	settings, edits := l.Sync(r.now(), loopSpec(s.ts))
+	s.settings = settings
+	if len(edits) > 0 {
+		s.ts.Status.History = l.History()
+		for _, c := range edits {
+			r.Recorder.Eventf(s.ts, nil, corev1.EventTypeNormal, "SpecOverride", "Tune", "%s %d → %d: %s", c.Setting, c.From, c.To, c.Reason)
+		}
+	}
 }
 
-// reconcileTuning observes the pods once per interval and decides. In Auto
-// mode the decision changes s.settings, which the following steps render;
-// in Recommend mode it only lands in status.
+// reconcileTuning observes the pods once per interval and hands the
+// window to the TunedService's loop, which decides. Its settings are
+// what the following steps render. Hold and Disabled observe nothing.
 func (r *TunedServiceReconciler) reconcileTuning(ctx context.Context, s *scope) error {
 	ts := s.ts
 	key := client.ObjectKeyFromObject(ts)
-	mode := modeOrDefault(ts.Spec.Tuning.Mode)
-	if mode == pacerv1.TuningOff {
-		r.forgetTuning(key)
+	spec := loopSpec(ts)
+	mode := tuning.ModeOf(ts.Spec.Tuning.Mode)
+	e := r.loops.get(ts)
+	if mode == pacerv1.TuningDisabled && e.loop.AtSpec(spec) {
+		r.Metrics.Forget(key.Namespace, key.Name)
+		forgetGauges(key)
 		return nil
 	}
 	interval := ptr.Deref(ts.Spec.Tuning.Interval, metav1.Duration{Duration: defaultInterval}).Duration
 	now := r.now()
-	last := r.recent.lastObserved(key)
-	if o := ts.Status.LastObservation; last.IsZero() && o != nil {
-		last = o.Time.Time // a new manager: go by status
-	}
-	if wait := interval - now.Sub(last); !last.IsZero() && wait > 0 {
+	if wait := interval - now.Sub(e.observed); !e.observed.IsZero() && wait > 0 {
 		s.requeueAfter = wait
 		s.tuned = previousTuned(ts)
 		return nil
 	}
 	s.requeueAfter = interval
-	r.recent.markObserved(key, now)
+	e.observed = now
 
+	tick := tuning.Tick{Now: now, Spec: spec}
+	if mode == pacerv1.TuningAuto || mode == pacerv1.TuningRecommend {
+		win, cond, err := r.observeWindow(ctx, ts, interval)
+		if err != nil {
+			return err
+		}
+		tick.Now, tick.Window, tick.NoWindow = r.now(), win, cond // the window ends with the scrapes just made
+	}
+	res := e.loop.Step(tick)
+	r.record(s, e.loop, res)
+	return nil
+}
+
+// observeWindow reads one window of the pods' metrics; a window that cannot be
+// made comes back nil with the Tuned condition that says why.
+func (r *TunedServiceReconciler) observeWindow(ctx context.Context, ts *pacerv1.TunedService, interval time.Duration) (*tuning.Window, tuning.Condition, error) {
 	source, err := r.metricsSource(ts)
 	if err != nil {
-		s.tuned = &metav1.Condition{Status: metav1.ConditionUnknown, Reason: "MetricsUnavailable", Message: redactURL(err.Error(), ts)}
-		return nil //nolint:nilerr // reported in the Tuned condition; the rest of the pass goes on
+		return nil, tuning.Condition{Status: metav1.ConditionUnknown, Reason: "MetricsUnavailable", Message: redactURL(err.Error(), ts)}, nil
 	}
 	pods, err := r.readyPods(ctx, ts)
 	if err != nil {
-		return err
+		return nil, tuning.Condition{}, err
 	}
+	// No request minimum: a quiet window is low demand, which the loop
+	// acts on; it does not trust such a window's quantiles.
 	win, err := source.Observe(ctx, metrics.Target{
-		Namespace:   ts.Namespace,
-		Name:        ts.Name,
-		Pods:        pods,
-		Generation:  generationInEffect(ts),
-		MinRequests: minWindowRequests,
-		Interval:    interval,
+		Namespace:  ts.Namespace,
+		Name:       ts.Name,
+		Pods:       pods,
+		Generation: generationInEffect(ts),
+		Interval:   interval,
 	})
 	if err != nil {
-		s.tuned = &metav1.Condition{Status: metav1.ConditionUnknown, Reason: "ObservationFailed", Message: redactURL(err.Error(), ts)}
-		return nil //nolint:nilerr // reported in the Tuned condition; the rest of the pass goes on
+		return nil, tuning.Condition{Status: metav1.ConditionUnknown, Reason: "ObservationFailed", Message: redactURL(err.Error(), ts)}, nil
 	}
-	now = r.now() // the window ends with the scrapes just made
 	// An unchanged observation (an idle service's "no ready pods") is not
 	// written again: a service nobody uses costs no API writes.
-	if obs := observation(win, now); !sameObservation(ts.Status.LastObservation, obs) {
+	if obs := observation(win, r.now()); !sameObservation(ts.Status.LastObservation, obs) {
 		ts.Status.LastObservation = obs
 	}
 	objective := ptr.Deref(ts.Spec.Tuning.Objective.LatencyP99, metav1.Duration{Duration: 100 * time.Millisecond}).Duration
 	setObservationGauges(ts, win, objective)
-	if !win.Sufficient {
-		s.tuned = &metav1.Condition{Status: metav1.ConditionUnknown, Reason: "InsufficientMetrics", Message: win.Reason}
-		return nil
-	}
-
-	recent := r.recent.get(key)
-	r.recent.push(key, win)
-	decision := tuning.Decide(tuning.Input{
-		Now:                 now,
-		Tuning:              ts.Spec.Tuning,
-		MaxTotalConnections: ptr.Deref(ts.Spec.Database.MaxTotalConnections, 0),
-		Current:             s.settings,
-		Window:              win,
-		History:             ts.Status.History,
-		Recent:              recent,
-		PodCPU:              podCPU(ts),
-	})
-	r.record(s, mode, decision, now)
-	return nil
+	return &win, tuning.Condition{}, nil
 }
 
-// record lands a decision in status, Events and metrics, and in Auto mode
-// makes it the settings this pass renders.
-func (r *TunedServiceReconciler) record(s *scope, mode pacerv1.TuningMode, d tuning.Decision, now time.Time) {
+// record lands a step's result in status, Events and metrics, and makes
+// its settings the ones this pass renders.
+func (r *TunedServiceReconciler) record(s *scope, l *tuning.Loop, res tuning.Result) {
 	ts := s.ts
-	changed := len(d.Changes) > 0
-	rec := &pacerv1.Recommendation{Time: metav1.NewTime(now), Settings: d.Settings, Changes: d.Changes}
-
-	switch {
-	case mode == pacerv1.TuningAuto && changed:
-		s.settings = d.Settings
-		ts.Status.Recommendation = rec
-		addHistory(ts, pacerv1.Decision{Time: rec.Time, Mode: mode, Applied: true, Changes: d.Changes})
-		for _, c := range d.Changes {
-			r.Recorder.Eventf(ts, nil, corev1.EventTypeNormal, "Tuned", "Tune", "%s %d → %d: %s", c.Setting, c.From, c.To, c.Reason)
-			countDecision(c)
+	s.settings = res.Settings
+	ts.Status.History = l.History()
+	if res.Recommendation != nil {
+		ts.Status.Recommendation = res.Recommendation
+	}
+	if d := res.Decision; d != nil {
+		reason := "Recommended"
+		if d.Applied {
+			reason = "Tuned"
 		}
-		s.tuned = &metav1.Condition{Status: metav1.ConditionTrue, Reason: "Applied", Message: d.Summary}
-	case mode == pacerv1.TuningRecommend && changed:
-		// Record a recommendation once, not again every interval it stands.
-		if prev := ts.Status.Recommendation; prev == nil || prev.Settings != d.Settings {
-			addHistory(ts, pacerv1.Decision{Time: rec.Time, Mode: mode, Applied: false, Changes: d.Changes})
-			for _, c := range d.Changes {
-				r.Recorder.Eventf(ts, nil, corev1.EventTypeNormal, "Recommended", "Tune", "%s %d → %d: %s", c.Setting, c.From, c.To, c.Reason)
+		for _, c := range d.Changes {
+			r.Recorder.Eventf(ts, nil, corev1.EventTypeNormal, reason, "Tune", "%s %d → %d: %s", c.Setting, c.From, c.To, c.Reason)
+			if d.Applied {
+				countDecision(c)
 			}
 		}
-		ts.Status.Recommendation = rec
-		s.tuned = &metav1.Condition{Status: metav1.ConditionFalse, Reason: "Recommending", Message: d.Summary}
-	default:
-		ts.Status.Recommendation = rec
-		s.tuned = &metav1.Condition{Status: metav1.ConditionTrue, Reason: "Holding", Message: d.Summary}
 	}
-}
-
-// recordUserEdits notes in history that a user's edit overrode the tuner.
-func (r *TunedServiceReconciler) recordUserEdits(s *scope, edits []pacerv1.Change) {
-	if len(edits) == 0 {
-		return
-	}
-	addHistory(s.ts, pacerv1.Decision{
-		Time: metav1.NewTime(r.now()), Mode: modeOrDefault(s.ts.Spec.Tuning.Mode), Applied: true, Changes: edits,
-	})
-	for _, c := range edits {
-		r.Recorder.Eventf(s.ts, nil, corev1.EventTypeNormal, "SpecOverride", "Tune", "%s %d → %d: %s", c.Setting, c.From, c.To, c.Reason)
-	}
+	c := res.Condition
+	s.tuned = &metav1.Condition{Status: c.Status, Reason: c.Reason, Message: c.Message}
 }
 
 func addHistory(ts *pacerv1.TunedService, d pacerv1.Decision) {
@@ -237,7 +218,7 @@ func previousTuned(ts *pacerv1.TunedService) *metav1.Condition {
 }
 
 func (r *TunedServiceReconciler) forgetTuning(key types.NamespacedName) {
-	r.recent.forget(key)
+	r.loops.forget(key)
 	r.Metrics.Forget(key.Namespace, key.Name)
 	forgetGauges(key)
 }
@@ -273,18 +254,15 @@ func podReady(p *corev1.Pod) bool {
 	return false
 }
 
-// podCPU is the CPU a pod may use, in cores: its limit, else its request,
-// else the default request Pacer renders.
-func podCPU(ts *pacerv1.TunedService) float64 {
+// podCPULimit is a pod's CPU limit in cores; 0 when it has none. A
+// request is no ceiling (a pod may use more), so it is not capacity.
+func podCPULimit(ts *pacerv1.TunedService) float64 {
 	if r := ts.Spec.Resources; r != nil {
 		if q, ok := r.Limits[corev1.ResourceCPU]; ok {
 			return q.AsApproximateFloat64()
 		}
-		if q, ok := r.Requests[corev1.ResourceCPU]; ok {
-			return q.AsApproximateFloat64()
-		}
 	}
-	return render.DefaultCPURequest.AsApproximateFloat64()
+	return 0
 }
 
 // observation turns a window into the status summary users read.

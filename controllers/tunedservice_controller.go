@@ -58,7 +58,7 @@ type TunedServiceReconciler struct {
 
 	applier *applier
 	memo    statusMemo
-	recent  windows
+	loops   loops
 }
 
 // +kubebuilder:rbac:groups=tuning.pacer.dev,resources=tunedservices,verbs=get;list;watch
@@ -109,9 +109,7 @@ func (r *TunedServiceReconciler) reconcile(ctx context.Context, s *scope) error 
 		// pods already running keep serving: report them.
 		return r.observeDeployment(ctx, s)
 	}
-	settings, edits := settingsInEffect(s.ts)
-	s.settings = settings
-	r.recordUserEdits(s, edits)
+	r.syncSettings(s)
 	for _, step := range []func(context.Context, *scope) error{
 		r.reconcileTuning,
 		r.reconcileConfigMap,

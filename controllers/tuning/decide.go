@@ -22,8 +22,8 @@ var order = [...]string{SettingReplicas, SettingWorkers, SettingPool, SettingCac
 // connection budget.
 func Decide(in Input) Decision {
 	p := resolve(in)
-	if in.Tuning.Mode == pacerv1.TuningOff {
-		return Decision{Settings: in.Current, Summary: "tuning.mode is Off: nothing is tuned"}
+	if ModeOf(in.Tuning.Mode) == pacerv1.TuningDisabled {
+		return Decision{Settings: in.Current, Summary: fmt.Sprintf("tuning.mode is %s: nothing is tuned", in.Tuning.Mode)}
 	}
 	if why := p.holdAll(in); why != "" {
 		// Bounds and the budget need no metrics: they are kept even now.
@@ -129,7 +129,7 @@ func (p params) finish(in Input, next pacerv1.Settings, reasons map[string]strin
 		d.Changes = append(d.Changes, pacerv1.Change{Setting: name, From: from, To: to, Reason: r})
 	}
 	w := in.Window
-	status := fmt.Sprintf("p99 %s (objective %s) at %s req/s on %d pods", ms(w.P99), ms(p.objective), num(w.RequestRate), w.Pods)
+	status := fmt.Sprintf("%s (objective %s) at %s req/s on %d pods", p.p99(w), ms(p.objective), num(w.RequestRate), w.Pods)
 	if len(d.Changes) > 0 {
 		verb := "Tuning"
 		if strings.HasPrefix(d.Changes[0].Reason, RevertPrefix) {

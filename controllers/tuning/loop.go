@@ -154,6 +154,9 @@ func (l *Loop) Sync(now time.Time, spec Spec) (pacerv1.Settings, []Edit) {
 			*t.Field(&out) = inEffect
 		}
 	}
+	if fix, ok := fitSpecBudget(&out, spec.MaxTotalConnections); ok {
+		edits = append(edits, fix)
+	}
 	if len(edits) > 0 {
 		l.record(pacerv1.Decision{Time: metav1.NewTime(now), Mode: mode, Applied: true, Changes: edits})
 	}
@@ -197,4 +200,19 @@ func ModeOf(m pacerv1.TuningMode) pacerv1.TuningMode {
 func (l *Loop) record(d pacerv1.Decision) {
 	h := append([]pacerv1.Decision{d}, l.history...)
 	l.history = h[:min(len(h), pacerv1.MaxHistory)]
+}
+
+// fitSpecBudget shrinks the pool when replicas × pool would exceed the
+// database's connection budget, which a mix of user edits and tuned values
+// could otherwise reach.
+func fitSpecBudget(s *pacerv1.Settings, budget int32) (pacerv1.Change, bool) {
+	if budget <= 0 || s.Replicas <= 0 || int64(s.Replicas)*int64(s.PoolMaxConns) <= int64(budget) {
+		return pacerv1.Change{}, false
+	}
+	from := s.PoolMaxConns
+	s.PoolMaxConns = max(1, budget/s.Replicas)
+	return pacerv1.Change{
+		Setting: SettingPool, From: from, To: s.PoolMaxConns,
+		Reason: fmt.Sprintf("%d replicas × %d connections would exceed the connection budget %d", s.Replicas, from, budget),
+	}, true
 }

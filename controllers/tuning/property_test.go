@@ -160,7 +160,7 @@ func TestDecideProperties(t *testing.T) {
 				fail("%s differs without a change entry, or the reverse", s)
 			}
 		}
-		if in.Tuning.Mode == pacerv1.TuningOff && len(d.Changes) > 0 {
+		if ModeOf(in.Tuning.Mode) == pacerv1.TuningDisabled && len(d.Changes) > 0 {
 			fail("changes in mode Off")
 		}
 	}
@@ -202,7 +202,7 @@ func TestDecideOffAndHoldsNeverChange(t *testing.T) {
 			in.Now = in.Window.End.Add(3 * iv)
 		}
 		d := Decide(in)
-		if in.Tuning.Mode == pacerv1.TuningOff && (d.Settings != in.Current || len(d.Changes) > 0) {
+		if ModeOf(in.Tuning.Mode) == pacerv1.TuningDisabled && (d.Settings != in.Current || len(d.Changes) > 0) {
 			t.Fatalf("changed in mode Off: %+v", d)
 		}
 		for _, c := range d.Changes {

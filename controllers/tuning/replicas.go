@@ -3,7 +3,6 @@ package tuning
 import (
 	"fmt"
 	"math"
-	"time"
 )
 
 // load is how busy one or more windows say the pods are: the utilization
@@ -98,7 +97,7 @@ func (p params) replicasRec(ws []Window, R, W int32) rec {
 		need, why, util = pneed, latest.by, pneed/float64(R)
 		mode = "latest"
 	}
-	if pneed >= panicFactor*float64(R) || (w.P99 > p.objective && pneed > float64(R)*(1+tolerance)) {
+	if pneed >= panicFactor*float64(R) || (p.over(w) && pneed > float64(R)*(1+tolerance)) {
 		if pneed > need {
 			need, why, util = pneed, latest.by, pneed/float64(R)
 		}
@@ -109,7 +108,7 @@ func (p params) replicasRec(ws []Window, R, W int32) rec {
 	}
 	// The band holds small errors, except a rise while p99 is already
 	// past half the objective: latency is what the tuner answers for.
-	if math.Abs(util-1) <= tolerance && (util <= 1 || w.P99 < p.objective/2) {
+	if math.Abs(util-1) <= tolerance && (util <= 1 || p.calm(w)) {
 		return hold(fmt.Sprintf("utilization %s of target %s is within %s", pct(util*p.target), pct(p.target), pct(tolerance)))
 	}
 	to := max(ceil32(need), 1)
@@ -121,7 +120,7 @@ func (p params) replicasRec(ws []Window, R, W int32) rec {
 		// capacity, and a limit far above what a pod carries hides how
 		// busy it is. So scale-downs go no further than a per-pod rate
 		// 10% above the highest one seen within the objective.
-		if best := bestGoodRate(ws, p.objective); best > 0 {
+		if best := p.bestGoodRate(ws); best > 0 {
 			floor := ceil32(w.RequestRate / (best * (1 + exploreRate)))
 			if floor >= R {
 				return hold(fmt.Sprintf("without a CPU figure, replicas go no lower than %s req/s per pod (10%% above the %s req/s per pod seen within objective) allows", num(best*(1+exploreRate)), num(best)))
@@ -132,16 +131,16 @@ func (p params) replicasRec(ws []Window, R, W int32) rec {
 	if to > R && w.Pods < int(R) {
 		return hold(fmt.Sprintf("%d of %d pods ready: waiting for the rest before scaling further", w.Pods, R))
 	}
-	return rec{to: to, urgent: mode == "panic" && w.P99 > p.objective, reason: fmt.Sprintf("%s window: utilization %s against a %s target (latest window: %s per pod), p99 %s (objective %s): %s",
-		mode, pct(util*p.target), pct(p.target), why, ms(w.P99), ms(p.objective), arrow(SettingReplicas, R, to))}
+	return rec{to: to, urgent: mode == "panic" && p.over(w), reason: fmt.Sprintf("%s window: utilization %s against a %s target (latest window: %s per pod), %s (objective %s): %s",
+		mode, pct(util*p.target), pct(p.target), why, p.p99(w), ms(p.objective), arrow(SettingReplicas, R, to))}
 }
 
 // bestGoodRate is the highest request rate per pod of the windows that met
 // the objective with no queue and nothing shed; 0 when none did.
-func bestGoodRate(ws []Window, objective time.Duration) float64 {
+func (p params) bestGoodRate(ws []Window) float64 {
 	best := 0.0
 	for _, w := range ws {
-		if w.Sufficient && w.Pods > 0 && w.P99 <= objective && w.QueueLength < 0.5 && w.ShedRate == 0 {
+		if w.Sufficient && w.Pods > 0 && p.latencyKnown(w) && w.P99 <= p.objective && w.QueueLength < 0.5 && w.ShedRate == 0 {
 			best = max(best, w.RequestRate/float64(w.Pods))
 		}
 	}

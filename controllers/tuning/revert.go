@@ -44,7 +44,7 @@ func (p params) revert(in Input, ws []Window) (next pacerv1.Settings, reasons ma
 		return in.Current, nil, false
 	}
 	drift := after.RequestRate/before.RequestRate - 1
-	if before.P99 > p.objective || math.Abs(drift) > revertLoadDrift || after.P99 <= p.objective ||
+	if !p.latencyKnown(before) || !p.latencyKnown(after) || before.P99 > p.objective || math.Abs(drift) > revertLoadDrift || after.P99 <= p.objective ||
 		float64(after.P99) <= float64(before.P99)*revertWorseFactor {
 		return in.Current, nil, false
 	}

@@ -55,7 +55,7 @@ func (p params) workersRec(ws []Window, W int32) rec {
 		saturated = cpu >= cpuSaturated
 		load = fmt.Sprintf("CPU %s of %s cores, ", num(w.CPUCores), num(p.podCPU)) + load
 	}
-	over := w.P99 > p.objective
+	over := p.over(w)
 	full := w.InFlight >= 0.8*float64(W) || w.QueueLength >= 1
 	queued := w.QueueLength >= 0.5 || w.ShedRate > 0
 
@@ -77,8 +77,8 @@ func (p params) workersRec(ws []Window, W int32) rec {
 			return hold(fmt.Sprintf("workers saturated at %s in flight but already near the %s the pod sustains", num(w.InFlight), num(sustain)))
 		}
 		return rec{to: to, urgent: true, reason: fmt.Sprintf(
-			"p99 %s > objective %s with %s and %s of %d workers busy: %s (Little's law: %s req/s × %s = %s in flight per pod at the baseline latency; %g× that at %s target)",
-			ms(w.P99), ms(p.objective), load, num(w.InFlight), W, arrow(SettingWorkers, W, to),
+			"%s > objective %s with %s and %s of %d workers busy: %s (Little's law: %s req/s × %s = %s in flight per pod at the baseline latency; %g× that at %s target)",
+			p.p99(w), ms(p.objective), load, num(w.InFlight), W, arrow(SettingWorkers, W, to),
 			num(capacity), secs(base), num(sustain), trimHeadroom, pct(p.target))}
 	case queued && !saturated && (cpu < 0 && gradient >= 0.5 || cpu >= 0 && cpu < cpuRoom):
 		arrive := (w.RequestRate - w.RateLimitedRate) / pods
@@ -88,8 +88,8 @@ func (p params) workersRec(ws []Window, W int32) rec {
 			return hold(fmt.Sprintf("queue %s/pod but workers already fit Little's law (%s in flight needed)", num(w.QueueLength), num(need)))
 		}
 		return rec{to: to, reason: fmt.Sprintf(
-			"p99 %s (objective %s) with queue %s/pod while %s: %s (Little's law needs %s in flight per pod: %s req/s × %s, at %s target)",
-			ms(w.P99), ms(p.objective), num(w.QueueLength), load, arrow(SettingWorkers, W, to),
+			"%s (objective %s) with queue %s/pod while %s: %s (Little's law needs %s in flight per pod: %s req/s × %s, at %s target)",
+			p.p99(w), ms(p.objective), num(w.QueueLength), load, arrow(SettingWorkers, W, to),
 			num(need), num(arrive), secs(t), pct(p.target))}
 	case !queued && !over && p.podCPU > 0:
 		// Trim a limit far above what the pod can carry, so a sudden
@@ -109,8 +109,8 @@ func (p params) workersRec(ws []Window, W int32) rec {
 			return hold("")
 		}
 		return rec{to: to, reason: fmt.Sprintf(
-			"only %s of %d workers busy per pod with no queue, p99 %s within objective %s: %s (Little's law: a pod's %s cores carry %s req/s × %s = %s in flight; %g× that at %s target)",
-			num(w.InFlight), W, ms(w.P99), ms(p.objective), arrow(SettingWorkers, W, to), num(p.podCPU), num(p.podCPU/c), secs(base), num(sustain), trimHeadroom, pct(p.target))}
+			"only %s of %d workers busy per pod with no queue, %s within objective %s: %s (Little's law: a pod's %s cores carry %s req/s × %s = %s in flight; %g× that at %s target)",
+			num(w.InFlight), W, p.p99(w), ms(p.objective), arrow(SettingWorkers, W, to), num(p.podCPU), num(p.podCPU/c), secs(base), num(sustain), trimHeadroom, pct(p.target))}
 	}
 	return hold("")
 }
