@@ -60,36 +60,64 @@ func Scorecard(sc Scenario, opt Options) Card {
 		scenarios[i].Seed = opt.Seeds[0]
 	}
 
-	// Searches.
+	// Searches. A baseline's grid runs are on the first seed and kept:
+	// the chosen point's are its first-seed rows below.
+	type runKey struct {
+		v, t int
+		pol  Policy
+	}
+	var mu sync.Mutex
+	searched := map[runKey]Row{}
 	statics := make([][]Static, len(opt.Variants))
 	fixed := make([][2]Fixed, len(opt.Variants))
-	scores := make([][2][]fixedScore, len(opt.Variants))
 	var jobs []func()
 	for vi := range opt.Variants {
 		statics[vi] = make([]Static, len(opt.Traces))
 		for ti, tr := range opt.Traces {
-			if vi > 0 && opt.Variants[vi].Dynamic {
-				continue
+			if vi == 0 || !opt.Variants[vi].Dynamic {
+				jobs = append(jobs, func() { statics[vi][ti] = StaticBest(scenarios[vi], tr, opt.Sweep) })
 			}
-			jobs = append(jobs, func() { statics[vi][ti] = StaticBest(scenarios[vi], tr, opt.Sweep) })
-		}
-		scores[vi] = [2][]fixedScore{make([]fixedScore, len(opt.Sweep.HPA)), make([]fixedScore, len(opt.Sweep.KPA))}
-		for i, f := range opt.Sweep.HPA {
-			jobs = append(jobs, func() { scores[vi][0][i] = scoreFixed(scenarios[vi], opt.Traces, HPALike{Fixed: f}) })
-		}
-		for i, f := range opt.Sweep.KPA {
-			jobs = append(jobs, func() { scores[vi][1][i] = scoreFixed(scenarios[vi], opt.Traces, KPALike{Fixed: f}) })
+			var grid []Policy
+			for _, f := range opt.Sweep.HPA {
+				grid = append(grid, HPALike{Fixed: f})
+			}
+			for _, f := range opt.Sweep.KPA {
+				grid = append(grid, KPALike{Fixed: f})
+			}
+			for _, pol := range grid {
+				jobs = append(jobs, func() {
+					row := Score(tr.withDefaults(), Run(scenarios[vi], tr, pol))
+					mu.Lock()
+					defer mu.Unlock()
+					searched[runKey{vi, ti, pol}] = row
+				})
+			}
 		}
 	}
 	parallel(jobs)
 	for vi := range opt.Variants {
-		fixed[vi] = [2]Fixed{pickFixed(opt.Sweep.HPA, scores[vi][0]), pickFixed(opt.Sweep.KPA, scores[vi][1])}
+		score := func(pol Policy) fixedScore {
+			var s fixedScore
+			for ti := range opt.Traces {
+				r := searched[runKey{vi, ti, pol}]
+				s.violations += r.ViolatingWindows
+				s.podSeconds += r.PodSeconds
+			}
+			return s
+		}
+		var hs, ks []fixedScore
+		for _, f := range opt.Sweep.HPA {
+			hs = append(hs, score(HPALike{Fixed: f}))
+		}
+		for _, f := range opt.Sweep.KPA {
+			ks = append(ks, score(KPALike{Fixed: f}))
+		}
+		fixed[vi] = [2]Fixed{pickFixed(opt.Sweep.HPA, hs), pickFixed(opt.Sweep.KPA, ks)}
 	}
 
 	// Runs.
 	type key struct{ v, t, s, p int }
 	rows := map[key]Row{}
-	var mu sync.Mutex
 	jobs = jobs[:0]
 	for vi, v := range opt.Variants {
 		card.Baselines[v.Name] = fixed[vi]
@@ -105,8 +133,12 @@ func Scorecard(sc Scenario, opt Options) Card {
 					jobs = append(jobs, func() {
 						s := scenarios[vi]
 						s.Seed = seed
-						res := Run(s, tr, pol)
-						row := Score(tr.withDefaults(), res)
+						row, reused := searched[runKey{vi, ti, pol}]
+						var res Result
+						if !reused || si > 0 {
+							res = Run(s, tr, pol)
+							row = Score(tr.withDefaults(), res)
+						}
 						row.Seed, row.Variant = seed, v.Name
 						switch p := pol.(type) {
 						case Static:

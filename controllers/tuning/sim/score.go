@@ -197,16 +197,6 @@ type fixedScore struct {
 	podSeconds float64
 }
 
-func scoreFixed(sc Scenario, traces []Trace, pol Policy) fixedScore {
-	var s fixedScore
-	for _, tr := range traces {
-		res := Run(sc, tr, pol)
-		s.violations += res.Violations()
-		s.podSeconds += res.PodSeconds
-	}
-	return s
-}
-
 // pickFixed is a baseline's best grid point: the fewest violating windows
 // summed over the traces, then the fewest pod-seconds. One setting for
 // all traces, as one would deploy it.
