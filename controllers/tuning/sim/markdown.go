@@ -91,7 +91,7 @@ func Markdown(c Card, elapsed string) string {
 	fmt.Fprintf(&b, "- Measurement: each second's latency distribution (Erlang C waits, a fluid backlog; shed, timed-out and refused requests included at their own latency) is binned into pacer-api's histogram buckets (`service/metrics.RequestDurationBuckets`) with the sampling noise of the window's finite request count, and the tuner reads p50/p95/p99 by Prometheus's `histogram_quantile` interpolation. Scoring uses the true distribution. Arrivals vary ±%.0f%% (normal, per second).\n", m.Noise*100)
 	b.WriteString("- Variants: " + variantList(c) + ".\n")
 	b.WriteString("- Policies: **pacer** is the operator's tuner, driven as the reconciler drives it: one window per interval in, settings out (package `controllers/tuning`). " +
-		"**static-best** is the best static setting per trace and variant from a sweep (workers 4–64, pools 2–16, two cache sizes; replicas from the fewest that carry the peak on CPU), picked by no violating window on the fewest pods, else the fewest violating windows, within the budget, on seed 1: an oracle that knows the trace. " +
+		"**static-best** is the best static setting per trace and variant from a sweep (workers 8, 16 or 64, pools 2, 4, 8 or 16, two cache sizes; replicas from the fewest that carry the peak on CPU), picked by no violating window on the fewest pods, else the fewest violating windows, within the budget, on seed 1: an oracle that knows the trace. " +
 		"**hpa-like** scales replicas on CPU against the target utilization as the HPA does (10% tolerance, scale-up by at most max(2×, +4 pods), the scale-down window); **kpa-like** is Knative's KPA (requests in the pod against 70% of maxInFlight per pod, 60 s stable and 6 s panic windows, panic at twice the ready pods, a scale-down at most halves, every 2 s). Both run with the per-pod workers, pool and cache that did best for them over all traces on seed 1 (searched per variant), and know nothing of the connection budget.\n")
 
 	b.WriteString("\n## Calibrating contention\n\n")
@@ -107,6 +107,7 @@ func Markdown(c Card, elapsed string) string {
 	if !any {
 		b.WriteString("- Every target is met in every variant.\n")
 	}
+	b.WriteString("- Connections refused under the budget come from one decision that adds pods and shrinks the pools to fit (on flash-crowd seed 2: replicas 7 → 13 with poolMaxConns 10 → 6, 78 of 80): the new pods start with the small pool at once, while the running ones keep the big pool until the kubelet delivers the new config (up to a minute), so for that while the pods hold more than `max_connections`. Keeping the budget needs the pools shrunk on every pod (a window on the new config generation) before the pods are added, or the budget counted with the old pool size for pods not yet on the new config. With 60 s pod starts the configs arrive before the new pods, which is why that variant refuses nothing.\n")
 	b.WriteString("- The simulator is a fluid queueing model, not the real service: its figures compare policies on the same ground; they are not predictions for a real cluster.\n")
 
 	if res := c.Example; res.Trace != "" {
