@@ -86,6 +86,14 @@ tuning:
 		{name: "negative cache size", spec: db + "cache: {maxEntries: -1}\n", wantErr: "spec.cache.maxEntries"},
 		{name: "redis without secret", spec: db + "cache: {redis: {}}\n", wantErr: "spec.cache.redis.urlSecretRef: Required value"},
 		{name: "unknown mode", spec: db + "tuning: {mode: Sometimes}\n", wantErr: `spec.tuning.mode: Unsupported value: "Sometimes"`},
+		// Every mode is safe to write bare in YAML; "Off" only quoted, since
+		// bare Off is YAML 1.1's false (sigs.k8s.io/yaml reads it so, as kubectl does).
+		{name: "bare Disabled", spec: db + "tuning: {mode: Disabled}\n"},
+		{name: "bare Hold", spec: db + "tuning: {mode: Hold}\n"},
+		{name: "bare Recommend", spec: db + "tuning: {mode: Recommend}\n"},
+		{name: "quoted Off still works", spec: db + "tuning: {mode: \"Off\"}\n"},
+		{name: "bare Off is a boolean", spec: db + "tuning: {mode: Off}\n", wantErr: "spec.tuning.mode"},
+		{name: "replicas bound at zero", spec: db + "tuning: {bounds: {replicas: {min: 0, max: 2}}}\n", wantErr: "replicas.min must be at least 1: Pacer does not scale to zero"},
 		{name: "interval too short", spec: db + "tuning: {interval: 1s}\n", wantErr: "interval must be between 5s and 1h"},
 		{name: "zero objective", spec: db + "tuning: {objective: {latencyP99: 0ms}}\n", wantErr: "latencyP99 must be between 1ms and 1m"},
 		{name: "utilization above 95", spec: db + "tuning: {objective: {targetUtilization: 100}}\n", wantErr: "spec.tuning.objective.targetUtilization"},

@@ -109,6 +109,7 @@ type Int32Range struct {
 
 // TuningBounds are the ranges each tuned setting stays in.
 //
+// +kubebuilder:validation:XValidation:rule="!has(self.replicas) || self.replicas.min >= 1",message="replicas.min must be at least 1: Pacer does not scale to zero (nothing would hold requests while the first pod starts, and with no pod there are no metrics to scale up from)"
 // +kubebuilder:validation:XValidation:rule="!has(self.workers) || self.workers.min >= 1",message="workers.min must be at least 1"
 // +kubebuilder:validation:XValidation:rule="!has(self.poolMaxConns) || self.poolMaxConns.min >= 1",message="poolMaxConns.min must be at least 1"
 type TuningBounds struct {

@@ -7,9 +7,6 @@ import (
 	pacerv1 "github.com/pacer-dev/pacer/api/v1alpha1"
 )
 
-// order is the order in which changes are listed.
-var order = [...]string{SettingReplicas, SettingWorkers, SettingPool, SettingCache}
-
 // Decide returns the settings to run with and one reason per change. It is
 // pure: the same Input gives the same Decision.
 //
@@ -27,7 +24,7 @@ func Decide(in Input) Decision {
 	}
 	if why := p.holdAll(in); why != "" {
 		// Bounds and the budget need no metrics: they are kept even now.
-		next, reasons := p.intoBounds(in.Current)
+		next, reasons := p.intoBounds(in.Current, in.History)
 		note := p.fitBudget(in.Current, &next, reasons)
 		d := p.finish(in, next, reasons, []string{note})
 		d.Summary = "Holding: " + why
@@ -67,11 +64,11 @@ func Decide(in Input) Decision {
 	}
 
 	next.MaxInFlight = take(SettingWorkers, p.settle(in, knob{
-		name: SettingWorkers, bounds: p.bounds.Workers, current: cur.MaxInFlight, up: 2, down: 0.25, ws: ws,
+		name: SettingWorkers, bounds: p.bounds.Workers, current: cur.MaxInFlight, ws: ws,
 		recs: func(i int) rec { return p.workersRec(ws[i:], workersAt(ws[i])) },
 	}))
 	next.Replicas = take(SettingReplicas, p.settle(in, knob{
-		name: SettingReplicas, bounds: p.bounds.Replicas, current: cur.Replicas, up: 2, down: 0.5, ws: ws,
+		name: SettingReplicas, bounds: p.bounds.Replicas, current: cur.Replicas, ws: ws,
 		recs: func(i int) rec {
 			if i == 0 {
 				// Utilization is measured under the limit the pods ran
@@ -87,7 +84,7 @@ func Decide(in Input) Decision {
 		},
 	}))
 	next.PoolMaxConns = take(SettingPool, p.settle(in, knob{
-		name: SettingPool, bounds: p.bounds.PoolMaxConns, current: cur.PoolMaxConns, up: 2, down: 0.5, ws: ws,
+		name: SettingPool, bounds: p.bounds.PoolMaxConns, current: cur.PoolMaxConns, ws: ws,
 		recs: func(i int) rec {
 			if i == 0 {
 				return p.poolRec(ws, cur.PoolMaxConns, next.MaxInFlight)
@@ -100,7 +97,7 @@ func Decide(in Input) Decision {
 		notes = append(notes, why)
 	} else {
 		next.CacheMaxEntries = take(SettingCache, p.settle(in, knob{
-			name: SettingCache, bounds: p.bounds.CacheMaxEntries, current: cur.CacheMaxEntries, up: 2, down: 0.5, ws: ws,
+			name: SettingCache, bounds: p.bounds.CacheMaxEntries, current: cur.CacheMaxEntries, ws: ws,
 			recs: func(i int) rec {
 				h := ""
 				if i == 0 {
@@ -110,14 +107,31 @@ func Decide(in Input) Decision {
 			},
 		}))
 	}
+	db := p.databaseBound(ws, cur.PoolMaxConns, cur.Replicas)
+	if db != "" {
+		// Capacity the database cannot serve is not added.
+		for _, name := range []string{SettingReplicas, SettingWorkers, SettingPool} {
+			if get(next, name) > get(cur, name) {
+				set(&next, name, get(cur, name))
+				delete(reasons, name)
+			}
+		}
+		notes = append([]string{db}, notes...)
+	}
 	notes = append(notes, p.fitBudget(cur, &next, reasons))
-	return p.finish(in, next, reasons, notes)
+	d := p.finish(in, next, reasons, notes)
+	d.DatabaseBound = db
+	if db != "" && len(d.Changes) > 0 {
+		d.Summary += "; " + db
+	}
+	return d
 }
 
 // finish lists the changes in a fixed order and writes the summary.
 func (p params) finish(in Input, next pacerv1.Settings, reasons map[string]string, notes []string) Decision {
 	d := Decision{Settings: next}
-	for _, name := range order {
+	for _, t := range Tunables {
+		name := t.Name
 		from, to := get(in.Current, name), get(next, name)
 		if from == to {
 			continue
@@ -157,12 +171,13 @@ func changeList(cs []pacerv1.Change) string {
 
 // intoBounds brings every tuned setting that is outside its bounds back
 // inside them.
-func (p params) intoBounds(cur pacerv1.Settings) (pacerv1.Settings, map[string]string) {
+func (p params) intoBounds(cur pacerv1.Settings, history []pacerv1.Decision) (pacerv1.Settings, map[string]string) {
 	next, reasons := cur, map[string]string{}
-	for _, name := range order {
+	for _, t := range Tunables {
+		name := t.Name
 		b := p.boundsOf(name)
 		v := get(cur, name)
-		if b == nil || (v >= b.Min && v <= b.Max) {
+		if b == nil || (v >= b.Min && v <= b.Max) || userSet(history, name) {
 			continue
 		}
 		to := clamp(v, b)

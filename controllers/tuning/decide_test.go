@@ -113,7 +113,7 @@ func TestDecide(t *testing.T) {
 				in.Window.ErrorRate, in.Window.ShedRate, in.Window.RequestRate = 3000, 3000, 4500
 			},
 			want:  []move{{SettingReplicas, 4, 16}, {SettingPool, 8, 5}},
-			words: []string{"replicas 4 → 18 (one step now, up to 18 later)", "connection budget 80 over 16 replicas leaves 5 per pod"},
+			words: []string{"replicas 4 → 16 (wanted 18, capped by the step limit of ×2 or +4 per interval; up to 18 later)", "connection budget 80 over 16 replicas leaves 5 per pod"},
 		},
 		{
 			name:  "without a CPU figure, scale-downs stop at the per-pod rate seen within objective",
@@ -226,7 +226,7 @@ func TestDecide(t *testing.T) {
 				all(in, func(w *Window) { w.WorkerLimit = 64 })
 			},
 			want:  []move{{SettingWorkers, 64, 16}},
-			words: []string{"only 2.8 of 64 workers busy per pod with no queue", "maxInFlight 64 → 12", "(one step now, down to 12 later)"},
+			words: []string{"only 2.8 of 64 workers busy per pod with no queue", "maxInFlight 64 → 16 (wanted 12, capped by the step limit of one interval; down to 12 later)"},
 		},
 		{
 			name: "a trim waits for the scale-down window",
@@ -266,13 +266,13 @@ func TestDecide(t *testing.T) {
 				all(in, func(w *Window) { w.PoolMaxConns, w.PoolAcquired, w.PoolAcquireWait = 32, 1, 0 })
 			},
 			want:  []move{{SettingPool, 32, 16}},
-			words: []string{"only 1 of 32 connections in use", "(one step now, down to 8 later)"},
+			words: []string{"only 1 of 32 connections in use", "poolMaxConns 32 → 16 (wanted 5, capped by the step limit of one interval; down to 5 later)"},
 		},
 		{
 			name: "scale-out shrinks pools first to keep the connection budget",
 			edit: func(in *Input) {
 				in.Current.PoolMaxConns = 16
-				all(in, func(w *Window) { w.PoolMaxConns, w.CPUCores, w.PoolAcquired = 16, 1.9, 4 })
+				all(in, func(w *Window) { w.PoolMaxConns, w.CPUCores, w.PoolAcquired = 16, 1.9, 7 })
 			},
 			want:  []move{{SettingReplicas, 4, 6}, {SettingPool, 16, 13}},
 			words: []string{"connection budget 80 over 6 replicas leaves 13 per pod"},
@@ -308,7 +308,7 @@ func TestDecide(t *testing.T) {
 			name:  "a cache far too big shrinks after the scale-down window",
 			edit:  func(in *Input) { all(in, func(w *Window) { w.CacheEntries, w.CacheEvictionRate = 1500, 0 }) },
 			want:  []move{{SettingCache, 8000, 4000}},
-			words: []string{"the cache holds 1500 of 8000 entries per pod and evicts almost nothing: cacheMaxEntries 8000 → 3000"},
+			words: []string{"the cache holds 1500 of 8000 entries per pod and evicts almost nothing: cacheMaxEntries 8000 → 4000 (wanted 3000, capped by the step limit of one interval; down to 3000 later)"},
 		},
 		{
 			name:  "a cache-hostile load does not grow the cache",
@@ -366,7 +366,7 @@ func TestDecide(t *testing.T) {
 				in.History = []pacerv1.Decision{applied(in.Window.Start, pacerv1.Change{Setting: SettingReplicas, From: 4, To: 5, Reason: "x"})}
 				in.Window.P99 = 140 * time.Millisecond
 			},
-			words: []string{"replicas: a fall to 4 has not held for the 5m0s scale-down window"},
+			words: []string{"no scale-down to 4"},
 		},
 	}
 	for _, tt := range tests {

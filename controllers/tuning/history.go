@@ -1,6 +1,7 @@
 package tuning
 
 import (
+	"strings"
 	"time"
 
 	pacerv1 "github.com/pacer-dev/pacer/api/v1alpha1"
@@ -61,4 +62,11 @@ func beforeAfter(ws []Window, t time.Time) (before, after Window, ok bool) {
 		}
 	}
 	return before, after, hasB && hasA
+}
+
+// userSet says whether the newest applied change of setting was a user's
+// edit: then its value is the user's, even outside the bounds.
+func userSet(history []pacerv1.Decision, setting string) bool {
+	_, c, ok := lastApplied(history, setting)
+	return ok && strings.HasPrefix(c.Reason, EditPrefix)
 }

@@ -17,11 +17,23 @@ func (p params) horizon() time.Duration {
 	return max(stableWindow, baselineWindows*p.interval, revertWithin*p.interval, p.up, 2*p.down) + p.interval
 }
 
-// remember keeps w among the recent windows and drops those past the horizon.
+// remember keeps w among the recent windows and drops those past the
+// horizon, except the newest window of each pod count that violated the
+// objective, for up to burstMemory: the burst floor needs them while the
+// load they failed still recurs.
 func (l *Loop) remember(w Window, p params) {
 	ws := []Window{w}
+	failed := map[int]bool{}
 	for _, old := range l.windows {
-		if old.End.Before(w.End) && w.End.Sub(old.End) <= p.horizon() {
+		if !old.End.Before(w.End) {
+			continue
+		}
+		age := w.End.Sub(old.End)
+		keep := age <= p.horizon()
+		if !keep && age <= burstMemory && p.over(old) && !failed[old.Pods] {
+			keep, failed[old.Pods] = true, true
+		}
+		if keep {
 			ws = append(ws, old)
 		}
 	}

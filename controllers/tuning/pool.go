@@ -6,6 +6,13 @@ import (
 	"time"
 )
 
+// A pool more than poolSlack times what it needs shrinks to poolRoom
+// times that: square-root staffing already leaves room for bursts.
+const (
+	poolSlack = 1.5
+	poolRoom  = 1.25
+)
+
 // poolWaitLimit is the mean acquire wait above which the pool counts as
 // too small: 2% of the objective, at least 1ms.
 func (p params) poolWaitLimit() time.Duration {
@@ -49,10 +56,10 @@ func (p params) poolRec(ws []Window, P, W int32) rec {
 		}
 		return rec{to: to, reason: fmt.Sprintf("acquire wait %s > %s with %s of %d connections in use per pod: %s (%s in use + 2√ headroom = %d)",
 			ms(wait), ms(limit), num(used), P, arrow(SettingPool, P, to), num(used), need)}
-	case wait <= limit/2 && P > 2*need:
-		to := 2 * need
-		return rec{to: to, reason: fmt.Sprintf("only %s of %d connections in use per pod with acquire wait %s: %s (twice the %d that %s in use + 2√ headroom needs)",
-			num(used), P, ms(wait), arrow(SettingPool, P, to), need, num(used))}
+	case wait <= limit/2 && float64(P) > poolSlack*float64(need):
+		to := ceil32(poolRoom * float64(need))
+		return rec{to: to, reason: fmt.Sprintf("only %s of %d connections in use per pod with acquire wait %s: %s (%g× the %d that %s in use + 2√ headroom needs)",
+			num(used), P, ms(wait), arrow(SettingPool, P, to), poolRoom, need, num(used))}
 	}
 	return hold("")
 }

@@ -155,7 +155,8 @@ func TestDecideProperties(t *testing.T) {
 			}
 			seen[c.Setting] = true
 		}
-		for _, s := range order {
+		for _, t := range Tunables {
+			s := t.Name
 			if (get(in.Current, s) != get(d.Settings, s)) != seen[s] {
 				fail("%s differs without a change entry, or the reverse", s)
 			}

@@ -3,6 +3,7 @@ package tuning
 import (
 	"fmt"
 	"math"
+	"time"
 )
 
 // load is how busy one or more windows say the pods are: the utilization
@@ -128,12 +129,27 @@ func (p params) replicasRec(ws []Window, R, W int32) rec {
 			to = max(to, floor)
 		}
 	}
+	if to < R {
+		// Repeating bursts: a count of pods that recently violated the
+		// objective at the load still peaking now is too few, even if
+		// the windows between the bursts say otherwise.
+		if floor, at := p.burstFloor(ws); floor > to {
+			if floor >= R {
+				return hold(fmt.Sprintf("%d pods violated the objective at %s req/s within the last %s and that load still recurs: no scale-down to %d", floor-1, num(at), ms(burstMemory), to))
+			}
+			to = floor
+		}
+	}
 	if to > R && w.Pods < int(R) {
 		return hold(fmt.Sprintf("%d of %d pods ready: waiting for the rest before scaling further", w.Pods, R))
 	}
 	return rec{to: to, urgent: mode == "panic" && p.over(w), reason: fmt.Sprintf("%s window: utilization %s against a %s target (latest window: %s per pod), %s (objective %s): %s",
 		mode, pct(util*p.target), pct(p.target), why, p.p99(w), ms(p.objective), arrow(SettingReplicas, R, to))}
 }
+
+// burstMemory is how long a violation at a recurring load keeps the
+// replicas above the pod count that failed it.
+const burstMemory = time.Hour
 
 // bestGoodRate is the highest request rate per pod of the windows that met
 // the objective with no queue and nothing shed; 0 when none did.
@@ -163,4 +179,26 @@ func rising(ws []Window) float64 {
 	}
 	dt := ws[0].End.Sub(ws[n].End).Seconds()
 	return (ws[0].RequestRate - ws[n].RequestRate) / dt
+}
+
+// burstFloor is one more than the most pods seen violating the objective
+// (within burstMemory) at
+// a request rate at least 90% of the highest one in the scale-down
+// window: fewer pods than that failed the load that still recurs. It
+// returns 0 when there is none, and the rate of that violation.
+func (p params) burstFloor(ws []Window) (int32, float64) {
+	peak := 0.0
+	for _, w := range ws {
+		if ws[0].End.Sub(w.End) < p.down {
+			peak = max(peak, w.RequestRate)
+		}
+	}
+	var floor int32
+	at := 0.0
+	for _, w := range ws {
+		if ws[0].End.Sub(w.End) <= burstMemory && w.Sufficient && p.over(w) && w.RequestRate >= 0.9*peak && int32(w.Pods)+1 > floor {
+			floor, at = int32(w.Pods)+1, w.RequestRate
+		}
+	}
+	return floor, at
 }

@@ -31,7 +31,8 @@ func (p params) revert(in Input, ws []Window) (next pacerv1.Settings, reasons ma
 		return in.Current, nil, false
 	}
 	for _, c := range last.Changes {
-		if strings.HasPrefix(c.Reason, RevertPrefix) {
+		// A revert is never reverted, nor is a user's edit.
+		if strings.HasPrefix(c.Reason, RevertPrefix) || strings.HasPrefix(c.Reason, EditPrefix) {
 			return in.Current, nil, false
 		}
 	}

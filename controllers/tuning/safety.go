@@ -3,6 +3,7 @@ package tuning
 import (
 	"fmt"
 	"math"
+	"strings"
 
 	pacerv1 "github.com/pacer-dev/pacer/api/v1alpha1"
 )
@@ -48,9 +49,6 @@ type knob struct {
 	name    string
 	bounds  *pacerv1.Int32Range
 	current int32
-	// up and down limit one step: at most current×up (and at least +1),
-	// at least current×down.
-	up, down float64
 	// recs[i] is the recommendation from windows[i:]; recs[0] is the
 	// latest. Computed lazily: stabilization looks back only as needed.
 	recs func(i int) rec
@@ -74,6 +72,9 @@ func (p params) settle(in Input, k knob) outcome {
 		return hold("")
 	}
 	if lo, hi := k.bounds.Min, k.bounds.Max; cur < lo || cur > hi {
+		if userSet(in.History, k.name) {
+			return hold(fmt.Sprintf("%s %d was set by the user outside tuning.bounds.%s [%d, %d]: the user's edit wins", k.name, cur, boundsField(k.name), lo, hi))
+		}
 		to := clamp(cur, k.bounds)
 		return outcome{to: to, reason: fmt.Sprintf("%s is outside tuning.bounds.%s [%d, %d]: %s",
 			k.name, boundsField(k.name), lo, hi, arrow(k.name, cur, to))}
@@ -85,10 +86,17 @@ func (p params) settle(in Input, k knob) outcome {
 	}
 	r0 := k.recs(0)
 	want := clamp(r0.to, k.bounds)
+	t := tunable(k.name)
+	boundCause := func() string {
+		if r0.to > want {
+			return fmt.Sprintf("capped by tuning.bounds.%s.max", boundsField(k.name))
+		}
+		return fmt.Sprintf("held up by tuning.bounds.%s.min", boundsField(k.name))
+	}
 	switch {
 	case want == cur:
 		if r0.to != cur {
-			return hold(fmt.Sprintf("%s at its bound %d", k.name, cur))
+			return hold(fmt.Sprintf("%s at its bound %d (the metrics ask for %d)", k.name, cur, r0.to))
 		}
 		return hold(r0.reason)
 	case want > cur:
@@ -101,32 +109,33 @@ func (p params) settle(in Input, k knob) outcome {
 		if lowest <= cur {
 			return hold(fmt.Sprintf("%s: a rise to %d has not held for the %s scale-up window", k.name, want, ms(p.up)))
 		}
-		limit := stepUp(cur, k.up)
-		if k.name == SettingReplicas {
-			limit = replicaStepUp(cur)
-		}
+		limit := t.StepUp(cur)
 		if r0.urgent {
 			limit = max(limit, min(want, 4*cur))
 		}
 		to := min(lowest, limit)
-		reason := r0.reason
-		if lowest < want {
-			reason += fmt.Sprintf("; %d is the lowest recommendation of the %s scale-up window", lowest, ms(p.up))
+		cause := ""
+		switch {
+		case to < lowest:
+			cause = fmt.Sprintf("capped by the step limit of %s per interval; up to %d later", stepUpText(k.name), lowest)
+		case lowest < want:
+			cause = fmt.Sprintf("the lowest recommendation of the %s scale-up window", ms(p.up))
+		case want != r0.to:
+			cause = boundCause()
 		}
-		if to < lowest {
-			reason += fmt.Sprintf(" (one step now, up to %d later)", lowest)
-		}
-		return outcome{to: to, reason: reason}
+		return outcome{to: to, reason: restate(r0.reason, k.name, cur, r0.to, to, cause)}
 	default:
 		// Scale-down stabilization: apply the highest recommendation of
 		// the window, which must reach back over all of it.
 		if r0.urgent {
-			to := max(want, stepDown(cur, k.down))
-			reason := r0.reason
+			to := max(want, t.StepDown(cur))
+			cause := ""
 			if to > want {
-				reason += fmt.Sprintf(" (one step now, down to %d later)", want)
+				cause = fmt.Sprintf("capped by the step limit of one interval; down to %d later", want)
+			} else if want != r0.to {
+				cause = boundCause()
 			}
-			return outcome{to: to, reason: reason}
+			return outcome{to: to, reason: restate(r0.reason, k.name, cur, r0.to, to, cause)}
 		}
 		if p.down > 0 {
 			oldest := k.ws[len(k.ws)-1]
@@ -157,16 +166,39 @@ func (p params) settle(in Input, k knob) outcome {
 				return hold(fmt.Sprintf("%s: a fall to %d has not held for the %s scale-down window", k.name, want, ms(p.down)))
 			}
 		}
-		to := max(highest, stepDown(cur, k.down))
-		reason := r0.reason
-		if highest > want {
-			reason += fmt.Sprintf("; %d is the highest recommendation of the %s scale-down window", highest, ms(p.down))
+		to := max(highest, t.StepDown(cur))
+		cause := ""
+		switch {
+		case to > highest:
+			cause = fmt.Sprintf("capped by the step limit of one interval; down to %d later", highest)
+		case highest > want:
+			cause = fmt.Sprintf("the highest recommendation of the %s scale-down window", ms(p.down))
+		case want != r0.to:
+			cause = boundCause()
 		}
-		if to > highest {
-			reason += fmt.Sprintf(" (one step now, down to %d later)", highest)
-		}
-		return outcome{to: to, reason: reason}
+		return outcome{to: to, reason: restate(r0.reason, k.name, cur, r0.to, to, cause)}
 	}
+}
+
+// restate makes a rule's reason name the value applied: its "name cur →
+// want" becomes "name cur → to (wanted want, cause)".
+func restate(reason, name string, cur, want, to int32, cause string) string {
+	if to == want || cause == "" {
+		return reason
+	}
+	repl := arrow(name, cur, to) + fmt.Sprintf(" (wanted %d, %s)", want, cause)
+	if old := arrow(name, cur, want); strings.Contains(reason, old) {
+		return strings.Replace(reason, old, repl, 1)
+	}
+	return reason + ": " + repl
+}
+
+// stepUpText says how far one step up may go.
+func stepUpText(name string) string {
+	if name == SettingReplicas {
+		return "×2 or +4"
+	}
+	return fmt.Sprintf("×%g", tunable(name).Up)
 }
 
 func clamp(v int32, b *pacerv1.Int32Range) int32 {
@@ -174,18 +206,6 @@ func clamp(v int32, b *pacerv1.Int32Range) int32 {
 		return v
 	}
 	return min(max(v, b.Min), b.Max)
-}
-
-func stepUp(cur int32, factor float64) int32 {
-	return max(cur+1, int32(math.Floor(float64(cur)*factor)))
-}
-
-// replicaStepUp is the HPA's default scale-up limit: double, or four more
-// pods, whichever is more.
-func replicaStepUp(cur int32) int32 { return max(2*cur, cur+4) }
-
-func stepDown(cur int32, factor float64) int32 {
-	return min(max(cur-1, 0), int32(math.Ceil(float64(cur)*factor)))
 }
 
 // ceil32 rounds a positive float up to an int32, saturating.

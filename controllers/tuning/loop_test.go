@@ -1,0 +1,285 @@
+package tuning
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	pacerv1 "github.com/pacer-dev/pacer/api/v1alpha1"
+)
+
+// svc is a small service model for driving the loop: each pod serves
+// requests at cpu core-seconds each, in svcTime seconds, on one core;
+// past 90% CPU or past its workers, p99 blows up and requests are shed.
+type svc struct {
+	rate    func(i int) float64 // requests per second at step i
+	cpu     float64             // core-seconds per request
+	svcTime float64             // seconds a request holds a worker
+	dbWait  time.Duration       // acquire wait when the database is the limit
+	noP99   bool                // the latency histogram stays empty
+	p99     time.Duration       // when set, the p99 of every window
+}
+
+func (m svc) window(i int, end time.Time, iv time.Duration, s pacerv1.Settings) Window {
+	rate := m.rate(i)
+	pods := float64(s.Replicas)
+	perPod := rate / pods
+	cpu := perPod * m.cpu
+	inFlight := perPod * m.svcTime
+	w := Window{
+		Start: end.Add(-iv), End: end, Pods: int(s.Replicas), Sufficient: true,
+		RequestRate: rate, InFlight: min(inFlight, float64(s.MaxInFlight)), WorkerLimit: int(s.MaxInFlight),
+		PoolMaxConns: int(s.PoolMaxConns), PoolAcquired: min(inFlight/2, float64(s.PoolMaxConns)), PoolAcquireWait: 100 * time.Microsecond,
+		CPUCores: min(cpu, 1), P50: 5 * time.Millisecond, P95: 10 * time.Millisecond, P99: 20 * time.Millisecond,
+	}
+	if cpu > 0.9 || inFlight > float64(s.MaxInFlight) {
+		w.P99, w.ShedRate, w.ErrorRate = 400*time.Millisecond, rate*0.1, rate*0.1
+		w.QueueLength = 2
+	}
+	if m.dbWait > 0 {
+		w.PoolAcquired, w.PoolAcquireWait, w.P99 = float64(s.PoolMaxConns), m.dbWait, 300*time.Millisecond
+		w.InFlight = min(float64(s.MaxInFlight), float64(s.PoolMaxConns)*2)
+	}
+	if m.p99 > 0 {
+		w.P99 = m.p99
+	}
+	if m.noP99 {
+		w.P50, w.P95, w.P99 = 0, 0, 0
+	}
+	w.Utilization = w.InFlight / float64(s.MaxInFlight)
+	return w
+}
+
+func steady(r float64) func(int) float64 { return func(int) float64 { return r } }
+
+func loopSpec(iv time.Duration, start pacerv1.Settings) Spec {
+	t := spec()
+	t.Interval = &metav1.Duration{Duration: iv}
+	t.Bounds.Replicas = &pacerv1.Int32Range{Min: 2, Max: 20}
+	t.Bounds.Workers = &pacerv1.Int32Range{Min: 4, Max: 256}
+	t.Bounds.PoolMaxConns = &pacerv1.Int32Range{Min: 2, Max: 64}
+	t.Bounds.CacheMaxEntries = nil
+	return Spec{Tuning: t, Settings: start, PodCPULimit: 1}
+}
+
+// drive steps the loop n intervals against m, starting at settings in
+// effect, and returns every result.
+func drive(l *Loop, sp Spec, m svc, from, n int, at time.Time, iv time.Duration) []Result {
+	var out []Result
+	for i := from; i < from+n; i++ {
+		now := at.Add(time.Duration(i+1) * iv)
+		w := m.window(i, now, iv, l.Settings())
+		out = append(out, l.Step(Tick{Now: now, Spec: sp, Window: &w}))
+	}
+	return out
+}
+
+// tuned is a loop already in Auto with settings tuned away from the spec's.
+func tuned(spec, inEffect pacerv1.Settings) *Loop {
+	return NewLoop(Seed{Effective: &pacerv1.EffectiveSettings{Settings: inEffect, SpecSettings: &spec}, Mode: pacerv1.TuningAuto})
+}
+
+var base = pacerv1.Settings{Replicas: 2, MaxInFlight: 16, QueueDepth: 64, PoolMinConns: 1, PoolMaxConns: 16, CacheMaxEntries: 1000}
+
+func with(s pacerv1.Settings, f func(*pacerv1.Settings)) pacerv1.Settings { f(&s); return s }
+
+func TestLoop(t *testing.T) {
+	tests := []struct {
+		name  string
+		run   func(t *testing.T) []Result
+		check func(t *testing.T, rs []Result)
+	}{{
+		// Main kept 24 windows: at a 5s interval they never covered the
+		// 5m scale-down window, so 10 replicas held forever.
+		name: "scales down when the scale-down window is longer than 24 intervals",
+		run: func(t *testing.T) []Result {
+			iv := 5 * time.Second
+			sp := loopSpec(iv, base)
+			l := tuned(base, with(base, func(s *pacerv1.Settings) { s.Replicas = 10 }))
+			return drive(l, sp, svc{rate: steady(300), cpu: 0.002, svcTime: 0.01}, 0, 120, t0, iv)
+		},
+		check: func(t *testing.T, rs []Result) {
+			if r := rs[len(rs)-1].Settings.Replicas; r >= 10 {
+				t.Errorf("replicas still %d after 10 minutes at 6%% CPU", r)
+			}
+		},
+	}, {
+		// Main called windows under 50 requests insufficient and held.
+		name: "an idle service shrinks to bounds.min",
+		run: func(t *testing.T) []Result {
+			sp := loopSpec(iv, base)
+			l := tuned(base, with(base, func(s *pacerv1.Settings) { s.Replicas = 7 }))
+			return drive(l, sp, svc{rate: steady(0.2), cpu: 0.002, svcTime: 0.01}, 0, 80, t0, iv)
+		},
+		check: func(t *testing.T, rs []Result) {
+			last := rs[len(rs)-1]
+			if last.Settings.Replicas != 2 {
+				t.Errorf("replicas %d, want bounds.min 2; %s", last.Settings.Replicas, last.Condition.Message)
+			}
+			if !strings.Contains(last.Condition.Message, "p99 not measured") {
+				t.Errorf("a quiet window's p99 is not measured: %s", last.Condition.Message)
+			}
+		},
+	}, {
+		name: "database-bound load adds no replicas, workers or connections and says so",
+		run: func(t *testing.T) []Result {
+			sp := loopSpec(iv, base)
+			sp.MaxTotalConnections = 32
+			l := tuned(base, base)
+			return drive(l, sp, svc{rate: steady(400), cpu: 0.0005, svcTime: 0.08, dbWait: 40 * time.Millisecond}, 0, 40, t0, iv)
+		},
+		check: func(t *testing.T, rs []Result) {
+			for _, r := range rs {
+				s := r.Settings
+				if s.Replicas > base.Replicas || s.MaxInFlight > base.MaxInFlight || s.PoolMaxConns > base.PoolMaxConns {
+					t.Fatalf("added capacity the database cannot serve: %+v; %s", s, r.Condition.Message)
+				}
+			}
+			c := rs[len(rs)-1].Condition
+			for _, w := range []string{"database-bound", "16 of 16 pool connections in use", "acquire wait 40ms", "connection budget 32 is spent"} {
+				if c.Reason != "DatabaseBound" || !strings.Contains(c.Message, w) {
+					t.Errorf("Tuned %s: %q lacks %q", c.Reason, c.Message, w)
+				}
+			}
+		},
+	}, {
+		// Bursts every minute: main went 5 → 11 → 6 → 5 every six minutes.
+		name: "repeating bursts do not saw-tooth",
+		run: func(t *testing.T) []Result {
+			sp := loopSpec(iv, with(base, func(s *pacerv1.Settings) { s.Replicas = 5; s.MaxInFlight = 64 }))
+			l := tuned(sp.Settings, sp.Settings)
+			rate := func(i int) float64 {
+				if i%4 == 0 {
+					return 2400 // needs 6 pods at 0.9 CPU
+				}
+				return 600
+			}
+			return drive(l, sp, svc{rate: rate, cpu: 0.002, svcTime: 0.01}, 0, 160, t0, iv)
+		},
+		check: func(t *testing.T, rs []Result) {
+			violations := 0
+			for _, r := range rs[len(rs)/2:] {
+				if strings.Contains(r.Condition.Message, "p99 400ms") {
+					violations++
+				}
+			}
+			var path []int32
+			for _, r := range rs {
+				path = append(path, r.Settings.Replicas)
+			}
+			t.Logf("replicas: %v", path)
+			if violations > 0 {
+				t.Errorf("%d violating windows in the second 20 minutes", violations)
+			}
+		},
+	}, {
+		// Main's revert rule undid a hand-set maxInFlight 8 → 64.
+		name: "a user's edit wins and is not reverted",
+		run: func(t *testing.T) []Result {
+			// The tuner had cut the spec's 16 to 8; the user sets 64.
+			sp := loopSpec(iv, base)
+			l := tuned(base, with(base, func(s *pacerv1.Settings) { s.MaxInFlight = 8 }))
+			m := svc{rate: steady(400), cpu: 0.001, svcTime: 0.01}
+			rs := drive(l, sp, m, 0, 10, t0, iv)
+			sp.Settings.MaxInFlight = 64
+			rs = append(rs, drive(l, sp, m, 10, 1, t0, iv)...)
+			// p99 worse at the same load after the edit: main reverted it.
+			m.p99 = 300 * time.Millisecond
+			return append(rs, drive(l, sp, m, 11, 4, t0, iv)...)
+		},
+		check: func(t *testing.T, rs []Result) {
+			for _, r := range rs[10:] {
+				if r.Settings.MaxInFlight != 64 {
+					t.Fatalf("maxInFlight %d, want the user's 64: %+v", r.Settings.MaxInFlight, r.Decision)
+				}
+			}
+		},
+	}, {
+		name: "an empty histogram is not a p99 of 0 within objective",
+		run: func(t *testing.T) []Result {
+			sp := loopSpec(iv, base)
+			l := tuned(base, base)
+			return drive(l, sp, svc{rate: steady(1000), cpu: 0.002, svcTime: 0.01, noP99: true}, 0, 1, t0, iv)
+		},
+		check: func(t *testing.T, rs []Result) {
+			m := rs[0].Condition.Message
+			if strings.Contains(m, "p99 0s") || !strings.Contains(m, "p99 not measured (no latency recorded, 10% shed)") {
+				t.Errorf("condition: %s", m)
+			}
+			if rs[0].Settings.Replicas <= base.Replicas {
+				t.Errorf("shedding at 100%% CPU with no latency data: replicas %d, want more", rs[0].Settings.Replicas)
+			}
+		},
+	}, {
+		// Main jumped from the tuned value to the spec's in one pass.
+		name: "leaving Auto returns to the spec one step per interval after the scale-down window",
+		run: func(t *testing.T) []Result {
+			sp := loopSpec(iv, base)
+			l := tuned(base, with(base, func(s *pacerv1.Settings) { s.Replicas = 12 }))
+			sp.Tuning.Mode = pacerv1.TuningRecommend
+			return drive(l, sp, svc{rate: steady(300), cpu: 0.002, svcTime: 0.01}, 0, 40, t0, iv)
+		},
+		check: func(t *testing.T, rs []Result) {
+			var path []int32
+			for i, r := range rs {
+				if n := len(path); n == 0 || path[n-1] != r.Settings.Replicas {
+					path = append(path, r.Settings.Replicas)
+					if at := time.Duration(i+1) * iv; n > 0 && at < 5*time.Minute {
+						t.Errorf("stepped down after %s, before the 5m scale-down window", at)
+					}
+				}
+			}
+			if want := []int32{12, 6, 3, 2}; len(path) != len(want) || path[1] != 6 || path[3] != 2 {
+				t.Errorf("replicas went %v, want %v", path, want)
+			}
+		},
+	}, {
+		name: "a capped change states the applied number and the cap",
+		run: func(t *testing.T) []Result {
+			sp := loopSpec(iv, with(base, func(s *pacerv1.Settings) { s.Replicas = 3 }))
+			sp.Tuning.Bounds.Replicas.Max = 4
+			l := tuned(sp.Settings, sp.Settings)
+			return drive(l, sp, svc{rate: steady(1500), cpu: 0.002, svcTime: 0.01}, 0, 1, t0, iv)
+		},
+		check: func(t *testing.T, rs []Result) {
+			d := rs[0].Decision
+			if d == nil || len(d.Changes) == 0 || d.Changes[0].To != 4 ||
+				!strings.Contains(d.Changes[0].Reason, "replicas 3 → 4 (wanted 5, capped by tuning.bounds.replicas.max)") {
+				t.Errorf("decision %+v", d)
+			}
+		},
+	}, {
+		name: "steady load: an oversized pool shrinks to what serves",
+		run: func(t *testing.T) []Result {
+			sp := loopSpec(iv, with(base, func(s *pacerv1.Settings) { s.PoolMaxConns = 64; s.Replicas = 3 }))
+			l := tuned(sp.Settings, sp.Settings)
+			return drive(l, sp, svc{rate: steady(600), cpu: 0.001, svcTime: 0.04}, 0, 80, t0, iv)
+		},
+		check: func(t *testing.T, rs []Result) {
+			// 4 in use per pod: 4 + 2√4 + 1 = 9 needed, ×1.25 = 12.
+			if p := rs[len(rs)-1].Settings.PoolMaxConns; p > 12 {
+				t.Errorf("poolMaxConns %d for 4 in use per pod, want ≤ 12", p)
+			}
+		},
+	}, {
+		name: "Hold freezes the settings in effect",
+		run: func(t *testing.T) []Result {
+			sp := loopSpec(iv, base)
+			sp.Tuning.Mode = pacerv1.TuningHold
+			l := tuned(base, with(base, func(s *pacerv1.Settings) { s.Replicas = 5 }))
+			return drive(l, sp, svc{rate: steady(5000), cpu: 0.002, svcTime: 0.01}, 0, 30, t0, iv)
+		},
+		check: func(t *testing.T, rs []Result) {
+			for _, r := range rs {
+				if r.Settings.Replicas != 5 || r.Decision != nil || r.Condition.Reason != "Held" {
+					t.Fatalf("in Hold: %+v %+v", r.Settings, r.Condition)
+				}
+			}
+		},
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) { tt.check(t, tt.run(t)) })
+	}
+}
