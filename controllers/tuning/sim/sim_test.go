@@ -339,3 +339,55 @@ func BenchmarkRun(b *testing.B) {
 		Run(DefaultScenario(), tr, Pacer{})
 	}
 }
+
+// TestScorecardRows: one row per trace, policy, seed and variant, each
+// naming its seed and variant; a variant that cannot change a static
+// setting shares the base case's static-best rows.
+func TestScorecardRows(t *testing.T) {
+	sweep := DefaultSweep()
+	sweep.Workers, sweep.Pool, sweep.Cache = []int32{16}, []int32{4, 8}, []int32{4000}
+	sweep.HPA, sweep.KPA = sweep.HPA[:2], sweep.KPA[:2]
+	opt := Options{
+		Traces:   []Trace{trace(t, "steady"), trace(t, "step-up-2x")},
+		Variants: []Variant{Variants()[0], Variants()[2]}, // default, pod-start-60s
+		Seeds:    []uint64{1, 2},
+		Sweep:    sweep,
+	}
+	card := Scorecard(DefaultScenario(), opt)
+	type key struct {
+		trace, policy, variant string
+		seed                   uint64
+	}
+	seen := map[key]Row{}
+	for _, r := range card.Rows {
+		k := key{r.Trace, r.Policy, r.Variant, r.Seed}
+		if _, dup := seen[k]; dup {
+			t.Errorf("two rows for %+v", k)
+		}
+		seen[k] = r
+	}
+	for _, tr := range opt.Traces {
+		for _, p := range Policies {
+			for _, v := range opt.Variants {
+				for _, s := range opt.Seeds {
+					if _, ok := seen[key{tr.Name, p, v.Name, s}]; !ok {
+						t.Errorf("no row for %s/%s/%s/seed %d", tr.Name, p, v.Name, s)
+					}
+				}
+			}
+			if p == "static-best" {
+				a, b := seen[key{tr.Name, p, DefaultVariant, 1}], seen[key{tr.Name, p, "pod-start-60s", 1}]
+				a.Variant = b.Variant
+				if diff := cmp.Diff(a, b); diff != "" {
+					t.Errorf("%s: static-best differs with slower pod starts (-default +pod-start-60s):\n%s", tr.Name, diff)
+				}
+			}
+		}
+	}
+	if len(card.Rows) != 2*4*2*2 {
+		t.Errorf("%d rows, want %d", len(card.Rows), 2*4*2*2)
+	}
+	if card.Example.Trace != "step-up-2x" || len(card.Example.Decisions) == 0 {
+		t.Errorf("example run: %q with %d decisions, want pacer's step-up-2x with some", card.Example.Trace, len(card.Example.Decisions))
+	}
+}
