@@ -1,6 +1,6 @@
 // Package sim is a deterministic, seeded simulator of pacer-api pods and
-// their database, used to score tuning policies (the real tuning.Decide
-// among them) on load traces in simulated time.
+// their database, used to score tuning policies (the operator's own
+// tuning.Loop among them) on load traces in simulated time.
 //
 // It is a fluid model advanced in one-second ticks, not a per-request
 // simulation: each tick, every ready pod gets an equal share of the
@@ -14,7 +14,7 @@
 //
 // Pods are tracked one by one where it matters: when each becomes ready,
 // when a new config reaches it, and how many database connections it
-// holds. PostgreSQL refuses connections past max_connections, and a
+// holds; pods alike in all three share one tick. PostgreSQL refuses connections past max_connections, and a
 // request that needs a new connection then fails.
 package sim
 
