@@ -287,3 +287,61 @@ func (d *podDialer) resolve(addr string) (string, bool) {
 	real, ok := d.addrs[addr]
 	return real, ok
 }
+
+// TestLeavingAutoHoldAndAUserEdit drives the loop through the reconciler:
+// a raise in Auto, then Recommend (the raised value stays: the way back to
+// the spec waits for the 5m scale-down window; main jumped back at once),
+// then Hold (frozen, nothing scraped), then a user's edit, which wins at once.
+func TestLeavingAutoHoldAndAUserEdit(t *testing.T) {
+	s, g, ts := startCase(t, "modes", overloaded(pacerv1.TuningAuto))
+	pod := runPod(t, s, ts)
+	pod.load(t, 16)
+
+	var raised int32
+	g.Eventually(func(g Gomega) {
+		cur := &pacerv1.TunedService{}
+		g.Expect(get(s.client, withKey(cur, ts))()).To(Succeed())
+		g.Expect(cur.Status.Effective).NotTo(BeNil())
+		raised = cur.Status.Effective.MaxInFlight
+		g.Expect(raised).To(BeNumerically(">", 1), "conditions: %+v", cur.Status.Conditions)
+	}, 90*time.Second, poll).Should(Succeed())
+
+	setSpec := func(f func(*pacerv1.TunedService)) {
+		g.Eventually(func() error {
+			cur := &pacerv1.TunedService{}
+			if err := get(s.client, withKey(cur, ts))(); err != nil {
+				return err
+			}
+			f(cur)
+			return s.client.Update(context.Background(), cur)
+		}, eventually, poll).Should(Succeed())
+	}
+	effective := func(g Gomega) *pacerv1.TunedService {
+		cur := &pacerv1.TunedService{}
+		g.Expect(get(s.client, withKey(cur, ts))()).To(Succeed())
+		g.Expect(cur.Status.ObservedGeneration).To(Equal(cur.Generation))
+		return cur
+	}
+
+	setSpec(func(cur *pacerv1.TunedService) { cur.Spec.Tuning.Mode = pacerv1.TuningRecommend })
+	g.Eventually(func(g Gomega) {
+		cur := effective(g)
+		g.Expect(condition(g, s.client, ts, pacerv1.ConditionTuned).Reason).To(BeElementOf("Recommending", "Holding"))
+		g.Expect(cur.Status.Effective.MaxInFlight).To(BeNumerically(">=", raised), "leaving Auto jumped back to the spec")
+	}, 90*time.Second, poll).Should(Succeed())
+
+	setSpec(func(cur *pacerv1.TunedService) { cur.Spec.Tuning.Mode = pacerv1.TuningHold })
+	g.Eventually(func(g Gomega) {
+		effective(g)
+		g.Expect(condition(g, s.client, ts, pacerv1.ConditionTuned).Reason).To(Equal("Held"))
+	}, 90*time.Second, poll).Should(Succeed())
+
+	setSpec(func(cur *pacerv1.TunedService) { cur.Spec.Workers.MaxInFlight = 3 })
+	g.Eventually(func(g Gomega) {
+		cur := effective(g)
+		g.Expect(cur.Status.Effective.MaxInFlight).To(Equal(int32(3)))
+		g.Expect(cur.Status.History).NotTo(BeEmpty())
+		g.Expect(cur.Status.History[0].Changes).To(ContainElement(HaveField("Reason", HavePrefix("user edit:"))))
+		g.Expect(pod.app.Config().Workers.MaxInFlight).To(Equal(3))
+	}, eventually, poll).Should(Succeed())
+}

@@ -45,12 +45,10 @@ func countDecision(c pacerv1.Change) {
 }
 
 func setSettingGauges(ts *pacerv1.TunedService, s pacerv1.Settings) {
-	for name, v := range map[string]int32{
-		"replicas": s.Replicas, "maxInFlight": s.MaxInFlight, "queueDepth": s.QueueDepth,
-		"poolMaxConns": s.PoolMaxConns, "cacheMaxEntries": s.CacheMaxEntries,
-	} {
-		tuningSetting.WithLabelValues(ts.Namespace, ts.Name, name).Set(float64(v))
+	for _, t := range tuning.Tunables {
+		tuningSetting.WithLabelValues(ts.Namespace, ts.Name, t.Name).Set(float64(t.Get(s)))
 	}
+	tuningSetting.WithLabelValues(ts.Namespace, ts.Name, "queueDepth").Set(float64(s.QueueDepth))
 }
 
 func setObservationGauges(ts *pacerv1.TunedService, w tuning.Window, objective time.Duration) {
