@@ -281,9 +281,11 @@ func observation(w tuning.Window, now time.Time) *pacerv1.Observation {
 	if w.RequestRate > 0 || w.Sufficient {
 		o.ErrorRate = ptr.To(rate(w.ErrorRate))
 		o.RejectedRate = ptr.To(rate(w.ShedRate + w.RateLimitedRate))
-		o.LatencyP50 = latency(w.P50)
-		o.LatencyP95 = latency(w.P95)
-		o.LatencyP99 = latency(w.P99)
+		if w.P99 > 0 { // an empty latency histogram is no latency of 0
+			o.LatencyP50 = latency(w.P50)
+			o.LatencyP95 = latency(w.P95)
+			o.LatencyP99 = latency(w.P99)
+		}
 		o.WorkerUtilization = ptr.To(int32(w.Utilization*100 + 0.5))
 		o.CacheHitRatio = ptr.To(int32(w.CacheHitRatio*100 + 0.5))
 		o.PoolAcquireWait = latency(w.PoolAcquireWait)

@@ -53,7 +53,7 @@ func setSettingGauges(ts *pacerv1.TunedService, s pacerv1.Settings) {
 
 func setObservationGauges(ts *pacerv1.TunedService, w tuning.Window, objective time.Duration) {
 	tuningObjectiveP99.WithLabelValues(ts.Namespace, ts.Name).Set(objective.Seconds())
-	if w.Sufficient {
+	if w.Sufficient && w.P99 > 0 {
 		tuningObservedP99.WithLabelValues(ts.Namespace, ts.Name).Set(w.P99.Seconds())
 	}
 }

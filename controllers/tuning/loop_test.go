@@ -283,3 +283,60 @@ func TestLoop(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) { tt.check(t, tt.run(t)) })
 	}
 }
+
+// TestLoopSync: which settings are in effect on a pass, from the seed
+// (status) and the spec.
+func TestLoopSync(t *testing.T) {
+	spec := pacerv1.Settings{Replicas: 2, MaxInFlight: 64, QueueDepth: 256, PoolMinConns: 2, PoolMaxConns: 16, CacheMaxEntries: 10000}
+	tunedTo := with(spec, func(s *pacerv1.Settings) { s.Replicas, s.MaxInFlight, s.PoolMaxConns = 4, 96, 8 })
+	sp := func(mode pacerv1.TuningMode, f ...func(*Spec)) Spec {
+		s := Spec{Settings: spec, Tuning: pacerv1.TuningSpec{Mode: mode, Bounds: pacerv1.TuningBounds{
+			Replicas: &pacerv1.Int32Range{Min: 1, Max: 6}, Workers: &pacerv1.Int32Range{Min: 8, Max: 256},
+		}}}
+		for _, g := range f {
+			g(&s)
+		}
+		return s
+	}
+	tests := []struct {
+		name      string
+		seed      *pacerv1.EffectiveSettings
+		spec      Spec
+		want      pacerv1.Settings
+		wantEdits []string
+	}{
+		{name: "Auto keeps tuned values of bounded settings only", spec: sp(pacerv1.TuningAuto),
+			want: with(tunedTo, func(s *pacerv1.Settings) { s.PoolMaxConns = 16 })},
+		{name: "Recommend keeps the tuned values until Step returns them", spec: sp(pacerv1.TuningRecommend), want: tunedTo},
+		{name: "a user's edit of a tuned setting wins and is recorded",
+			spec: sp(pacerv1.TuningAuto, func(s *Spec) { s.Settings.MaxInFlight = 32 }),
+			want: with(tunedTo, func(s *pacerv1.Settings) { s.PoolMaxConns, s.MaxInFlight = 16, 32 }), wantEdits: []string{SettingWorkers}},
+		{name: "no status yet: the spec", spec: sp(pacerv1.TuningAuto), want: spec},
+		{name: "tuned replicas with the spec's pool over the budget shrink the pool",
+			spec: sp(pacerv1.TuningAuto, func(s *Spec) { s.MaxTotalConnections = 40 }),
+			want: with(tunedTo, func(s *pacerv1.Settings) { s.PoolMaxConns = 10 }), wantEdits: []string{SettingPool}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			seed := Seed{Effective: &pacerv1.EffectiveSettings{Settings: tunedTo, SpecSettings: &spec}}
+			if tt.name == "no status yet: the spec" {
+				seed = Seed{}
+			}
+			l := NewLoop(seed)
+			got, edits := l.Sync(t0, tt.spec)
+			if got != tt.want {
+				t.Errorf("settings\n got %+v\nwant %+v", got, tt.want)
+			}
+			var names []string
+			for _, e := range edits {
+				names = append(names, e.Setting)
+			}
+			if strings.Join(names, ",") != strings.Join(tt.wantEdits, ",") {
+				t.Errorf("edits %v, want %v", edits, tt.wantEdits)
+			}
+			if len(edits) > 0 && len(l.History()) != 1 {
+				t.Errorf("edits not in history: %+v", l.History())
+			}
+		})
+	}
+}
