@@ -20,6 +20,7 @@ type svc struct {
 	dbWait  time.Duration       // acquire wait when the database is the limit
 	noP99   bool                // the latency histogram stays empty
 	p99     time.Duration       // when set, the p99 of every window
+	idleCPU float64             // cores a pod uses with no requests
 }
 
 func (m svc) window(i int, end time.Time, iv time.Duration, s pacerv1.Settings) Window {
@@ -32,7 +33,7 @@ func (m svc) window(i int, end time.Time, iv time.Duration, s pacerv1.Settings) 
 		Start: end.Add(-iv), End: end, Pods: int(s.Replicas), Sufficient: true,
 		RequestRate: rate, InFlight: min(inFlight, float64(s.MaxInFlight)), WorkerLimit: int(s.MaxInFlight),
 		PoolMaxConns: int(s.PoolMaxConns), PoolAcquired: min(inFlight/2, float64(s.PoolMaxConns)), PoolAcquireWait: 100 * time.Microsecond,
-		CPUCores: min(cpu, 1), P50: 5 * time.Millisecond, P95: 10 * time.Millisecond, P99: 20 * time.Millisecond,
+		CPUCores: min(cpu+m.idleCPU, 1), P50: 5 * time.Millisecond, P95: 10 * time.Millisecond, P99: 20 * time.Millisecond,
 	}
 	if cpu > 0.9 || inFlight > float64(s.MaxInFlight) {
 		w.P99, w.ShedRate, w.ErrorRate = 400*time.Millisecond, rate*0.1, rate*0.1
@@ -111,12 +112,15 @@ func TestLoop(t *testing.T) {
 		run: func(t *testing.T) []Result {
 			sp := loopSpec(iv, base)
 			l := tuned(base, with(base, func(s *pacerv1.Settings) { s.Replicas = 7 }))
-			return drive(l, sp, svc{rate: steady(0.2), cpu: 0.002, svcTime: 0.01}, 0, 80, t0, iv)
+			return drive(l, sp, svc{rate: steady(0.2), cpu: 0.002, svcTime: 0.01, idleCPU: 0.02}, 0, 80, t0, iv)
 		},
 		check: func(t *testing.T, rs []Result) {
 			last := rs[len(rs)-1]
 			if last.Settings.Replicas != 2 {
 				t.Errorf("replicas %d, want bounds.min 2; %s", last.Settings.Replicas, last.Condition.Message)
+			}
+			if last.Settings.MaxInFlight != base.MaxInFlight {
+				t.Errorf("maxInFlight %d at idle: a quiet window's CPU per request is no capacity figure", last.Settings.MaxInFlight)
 			}
 			if !strings.Contains(last.Condition.Message, "p99 not measured") {
 				t.Errorf("a quiet window's p99 is not measured: %s", last.Condition.Message)

@@ -91,7 +91,8 @@ func (p params) workersRec(ws []Window, W int32) rec {
 			"%s (objective %s) with queue %s/pod while %s: %s (Little's law needs %s in flight per pod: %s req/s × %s, at %s target)",
 			p.p99(w), ms(p.objective), num(w.QueueLength), load, arrow(SettingWorkers, W, to),
 			num(need), num(arrive), secs(t), pct(p.target))}
-	case !queued && !over && p.podCPU > 0:
+	case !queued && !over && p.podCPU > 0 && p.latencyKnown(w):
+		// (A quiet window's CPU per request is mostly idle CPU: no trim on it.)
 		// Trim a limit far above what the pod can carry, so a sudden
 		// overload queues instead of crowding the CPU: to twice the
 		// concurrency the pod sustains at full CPU and its baseline
