@@ -85,8 +85,12 @@ func (l *Loop) step(tk Tick, cur pacerv1.Settings) Result {
 	d := Decide(in)
 	res.DatabaseBound = d.DatabaseBound != ""
 	rec := &pacerv1.Recommendation{Time: metav1.NewTime(tk.Now), Settings: d.Settings, Changes: d.Changes}
-	res.Recommendation = rec
 	changed := len(d.Changes) > 0
+	if tk.Window.Sufficient || changed {
+		// An untrusted window recommends nothing new (and an idle
+		// service's status is not rewritten every interval).
+		res.Recommendation = rec
+	}
 	switch {
 	case l.mode == pacerv1.TuningAuto && changed:
 		dec := pacerv1.Decision{Time: rec.Time, Mode: l.mode, Applied: true, Changes: d.Changes}
