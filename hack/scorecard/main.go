@@ -1,6 +1,7 @@
-// Command scorecard runs the tuning scorecard: the real tuning.Decide and
-// two baselines driven through the simulator's load traces. It prints a
-// table and writes docs/tuning-scorecard.md and docs/tuning-scorecard.json.
+// Command scorecard runs the tuning scorecard: the operator's tuner and
+// three baselines driven through the simulator's load traces, seeds and
+// model variants. It prints the targets and writes
+// docs/tuning-scorecard.md and docs/tuning-scorecard.json.
 //
 //	go run ./hack/scorecard [-docs docs] [-v]
 package main
@@ -27,49 +28,45 @@ func main() {
 func run(args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("scorecard", flag.ContinueOnError)
 	docs := fs.String("docs", "docs", "directory to write tuning-scorecard.md and .json to; empty to write nothing")
-	verbose := fs.Bool("v", false, "print pacer's decisions on every trace")
+	verbose := fs.Bool("v", false, "print pacer's decisions on the 2× step (base case, first seed)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	began := time.Now()
-	sc := sim.DefaultScenario()
-	traces := sim.Traces()
-	rows, runs := sim.Scorecard(sc, traces, sim.DefaultSweep())
-	fmt.Fprint(stdout, sim.Table(rows))
+	opt := sim.DefaultOptions()
+	card := sim.Scorecard(sim.DefaultScenario(), opt)
+	elapsed := time.Since(began).Round(100 * time.Millisecond)
+	fmt.Fprint(stdout, sim.Table(card, sim.DefaultVariant))
 	fmt.Fprintln(stdout)
-	for _, t := range sim.Targets(rows) {
+	targets := sim.Targets(card)
+	fmt.Fprint(stdout, sim.Sensitivity(card, targets))
+	fmt.Fprintln(stdout)
+	for _, t := range targets {
 		met := "met"
 		if !t.Met {
 			met = "NOT MET"
 		}
-		fmt.Fprintf(stdout, "%-40s want %-45s got %s: %s\n", t.Name, t.Want, t.Got, met)
+		fmt.Fprintf(stdout, "%-15s %-42s %s: %s\n", t.Variant, t.Name, met, t.Got)
 	}
-	fmt.Fprintf(stdout, "\n%d traces × 4 policies in %s\n", len(traces), time.Since(began).Round(time.Millisecond))
+	fmt.Fprintf(stdout, "\n%d rows in %s\n", len(card.Rows), elapsed)
 	if *verbose {
-		for _, tr := range traces {
-			for _, res := range runs[tr.Name] {
-				if res.Policy != "pacer" {
-					continue
-				}
-				fmt.Fprintf(stdout, "\n## %s\n", tr.Name)
-				for _, d := range res.Decisions {
-					fmt.Fprintf(stdout, "t=%4.0fs %s\n", d.At, d.Summary)
-					for _, c := range d.Changes {
-						fmt.Fprintf(stdout, "        %s\n", c.Reason)
-					}
-				}
+		for _, d := range card.Example.Decisions {
+			fmt.Fprintf(stdout, "t=%4.0fs %s\n", d.At, d.Summary)
+			for _, c := range d.Changes {
+				fmt.Fprintf(stdout, "        %s\n", c.Reason)
 			}
 		}
 	}
 	if *docs == "" {
 		return nil
 	}
-	js, err := json.MarshalIndent(rows, "", "  ")
+	js, err := json.MarshalIndent(card.Rows, "", "  ")
 	if err != nil {
 		return err
 	}
 	if err := os.WriteFile(filepath.Join(*docs, "tuning-scorecard.json"), append(js, '\n'), 0o644); err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(*docs, "tuning-scorecard.md"), []byte(sim.Markdown(sc, traces, rows, runs)), 0o644)
+	desc := fmt.Sprintf("%d rows", len(card.Rows))
+	return os.WriteFile(filepath.Join(*docs, "tuning-scorecard.md"), []byte(sim.Markdown(card, desc)), 0o644)
 }

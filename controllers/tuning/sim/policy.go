@@ -12,7 +12,7 @@ import (
 	"github.com/pacer-dev/pacer/controllers/tuning"
 )
 
-// Scenario is what every policy of a scorecard shares: the model, the
+// Scenario is what every policy of a run shares: the model, the
 // TunedService's tuning section and budget, and the settings to start from.
 type Scenario struct {
 	Model  Model
@@ -53,38 +53,61 @@ func DefaultScenario() Scenario {
 			Replicas: 4, MaxInFlight: 64, QueueDepth: int32(m.QueueDepth),
 			PoolMinConns: 2, PoolMaxConns: 16, CacheMaxEntries: 4000,
 		},
-		Seed: 5,
+		Seed: 1,
 	}
 }
 
 func (sc Scenario) interval() time.Duration { return sc.Tuning.Interval.Duration }
 
-// Policy chooses settings at the end of every interval.
+func (sc Scenario) target() float64 {
+	if u := sc.Tuning.Objective.TargetUtilization; u != nil && *u > 0 {
+		return float64(*u) / 100
+	}
+	return 0.7
+}
+
+func (sc Scenario) scaleDown() time.Duration {
+	if s := sc.Tuning.Stabilization.ScaleDown; s != nil {
+		return s.Duration
+	}
+	return 5 * time.Minute
+}
+
+func (sc Scenario) clampReplicas(n int32) int32 {
+	if b := sc.Tuning.Bounds.Replicas; b != nil {
+		return min(max(n, b.Min), b.Max)
+	}
+	return max(n, 1)
+}
+
+// Policy is a way of choosing settings; Start makes a fresh, stateful
+// controller for one run.
 type Policy interface {
 	Name() string
-	// Start returns the settings the service starts with.
-	Start(sc Scenario) pacerv1.Settings
-	// Decide sees what tuning.Decide sees.
-	Decide(in tuning.Input) tuning.Decision
+	// Start returns the settings the service starts with and the
+	// controller that changes them.
+	Start(sc Scenario) (pacerv1.Settings, Controller)
 }
 
-// Pacer is the real tuner.
-type Pacer struct{}
-
-func (Pacer) Name() string                           { return "pacer" }
-func (Pacer) Start(sc Scenario) pacerv1.Settings     { return sc.Start }
-func (Pacer) Decide(in tuning.Input) tuning.Decision { return tuning.Decide(in) }
-
-// PacerNoCPU is the real tuner without Input.PodCPU, as for pods with
-// neither a CPU limit nor a CPU request.
-type PacerNoCPU struct{}
-
-func (PacerNoCPU) Name() string                       { return "pacer-no-podcpu" }
-func (PacerNoCPU) Start(sc Scenario) pacerv1.Settings { return sc.Start }
-func (PacerNoCPU) Decide(in tuning.Input) tuning.Decision {
-	in.PodCPU = 0
-	return tuning.Decide(in)
+// Controller is called after every simulated second. Step.Window is set
+// at the end of each interval, when the operator would observe.
+type Controller interface {
+	Step(s Step) tuning.Decision
 }
+
+// Step is what a controller sees after one simulated second.
+type Step struct {
+	Now     time.Time
+	Current pacerv1.Settings
+	// Ready is the number of ready pods; Concurrency the requests in them
+	// (in flight and queued, all pods), as Knative's queue-proxy counts.
+	Ready       int
+	Concurrency float64
+	// Window is the operator's observation, at the end of an interval only.
+	Window *tuning.Window
+}
+
+func hold(s Step) tuning.Decision { return tuning.Decision{Settings: s.Current} }
 
 // Static never changes its settings.
 type Static struct {
@@ -92,63 +115,174 @@ type Static struct {
 	Settings pacerv1.Settings
 }
 
-func (s Static) Name() string                           { return s.Label }
-func (s Static) Start(Scenario) pacerv1.Settings        { return s.Settings }
-func (s Static) Decide(in tuning.Input) tuning.Decision { return tuning.Decision{Settings: in.Current} }
+func (s Static) Name() string                                  { return s.Label }
+func (s Static) Start(Scenario) (pacerv1.Settings, Controller) { return s.Settings, staticCtl{} }
+
+type staticCtl struct{}
+
+func (staticCtl) Step(s Step) tuning.Decision { return hold(s) }
+
+// Fixed are the per-pod settings a baseline autoscaler runs with: it
+// scales replicas only. The scorecard searches a grid for the best.
+type Fixed struct {
+	Workers, Pool, Cache int32
+	// Target is kpa-like's target of requests per pod (Knative's
+	// autoscaling.knative.dev/target); 0 means 70% of Workers.
+	Target float64
+}
+
+func (f Fixed) settings(sc Scenario) pacerv1.Settings {
+	s := sc.Start
+	s.MaxInFlight, s.PoolMaxConns, s.CacheMaxEntries = f.Workers, f.Pool, f.Cache
+	return s
+}
+
+func (f Fixed) String() string {
+	s := fmt.Sprintf("maxInFlight=%d poolMaxConns=%d cacheMaxEntries=%d", f.Workers, f.Pool, f.Cache)
+	if f.Target > 0 {
+		s += fmt.Sprintf(" target=%g", f.Target)
+	}
+	return s
+}
 
 // HPALike scales replicas on CPU use against the target utilization, as
-// the HorizontalPodAutoscaler does (10% tolerance; scale-up by at most
-// max(100%, 4 pods) per interval; scale-down to the highest
-// recommendation of the scale-down window), with the start settings'
-// workers, pool and cache left as they are.
-type HPALike struct{}
+// the HorizontalPodAutoscaler does every interval: 10% tolerance; pods not
+// ready are not counted and hold scale-ups; scale-up by at most
+// max(100%, 4 pods); scale-down to the highest recommendation of the
+// scale-down window. Workers, pool and cache stay at Fixed. It knows
+// nothing of the connection budget.
+type HPALike struct{ Fixed Fixed }
 
-func (HPALike) Name() string                       { return "hpa-like" }
-func (HPALike) Start(sc Scenario) pacerv1.Settings { return sc.Start }
+func (HPALike) Name() string { return "hpa-like" }
+func (h HPALike) Start(sc Scenario) (pacerv1.Settings, Controller) {
+	return h.Fixed.settings(sc), &hpaCtl{sc: sc}
+}
 
-func (HPALike) Decide(in tuning.Input) tuning.Decision {
-	target := 0.7
-	if u := in.Tuning.Objective.TargetUtilization; u != nil {
-		target = float64(*u) / 100
+type hpaCtl struct {
+	sc   Scenario
+	recs []timedRec // newest last
+}
+
+type timedRec struct {
+	at  time.Time
+	rec int32
+}
+
+func (h *hpaCtl) Step(s Step) tuning.Decision {
+	w := s.Window
+	if w == nil || w.Pods <= 0 {
+		return hold(s)
 	}
-	rec := func(w tuning.Window, cur int32) int32 {
-		if w.Pods <= 0 || in.PodCPU <= 0 {
-			return cur
-		}
-		ratio := w.CPUCores / in.PodCPU / target
-		if math.Abs(ratio-1) <= 0.1 {
-			return int32(w.Pods)
-		}
-		return int32(math.Ceil(float64(w.Pods) * ratio))
+	cur := s.Current
+	podCPU := h.sc.Model.PodCores
+	ratio := w.CPUCores / podCPU / h.sc.target()
+	want := int32(w.Pods)
+	if math.Abs(ratio-1) > 0.1 {
+		want = int32(math.Ceil(float64(w.Pods) * ratio))
 	}
-	cur := in.Current
-	want := rec(in.Window, cur.Replicas)
-	if int(cur.Replicas) != in.Window.Pods && want > cur.Replicas {
+	if int(cur.Replicas) != w.Pods && want > cur.Replicas {
 		want = cur.Replicas // pods still starting
 	}
-	down := 5 * time.Minute
-	if s := in.Tuning.Stabilization.ScaleDown; s != nil {
-		down = s.Duration
+	h.recs = append(h.recs, timedRec{s.Now, want})
+	down := h.sc.scaleDown()
+	for len(h.recs) > 0 && s.Now.Sub(h.recs[0].at) > down {
+		h.recs = h.recs[1:]
 	}
 	if want < cur.Replicas {
-		for _, w := range in.Recent {
-			if in.Now.Sub(w.End) >= down {
-				break
-			}
-			want = max(want, rec(w, cur.Replicas))
+		for _, r := range h.recs {
+			want = max(want, r.rec)
 		}
 		want = min(want, cur.Replicas)
 	}
-	want = min(want, max(2*cur.Replicas, cur.Replicas+4))
-	if b := in.Tuning.Bounds.Replicas; b != nil {
-		want = min(max(want, b.Min), b.Max)
-	}
+	want = h.sc.clampReplicas(min(want, max(2*cur.Replicas, cur.Replicas+4)))
+	return replicasTo(cur, want, fmt.Sprintf("CPU %.2f of %.1f cores", w.CPUCores, podCPU))
+}
+
+func replicasTo(cur pacerv1.Settings, want int32, why string) tuning.Decision {
 	next := cur
 	next.Replicas = want
 	d := tuning.Decision{Settings: next}
 	if want != cur.Replicas {
-		d.Changes = []pacerv1.Change{{Setting: tuning.SettingReplicas, From: cur.Replicas, To: want,
-			Reason: fmt.Sprintf("CPU %.2f of %.1f cores", in.Window.CPUCores, in.PodCPU)}}
+		d.Changes = []pacerv1.Change{{Setting: tuning.SettingReplicas, From: cur.Replicas, To: want, Reason: why}}
+		d.Summary = fmt.Sprintf("replicas %d → %d: %s", cur.Replicas, want, why)
 	}
 	return d
+}
+
+// KPALike is Knative's KPA with its defaults: every 2 s it averages the
+// requests in the pods over a 60 s stable and a 6 s panic window against
+// a target per pod (Fixed.Target, else 70% of maxInFlight: container
+// concurrency × target utilization); it panics when the panic window needs at least twice the
+// ready pods, then never scales down until 60 s pass without that; a
+// scale-down at most halves. Workers, pool and cache stay at Fixed.
+type KPALike struct{ Fixed Fixed }
+
+const (
+	kpaTick   = 2
+	kpaStable = 60
+	kpaPanic  = 6
+)
+
+func (KPALike) Name() string { return "kpa-like" }
+func (k KPALike) Start(sc Scenario) (pacerv1.Settings, Controller) {
+	target := k.Fixed.Target
+	if target <= 0 {
+		target = sc.target() * float64(k.Fixed.Workers)
+	}
+	return k.Fixed.settings(sc), &kpaCtl{sc: sc, target: math.Max(0.1, target)}
+}
+
+type kpaCtl struct {
+	sc        Scenario
+	target    float64
+	samples   []float64 // concurrency per second, newest last
+	n         int
+	panicking bool
+	panicAt   int
+}
+
+func (k *kpaCtl) Step(s Step) tuning.Decision {
+	k.samples = append(k.samples, s.Concurrency)
+	if len(k.samples) > kpaStable {
+		k.samples = k.samples[1:]
+	}
+	k.n++
+	if k.n%kpaTick != 0 || s.Ready == 0 {
+		return hold(s)
+	}
+	avg := func(n int) float64 {
+		n = min(n, len(k.samples))
+		var sum float64
+		for _, c := range k.samples[len(k.samples)-n:] {
+			sum += c
+		}
+		return sum / float64(n)
+	}
+	stable, panicC := avg(kpaStable), avg(kpaPanic)
+	dStable := int32(math.Ceil(stable / k.target))
+	dPanic := int32(math.Ceil(panicC / k.target))
+	ready := int32(s.Ready)
+	if float64(dPanic) >= 2*float64(ready) {
+		if !k.panicking {
+			k.panicking = true
+		}
+		k.panicAt = k.n
+	} else if k.panicking && k.n-k.panicAt >= kpaStable {
+		k.panicking = false
+	}
+	cur := s.Current
+	want := dStable
+	if k.panicking {
+		want = max(dPanic, cur.Replicas)
+	}
+	want = max(want, (ready+1)/2) // max scale-down rate 2
+	if want < cur.Replicas && ready < cur.Replicas {
+		want = cur.Replicas // pods still starting
+	}
+	want = k.sc.clampReplicas(want)
+	mode := "stable"
+	if k.panicking {
+		mode = "panic"
+	}
+	return replicasTo(cur, want, fmt.Sprintf("%s: concurrency %.1f (60 s) / %.1f (6 s) against %.1f per pod", mode, stable, panicC, k.target))
 }

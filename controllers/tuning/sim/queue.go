@@ -37,6 +37,9 @@ func (c component) cdf(x float64) float64 {
 		return 0
 	}
 	a, b := c.a, c.b
+	if x > 40*(a+b) {
+		return 1 // within 1e-17 of it
+	}
 	switch {
 	case a <= 0 && b <= 0:
 		return 1
@@ -49,35 +52,4 @@ func (c component) cdf(x float64) float64 {
 	default:
 		return 1 - (a*math.Exp(-x/a)-b*math.Exp(-x/b))/(a-b)
 	}
-}
-
-// quantile returns the q-quantile of a mixture of components, in seconds.
-func quantile(cs []component, q float64) float64 {
-	var total, hi float64
-	for _, c := range cs {
-		total += c.weight
-		hi = math.Max(hi, c.shift+12*(c.a+c.b))
-	}
-	if total <= 0 {
-		return 0
-	}
-	lo := 0.0
-	for range 40 {
-		mid := (lo + hi) / 2
-		var f float64
-		for _, c := range cs {
-			if c.weight > 0 {
-				f += c.weight * c.cdf(mid)
-			}
-		}
-		if f/total < q {
-			lo = mid
-		} else {
-			hi = mid
-		}
-		if hi-lo < 1e-5 {
-			break
-		}
-	}
-	return (lo + hi) / 2
 }

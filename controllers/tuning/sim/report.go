@@ -2,201 +2,257 @@ package sim
 
 import (
 	"fmt"
+	"math"
+	"slices"
 	"strings"
 )
 
-// Target is one of the issue's targets, checked against the rows.
+// Target is one of the issue's targets, checked in one variant against
+// every seed; Got describes the worst seed.
 type Target struct {
-	Name string `json:"name"`
-	Want string `json:"want"`
-	Got  string `json:"got"`
-	Met  bool   `json:"met"`
+	Name    string `json:"name"`
+	Want    string `json:"want"`
+	Variant string `json:"variant"`
+	Got     string `json:"got"`
+	Met     bool   `json:"met"`
 }
 
-func find(rows []Row, trace, policy string) (Row, bool) {
+// TargetNames are the targets, in the order Targets lists them per variant.
+var TargetNames = []string{
+	"connection budget",
+	"violating windows vs the better baseline",
+	"pod-seconds vs static-best",
+	"recovery after a 2× step",
+	"reversals per load change",
+}
+
+// index groups rows by variant, seed, trace and policy.
+type index map[[4]string]Row
+
+func indexRows(rows []Row) index {
+	ix := index{}
 	for _, r := range rows {
-		if r.Trace == trace && r.Policy == policy {
-			return r, true
-		}
+		ix[[4]string{r.Variant, fmt.Sprint(r.Seed), r.Trace, r.Policy}] = r
 	}
-	return Row{}, false
+	return ix
 }
 
-// Targets checks the scorecard's targets (issue 5) against the rows.
-func Targets(rows []Row) []Target {
+func (ix index) get(v string, seed uint64, trace, policy string) (Row, bool) {
+	r, ok := ix[[4]string{v, fmt.Sprint(seed), trace, policy}]
+	return r, ok
+}
+
+// Targets checks the targets for every variant, on every seed.
+func Targets(c Card) []Target {
+	ix := indexRows(c.Rows)
 	var out []Target
-	if r, ok := find(rows, "step-up-2x", "pacer"); ok {
-		out = append(out, Target{
-			Name: "recovery after a 2× step",
-			Want: "p99 back within objective in ≤ 60 s with ≤ 3 changes",
-			Got:  fmt.Sprintf("%.0f s, %d changes", r.RecoverySeconds, r.ChangesToRecover),
-			Met:  r.RecoverySeconds <= 60 && r.ChangesToRecover <= 3,
-		})
-	}
-	if r, ok := find(rows, "steady", "pacer"); ok {
-		out = append(out, Target{
-			Name: "steady windows in objective", Want: "≥ 99%",
-			Got: fmt.Sprintf("%.2f%%", r.WindowsInObjectivePct), Met: r.WindowsInObjectivePct >= 99,
-		})
-	}
-	var worst []string
-	met := true
-	for _, r := range rows {
-		if r.Policy != "pacer" {
-			continue
+	for _, v := range c.Options.Variants {
+		vn := v.Name
+		// Connection budget.
+		var over []string
+		for _, s := range c.Options.Seeds {
+			for _, tr := range c.Options.Traces {
+				r, _ := ix.get(vn, s, tr.Name, "pacer")
+				if r.OverBudgetSeconds > 0 || r.RefusedSeconds > 0 || r.PeakConnections > r.ConnectionBudget {
+					over = append(over, fmt.Sprintf("%s seed %d (peak %d of %d, %d s refused)", tr.Name, s, r.PeakConnections, r.ConnectionBudget, r.RefusedSeconds))
+				}
+			}
 		}
-		worst = append(worst, fmt.Sprintf("%s %d/%d", r.Trace, r.Reversals, r.LoadChanges))
-		if r.Reversals > r.LoadChanges {
-			met = false
+		got := "never exceeded"
+		if len(over) > 0 {
+			got = fmt.Sprintf("exceeded in %d runs: %s", len(over), strings.Join(firstN(over, 3), "; "))
 		}
-	}
-	out = append(out, Target{Name: "reversals per load change", Want: "≤ 1 (reversals/load changes per trace)", Got: strings.Join(worst, ", "), Met: met})
+		out = append(out, Target{Name: TargetNames[0], Want: "never exceeded, no connection refused", Variant: vn, Got: got, Met: len(over) == 0})
 
-	var ratios []string
-	met = true
-	for _, r := range rows {
-		if r.Policy != "pacer" {
-			continue
+		// Violating windows, summed over the traces, worst seed.
+		worst, met := "", true
+		worstRatio := -1.0
+		for _, s := range c.Options.Seeds {
+			var p, h, k int
+			for _, tr := range c.Options.Traces {
+				a, _ := ix.get(vn, s, tr.Name, "pacer")
+				b, _ := ix.get(vn, s, tr.Name, "hpa-like")
+				d, _ := ix.get(vn, s, tr.Name, "kpa-like")
+				p, h, k = p+a.ViolatingWindows, h+b.ViolatingWindows, k+d.ViolatingWindows
+			}
+			better := min(h, k)
+			ratio := float64(p) / math.Max(float64(better), 0.5)
+			if 2*p > better {
+				met = false
+			}
+			if ratio > worstRatio {
+				worstRatio = ratio
+				worst = fmt.Sprintf("seed %d: pacer %d, hpa-like %d, kpa-like %d", s, p, h, k)
+			}
 		}
-		best, ok := find(rows, r.Trace, "static-best")
-		if !ok || best.ThroughputAtObjective == 0 {
-			continue
-		}
-		ratio := r.ThroughputAtObjective / best.ThroughputAtObjective
-		ratios = append(ratios, fmt.Sprintf("%s %.1f%%", r.Trace, 100*ratio))
-		if ratio < 0.9 {
-			met = false
-		}
-	}
-	out = append(out, Target{Name: "throughput at objective vs static-best", Want: "≥ 90% on every trace", Got: strings.Join(ratios, ", "), Met: met})
+		out = append(out, Target{Name: TargetNames[1], Want: "≤ ½ of min(hpa-like, kpa-like), all traces", Variant: vn, Got: worst, Met: met})
 
-	var pacerV, hpaV int
-	for _, r := range rows {
-		switch r.Policy {
-		case "pacer":
-			pacerV += r.ViolatingWindows
-		case "hpa-like":
-			hpaV += r.ViolatingWindows
+		// Pod-seconds where static-best meets the objective.
+		var fails []string
+		worstR, worstAt := 0.0, ""
+		for _, s := range c.Options.Seeds {
+			for _, tr := range c.Options.Traces {
+				best, _ := ix.get(vn, s, tr.Name, "static-best")
+				if best.ViolatingWindows > 0 || best.PodSeconds == 0 {
+					continue
+				}
+				r, _ := ix.get(vn, s, tr.Name, "pacer")
+				ratio := r.PodSeconds / best.PodSeconds
+				if ratio > worstR {
+					worstR, worstAt = ratio, fmt.Sprintf("%s seed %d", tr.Name, s)
+				}
+				if ratio > 1.15 && !slices.Contains(fails, tr.Name) {
+					fails = append(fails, tr.Name)
+				}
+			}
 		}
-	}
-	out = append(out, Target{
-		Name: "violating windows vs hpa-like", Want: "≥ 2× fewer (all traces)",
-		Got: fmt.Sprintf("%d vs %d (%s)", pacerV, hpaV, ratio(hpaV, pacerV)), Met: 2*pacerV <= hpaV,
-	})
+		got = fmt.Sprintf("worst %.2f× (%s)", worstR, worstAt)
+		if len(fails) > 0 {
+			got += "; over on " + strings.Join(fails, ", ")
+		}
+		out = append(out, Target{Name: TargetNames[2], Want: "≤ 1.15× where static-best meets the objective", Variant: vn, Got: got, Met: len(fails) == 0})
 
-	met = true
-	var peaks []string
-	for _, r := range rows {
-		if r.Policy != "pacer" {
-			continue
+		// Recovery after a 2× step.
+		worstRec, worstCh, met := 0.0, 0, true
+		for _, s := range c.Options.Seeds {
+			for _, tr := range c.Options.Traces {
+				if !tr.Step2x {
+					continue
+				}
+				r, _ := ix.get(vn, s, tr.Name, "pacer")
+				worstRec, worstCh = math.Max(worstRec, r.RecoverySeconds), max(worstCh, r.ChangesToRecover)
+				if r.RecoverySeconds > 60 || r.ChangesToRecover > 3 {
+					met = false
+				}
+			}
 		}
-		if r.PeakConnections > r.ConnectionBudget || r.OverBudgetSeconds > 0 {
-			met = false
+		out = append(out, Target{Name: TargetNames[3], Want: "p99 in objective ≤ 60 s, ≤ 3 changes", Variant: vn,
+			Got: fmt.Sprintf("worst %.0f s, %d changes", worstRec, worstCh), Met: met})
+
+		// Reversals: the worst seed of each trace over its budget.
+		fails = fails[:0]
+		for _, tr := range c.Options.Traces {
+			worst := -1
+			for _, s := range c.Options.Seeds {
+				r, _ := ix.get(vn, s, tr.Name, "pacer")
+				if r.Reversals > r.LoadChanges {
+					worst = max(worst, r.Reversals)
+				}
+			}
+			if worst >= 0 {
+				fails = append(fails, fmt.Sprintf("%s (%d for %d load changes)", tr.Name, worst, len(tr.Changes)))
+			}
 		}
-		peaks = append(peaks, fmt.Sprintf("%d", r.PeakConnections))
+		got = "within on every trace"
+		if len(fails) > 0 {
+			got = "over on " + strings.Join(fails, ", ")
+		}
+		out = append(out, Target{Name: TargetNames[4], Want: "≤ 1 per load change, every trace", Variant: vn, Got: got, Met: len(fails) == 0})
 	}
-	budget := 0
-	if len(rows) > 0 {
-		budget = rows[0].ConnectionBudget
-	}
-	out = append(out, Target{Name: "connection budget", Want: fmt.Sprintf("never exceeded (%d)", budget),
-		Got: "peaks " + strings.Join(peaks, ", "), Met: met})
 	return out
 }
 
-func ratio(a, b int) string {
-	if b == 0 {
-		return "∞×"
+func firstN(s []string, n int) []string {
+	if len(s) > n {
+		return append(s[:n:n], fmt.Sprintf("… %d more", len(s)-n))
 	}
-	return fmt.Sprintf("%.2f×", float64(a)/float64(b))
+	return s
 }
 
-// Markdown renders docs/tuning-scorecard.md.
-func Markdown(sc Scenario, traces []Trace, rows []Row, runs map[string][]Result) string {
+// stat is the mean and the worst of a figure over seeds.
+type stat struct{ mean, worst float64 }
+
+func over(rows []Row, f func(Row) float64) stat {
+	var s stat
+	for i, r := range rows {
+		v := f(r)
+		s.mean += v
+		if i == 0 || v > s.worst {
+			s.worst = v
+		}
+	}
+	if len(rows) > 0 {
+		s.mean /= float64(len(rows))
+	}
+	return s
+}
+
+// Policies are the scored policies, in table order.
+var Policies = []string{"pacer", "static-best", "hpa-like", "kpa-like"}
+
+// Table formats the base case as Markdown: per trace and policy, the mean
+// and the worst over the seeds.
+func Table(c Card, variant string) string {
 	var b strings.Builder
-	m := sc.Model
-	b.WriteString("# Tuning scorecard\n\n")
-	b.WriteString("Generated by `go run ./hack/scorecard` (the `tuning-scorecard` make target); do not edit by hand.\n")
-	b.WriteString("The same figures are in [tuning-scorecard.json](tuning-scorecard.json). How the tuner decides is in [tuning.md](tuning.md).\n\n")
-	b.WriteString("The real `tuning.Decide` and two baselines drive a simulated `pacer-api` deployment (package\n")
-	b.WriteString("`controllers/tuning/sim`: deterministic, seeded, simulated time) through seven load traces.\n\n")
-	b.WriteString("## Targets\n\n| target | want | got | met |\n| --- | --- | --- | --- |\n")
-	for _, t := range Targets(rows) {
-		mark := "yes"
-		if !t.Met {
-			mark = "**no**"
-		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", t.Name, t.Want, t.Got, mark)
-	}
-	b.WriteString("\n## Results\n\n")
-	b.WriteString(Table(rows))
-	b.WriteString("\nStatic-best settings (the sweep's pick per trace):\n\n")
-	for _, r := range rows {
-		if r.Static != "" {
-			fmt.Fprintf(&b, "- %s: %s\n", r.Trace, r.Static)
-		}
-	}
-	b.WriteString("\n## Columns\n\n")
-	b.WriteString("- **windows in objective**: share of the scored 15 s windows with p99 within the objective and at most 1% of arrivals refused or failed.\n")
-	b.WriteString("- **recovery**: after a step in load (step, spike, slow database, cache-hostile keys), seconds from the step to the end of the last violating window in the 10 minutes after it; 0 when none violated. **to recover**: changes made in that time.\n")
-	b.WriteString("- **changes**: settings changed (a decision that changes two settings counts two). **reversals**: a setting changed in the opposite direction of its previous change.\n")
-	b.WriteString("- **throughput at objective**: requests served in windows that met the objective, per second of the trace.\n")
-	b.WriteString("- **pod-seconds**: pods (starting ones included) × seconds: the cost.\n")
-	b.WriteString("- **peak connections**: the most connections the pools may open at once (pods × poolMaxConns, starting pods included); **budget**: `maxTotalConnections`.\n\n")
-	b.WriteString("## Scenario\n\n")
-	fmt.Fprintf(&b, "- TunedService: objective p99 %s at %d%% target utilization, interval %s, stabilization scale-up %s and scale-down %s; bounds replicas %d–%d, workers %d–%d, poolMaxConns %d–%d, cacheMaxEntries %d–%d; `maxTotalConnections` %d. Start: %s.\n",
-		sc.Tuning.Objective.LatencyP99.Duration, *sc.Tuning.Objective.TargetUtilization, sc.Tuning.Interval.Duration,
-		sc.Tuning.Stabilization.ScaleUp.Duration, sc.Tuning.Stabilization.ScaleDown.Duration,
-		sc.Tuning.Bounds.Replicas.Min, sc.Tuning.Bounds.Replicas.Max, sc.Tuning.Bounds.Workers.Min, sc.Tuning.Bounds.Workers.Max,
-		sc.Tuning.Bounds.PoolMaxConns.Min, sc.Tuning.Bounds.PoolMaxConns.Max, sc.Tuning.Bounds.CacheMaxEntries.Min, sc.Tuning.Bounds.CacheMaxEntries.Max,
-		sc.Budget, Describe(sc.Start))
-	fmt.Fprintf(&b, "- Pods: %g cores, %.0f ms of CPU per request; beyond %g requests in flight per core every further one adds %.0f%% CPU per request (contention); ready %.0f s after they are asked for; queue depth %d, queue timeout %.0f ms.\n",
-		m.PodCores, m.CPUPerRequest*1000, m.KneePerCore, m.Overhead*100, m.PodStartup, m.QueueDepth, m.QueueTimeout*1000)
-	fmt.Fprintf(&b, "- Database: %.0f ms per query on a cache miss, %.0f ms of it CPU on %g cores (queries slow down as those cores fill), `max_connections` %d.\n",
-		m.QueryTime*1000, m.DBCPUPerQuery*1000, m.DBCores, m.MaxConnections)
-	fmt.Fprintf(&b, "- Cache: Zipf-like keys over %.0g keys (hit ratio ≈ ln(1+entries)/ln(1+keys)), TTL %.0f s; cache-hostile keys are uniform over %.0g keys.\n",
-		m.KeySpace, m.CacheTTL, m.HostileKeys)
-	fmt.Fprintf(&b, "- Load: %d req/s normally, ±%.0f%% noise per second; every trace runs a 5-minute unscored warm-up at its starting load, then 30 scored minutes:\n", BaseRate, m.Noise*100)
-	b.WriteString("  steady; step-up-2x (2× at minute 10); step-down (2× until minute 10); diurnal (a sine from 0.4× to 1.6× over the 30 minutes); spike-3x (3× for one minute at minute 10); slow-db-3x (query time ×3 from minute 10 to 25); cache-hostile (uniform keys from minute 10 to 25).\n")
-	b.WriteString("- Policies: **pacer** is `tuning.Decide`, called every interval with the window, the recent windows and the history, as the reconciler does. **static-best** is the best static setting per trace from a sweep (workers, pool, cache on a grid; replicas from the fewest that carry the peak on CPU up to the first with no violating window), picked by fewest violating windows then fewest pod-seconds, within the budget: an oracle that knows the trace. **hpa-like** scales replicas on CPU against the target utilization as the HPA does (10% tolerance, scale-up by at most max(2×, +4 pods), the scale-down window) and keeps the starting workers, pool and cache; it does not know the connection budget. **pacer-no-podcpu** is `tuning.Decide` without the pod's CPU (pods with neither a CPU limit nor a request): it is not scored against the targets, it shows what the tuner does with the worker slots as its only measure of capacity.\n\n")
-	b.WriteString("## Reading the gaps\n\n")
-	for _, t := range Targets(rows) {
-		if !t.Met {
-			fmt.Fprintf(&b, "- Not met: %s: want %s, got %s.\n", t.Name, t.Want, t.Got)
-		}
-	}
-	var where []string
-	for _, r := range rows {
-		if r.Policy == "pacer" && r.ViolatingWindows > 0 {
-			where = append(where, fmt.Sprintf("%d on %s", r.ViolatingWindows, r.Trace))
-		}
-	}
-	if len(where) > 0 {
-		fmt.Fprintf(&b, "- Pacer's violating windows: %s.\n", strings.Join(where, ", "))
-	}
-	b.WriteString("- Every remaining violation of pacer is in the first windows after a sudden rise in load: the 15 s window has to show it, then new pods take 10 s to become ready and the queue built meanwhile has to drain. No reactive policy avoids those windows; static-best avoids them only by running enough pods for the peak all along (see its pod-seconds on the spike trace).\n")
-	b.WriteString("- hpa-like violates more mostly because it keeps 64 workers per pod: under overload every pod admits far more requests than its cores carry, and the contention slows all of them, so it sheds more and recovers later. Its peak connections exceed the budget whenever it scales out: nothing ties its replicas to the database.\n")
-	b.WriteString("- Pacer spends more pod-seconds than static-best on steady load because it sizes for the 70% target utilization while the oracle runs the fewest pods that meet the objective; raising `targetUtilization` trades that headroom for cost, and is the user's call.\n")
-	b.WriteString("- The simulator is a fluid queueing model (Erlang C waits, a fluid backlog, a latency mixture per second), not the real service: its figures compare policies on the same ground; they are not predictions for a real cluster.\n\n")
-	if res, ok := pick(runs, "step-up-2x", "pacer"); ok {
-		b.WriteString("## What pacer did on step-up-2x\n\n")
-		b.WriteString("The decisions as `kubectl describe tsvc` would show them (time in seconds into the scored part):\n\n```\n")
-		for _, d := range res.Decisions {
-			fmt.Fprintf(&b, "t=%4.0fs %s\n", d.At, d.Summary)
-			for _, c := range d.Changes {
-				fmt.Fprintf(&b, "        %s\n", c.Reason)
+	b.WriteString("| trace | policy | violating windows (mean / worst) | pod-seconds (mean / worst) | recovery s (worst) | changes (mean) | to recover (worst) | reversals (worst) / load changes | throughput at objective (mean req/s) | peak connections / budget | refused requests (worst) |\n")
+	b.WriteString("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+	for _, tr := range c.Options.Traces {
+		for _, p := range Policies {
+			var rs []Row
+			for _, r := range c.Rows {
+				if r.Variant == variant && r.Trace == tr.Name && r.Policy == p {
+					rs = append(rs, r)
+				}
 			}
+			if len(rs) == 0 {
+				continue
+			}
+			vw := over(rs, func(r Row) float64 { return float64(r.ViolatingWindows) })
+			ps := over(rs, func(r Row) float64 { return r.PodSeconds })
+			fmt.Fprintf(&b, "| %s | %s | %.1f / %.0f | %.0f / %.0f | %.0f | %.1f | %.0f | %.0f / %d | %.1f | %.0f / %d | %.0f |\n",
+				tr.Name, p, vw.mean, vw.worst, ps.mean, ps.worst,
+				over(rs, func(r Row) float64 { return r.RecoverySeconds }).worst,
+				over(rs, func(r Row) float64 { return float64(r.Changes) }).mean,
+				over(rs, func(r Row) float64 { return float64(r.ChangesToRecover) }).worst,
+				over(rs, func(r Row) float64 { return float64(r.Reversals) }).worst, rs[0].LoadChanges,
+				over(rs, func(r Row) float64 { return r.ThroughputAtObjective }).mean,
+				over(rs, func(r Row) float64 { return float64(r.PeakConnections) }).worst, rs[0].ConnectionBudget,
+				over(rs, func(r Row) float64 { return r.RefusedRequests }).worst)
 		}
-		b.WriteString("```\n")
 	}
 	return b.String()
 }
 
-func pick(runs map[string][]Result, trace, policy string) (Result, bool) {
-	for _, r := range runs[trace] {
-		if r.Policy == policy {
-			return r, true
+// Sensitivity formats, per variant and policy, the totals over all traces
+// (mean and worst over the seeds) and how many targets pacer met.
+func Sensitivity(c Card, targets []Target) string {
+	var b strings.Builder
+	b.WriteString("| variant | policy | violating windows, all traces (mean / worst seed) | pod-seconds, all traces (mean) | refused requests (mean) | pacer's targets met |\n")
+	b.WriteString("| --- | --- | ---: | ---: | ---: | --- |\n")
+	for _, v := range c.Options.Variants {
+		met := 0
+		for _, t := range targets {
+			if t.Variant == v.Name && t.Met {
+				met++
+			}
+		}
+		for _, p := range Policies {
+			var vws, pss, refs []float64
+			for _, s := range c.Options.Seeds {
+				var vw, ps, ref float64
+				for _, r := range c.Rows {
+					if r.Variant == v.Name && r.Seed == s && r.Policy == p {
+						vw += float64(r.ViolatingWindows)
+						ps += r.PodSeconds
+						ref += r.RefusedRequests
+					}
+				}
+				vws, pss, refs = append(vws, vw), append(pss, ps), append(refs, ref)
+			}
+			cell := ""
+			if p == "pacer" {
+				cell = fmt.Sprintf("%d of %d", met, len(TargetNames))
+			}
+			fmt.Fprintf(&b, "| %s | %s | %.1f / %.0f | %.0f | %.0f | %s |\n", v.Name, p, mean(vws), slices.Max(vws), mean(pss), mean(refs), cell)
 		}
 	}
-	return Result{}, false
+	return b.String()
+}
+
+func mean(xs []float64) float64 {
+	var s float64
+	for _, x := range xs {
+		s += x
+	}
+	return s / math.Max(1, float64(len(xs)))
 }

@@ -6,8 +6,6 @@ import (
 	"math/rand/v2"
 	"time"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-
 	pacerv1 "github.com/pacer-dev/pacer/api/v1alpha1"
 	"github.com/pacer-dev/pacer/controllers/tuning"
 )
@@ -15,17 +13,16 @@ import (
 // epoch is simulated time zero (the start of the scored part).
 var epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
-// keptWindows is how many past windows the simulated reconciler passes as
-// Input.Recent: more than the 5m scale-down window at 15s.
-const keptWindows = 40
-
 // WindowResult is one scored window.
 type WindowResult struct {
-	End         float64 // seconds into the scored part
-	P99         float64 // seconds
+	End float64 // seconds into the scored part
+	// P99 is what the operator measured (from the histogram buckets),
+	// in seconds, for policies that read it (else 0); InObjective is
+	// judged on the true latency distribution.
+	P99         float64
 	Arrived     float64 // requests per second
 	Served      float64
-	Failed      float64 // shed or timed out, per second
+	Failed      float64 // shed, timed out or refused a connection, per second
 	Pods        int
 	InObjective bool
 	Settings    pacerv1.Settings
@@ -51,130 +48,328 @@ type Result struct {
 	Budget          int
 	// OverBudgetSeconds counts seconds with PeakConnections' figure over the budget.
 	OverBudgetSeconds int
+	// RefusedSeconds counts seconds in which PostgreSQL refused a
+	// connection (max_connections reached), RefusedRequests the requests
+	// that failed for it; FirstRefusal is when it first happened (seconds
+	// into the run, warm-up negative; NaN when never).
+	RefusedSeconds  int
+	RefusedRequests float64
+	FirstRefusal    float64
 	// OutOfBounds counts decisions that chose a tuned setting outside its
 	// bounds, or changed a setting without bounds.
 	OutOfBounds int
+	// Stopped is true when the run was cut short (see run's stopAfter).
+	Stopped bool
 }
 
-type pod struct{ readyAt float64 }
+// Violations counts the violating windows.
+func (r Result) Violations() int {
+	n := 0
+	for _, w := range r.Windows {
+		if !w.InObjective {
+			n++
+		}
+	}
+	return n
+}
+
+type pod struct {
+	readyAt float64
+	cfg     pacerv1.Settings // the config the pod runs
+	gen     int
+	// next is the newest config not yet on the pod, due at nextAt.
+	next     pacerv1.Settings
+	nextGen  int
+	nextAt   float64
+	genSince float64 // when the pod last switched config
+	conns    int     // database connections it holds
+	busyAt   float64 // the last second it wanted every connection it holds
+	backlog  float64
+	demand   float64 // connections its queries kept busy last second (Erlangs)
+	group    int     // its group this second
+}
+
+// latencyReader is a policy that reads the windows' latency quantiles;
+// for the others the simulator spares itself the histograms.
+type latencyReader interface{ ReadsLatency() bool }
 
 // Run simulates one policy on one trace.
-func Run(sc Scenario, tr Trace, pol Policy) Result {
-	tr = tr.withDefaults()
-	m := sc.Model
+func Run(sc Scenario, tr Trace, pol Policy) Result { return run(sc, tr, pol, -1) }
+
+// streams derives a run's random streams from the seed and the trace, so
+// every policy sees the same arrivals on the same seed.
+func streams(seed uint64, trace string) (arrivals, sampling, config *rand.Rand) {
 	h := fnv.New64a()
-	h.Write([]byte(tr.Name))
-	rng := rand.New(rand.NewPCG(sc.Seed, h.Sum64()))
+	h.Write([]byte(trace))
+	k := h.Sum64()
+	return rand.New(rand.NewPCG(seed, k)), rand.New(rand.NewPCG(seed, k+1)), rand.New(rand.NewPCG(seed, k+2))
+}
+
+// run simulates; with stopAfter ≥ 0 it stops once more than stopAfter
+// windows violated (a search needs no more).
+func run(sc Scenario, tr Trace, pol Policy, stopAfter int) Result {
+	tr = tr.withDefaults()
+	sc = tr.scenario(sc)
+	m := sc.Model
+	arrivals, sampling, configs := streams(sc.Seed, tr.Name)
 	iv := sc.interval().Seconds()
 	objective := sc.Tuning.Objective.LatencyP99.Seconds()
 
-	res := Result{Trace: tr.Name, Policy: pol.Name(), Budget: int(sc.Budget)}
-	cur := pol.Start(sc)
+	res := Result{Trace: tr.Name, Policy: pol.Name(), Budget: int(sc.Budget), FirstRefusal: math.NaN()}
+	cur, ctl := pol.Start(sc)
+	lr, measure := pol.(latencyReader)
+	measure = measure && lr.ReadsLatency()
+	gen := 1
+	start, end := -tr.Warmup.Seconds(), tr.Duration.Seconds()
 	pods := make([]pod, cur.Replicas)
 	for i := range pods {
-		pods[i].readyAt = math.Inf(-1)
+		pods[i] = pod{readyAt: math.Inf(-1), cfg: cur, gen: gen, nextAt: math.Inf(1), genSince: math.Inf(-1), busyAt: start}
 	}
 	var (
-		backlog float64
-		acc     windowAcc
-		recent  []tuning.Window
-		history []pacerv1.Decision
+		acc       windowAcc
+		groups    []group
+		violating int
+		refusing  []bool
+		caches    = map[cacheKey]cacheState{}
 	)
-	start, end := -tr.Warmup.Seconds(), tr.Duration.Seconds()
 	for t := start; t < end; t++ {
 		load := tr.Load(math.Max(t, 0))
-		if t < 0 {
-			load = tr.Load(0)
-		}
-		ready := 0
-		for _, p := range pods {
-			if p.readyAt <= t {
-				ready++
-			}
-		}
-		lambda := math.Max(0, load.Rate*(1+m.Noise*rng.NormFloat64()))
+		lambda := math.Max(0, load.Rate*(1+m.Noise*arrivals.NormFloat64()))
 		if t >= 0 {
 			res.PodSeconds += float64(len(pods))
 		}
-		conns := len(pods) * int(cur.PoolMaxConns)
-		res.PeakConnections = max(res.PeakConnections, conns)
-		if sc.Budget > 0 && conns > int(sc.Budget) {
+		conf := len(pods) * int(cur.PoolMaxConns)
+		res.PeakConnections = max(res.PeakConnections, conf)
+		if sc.Budget > 0 && conf > int(sc.Budget) {
 			res.OverBudgetSeconds++
 		}
-		acc.minReady = min(acc.minReady, ready)
+
+		ready := 0
+		for i := range pods {
+			p := &pods[i]
+			if p.nextAt <= t {
+				p.cfg, p.gen, p.genSince, p.nextAt = p.next, p.nextGen, t, math.Inf(1)
+			}
+			if p.readyAt <= t {
+				ready++
+				if p.gen != gen {
+					acc.oldGen = true
+				}
+			}
+		}
+		refusing = connect(refusing, pods, t, m)
 		if acc.n == 0 {
 			acc.minReady = ready
 		}
+		acc.minReady = min(acc.minReady, ready)
+		acc.n++
+		concurrency := 0.0
 		if ready == 0 {
 			acc.addDown(lambda)
 		} else {
 			lp := lambda / float64(ready)
-			hit, entries, evicts := m.cache(float64(cur.CacheMaxEntries), lp, load.Hostile)
-			dbUtil := lambda * (1 - hit) * m.DBCPUPerQuery / m.DBCores
-			share := m.MaxConnections / max(len(pods), 1)
-			pt := m.tick(lp, backlog/float64(ready), int(cur.MaxInFlight), int(cur.PoolMaxConns), hit, entries, evicts, load, dbUtil, share)
-			backlog = pt.backlog * float64(ready)
-			acc.add(pt, ready, lambda)
+			groups = groupPods(groups[:0], pods, refusing, t)
+			dbUtil := 0.0
+			for i := range groups {
+				g := &groups[i]
+				g.hit, g.entries, g.evicts = cached(caches, m, g.key.cache, lp, load.Hostile)
+				dbUtil += float64(g.n) * lp * (1 - g.hit) * m.DBCPUPerQuery * math.Max(load.DBSlow, 1) / m.DBCores
+			}
+			refused := 0.0
+			for i := range groups {
+				g := &groups[i]
+				g.pt = m.tick(lp, g.backlog/float64(g.n), int(g.key.workers), int(g.key.peff), g.key.refusing,
+					g.hit, g.entries, g.evicts, load, dbUtil)
+				acc.add(g.pt, g.n, lp)
+				refused += g.pt.refused * float64(g.n)
+				concurrency += (g.pt.inFlight + g.pt.queue) * float64(g.n)
+			}
+			for i := range pods {
+				if pods[i].readyAt <= t {
+					g := groups[pods[i].group]
+					pods[i].backlog, pods[i].demand = g.pt.backlog, g.pt.connDemand
+				}
+			}
+			if refused > 1e-9 {
+				res.RefusedSeconds++
+				res.RefusedRequests += refused
+				if math.IsNaN(res.FirstRefusal) {
+					res.FirstRefusal = t
+				}
+			}
 		}
 
-		if math.Mod(t-start+1, iv) != 0 {
-			continue
-		}
-		// End of an interval: a window, scoring, a decision.
+		step := Step{Now: epoch.Add(seconds(t + 1)), Current: cur, Ready: ready, Concurrency: concurrency}
 		wEnd := t + 1
-		// The window covers the pods ready all through it: a pod that
-		// became ready during it has only one scrape in it.
-		win := acc.window(epoch.Add(seconds(wEnd-iv)), epoch.Add(seconds(wEnd)), acc.minReady, cur, m)
-		if t >= 0 {
-			arrived := acc.arrived / acc.n
-			failed := (acc.shed + acc.errors) / acc.n
-			res.Windows = append(res.Windows, WindowResult{
-				End: wEnd, P99: win.P99.Seconds(), Arrived: arrived, Served: acc.served / acc.n, Failed: failed,
-				Pods: ready, Settings: cur,
-				InObjective: win.P99.Seconds() <= objective && failed <= 0.01*arrived,
-			})
+		if math.Mod(wEnd-start, iv) == 0 {
+			// End of an interval: a window, scored, and shown to the policy.
+			win, inObjective := acc.window(epoch.Add(seconds(wEnd-iv)), epoch.Add(seconds(wEnd)), pods, cur, objective, measure, sampling)
+			if t >= 0 {
+				arrived, failed := acc.arrived/acc.n, (acc.shed+acc.errors)/acc.n
+				ok := inObjective && failed <= 0.01*arrived
+				res.Windows = append(res.Windows, WindowResult{
+					End: wEnd, P99: win.P99.Seconds(), Arrived: arrived, Served: acc.served / acc.n, Failed: failed,
+					Pods: ready, Settings: cur, InObjective: ok,
+				})
+				if !ok {
+					violating++
+					if stopAfter >= 0 && violating > stopAfter {
+						res.Stopped = true
+						return res
+					}
+				}
+			}
+			acc = windowAcc{comps: acc.comps[:0]}
+			step.Window = &win
 		}
-		acc = windowAcc{}
-		in := tuning.Input{
-			Now: epoch.Add(seconds(wEnd)), Tuning: sc.Tuning, MaxTotalConnections: sc.Budget,
-			Current: cur, Window: win, History: history, Recent: recent, PodCPU: m.PodCores,
-		}
-		d := pol.Decide(in)
-		recent = append([]tuning.Window{win}, recent...)
-		if len(recent) > keptWindows {
-			recent = recent[:keptWindows]
-		}
+		d := ctl.Step(step)
 		res.OutOfBounds += outOfBounds(sc.Tuning.Bounds, cur, d.Settings)
 		if d.Settings == cur {
 			continue
 		}
-		changes := diff(cur, d)
-		history = append([]pacerv1.Decision{{Time: metav1.NewTime(in.Now), Mode: pacerv1.TuningAuto, Applied: true, Changes: changes}}, history...)
-		if len(history) > pacerv1.MaxHistory {
-			history = history[:pacerv1.MaxHistory]
-		}
 		if wEnd > 0 {
-			res.Decisions = append(res.Decisions, Applied{At: wEnd, Changes: changes, Summary: d.Summary})
+			res.Decisions = append(res.Decisions, Applied{At: wEnd, Changes: diff(cur, d), Summary: d.Summary})
 		}
-		pods = resize(pods, int(d.Settings.Replicas), wEnd+m.PodStartup)
-		cur = d.Settings
+		next := d.Settings
+		if podConfig(next) != podConfig(cur) {
+			// A new ConfigMap: each running pod picks it up on its own sync.
+			gen++
+			for i := range pods {
+				p := &pods[i]
+				if math.IsInf(p.nextAt, 1) {
+					p.nextAt = wEnd + m.ConfigDelay + m.ConfigSpread*configs.Float64()
+				}
+				p.next, p.nextGen = next, gen
+			}
+		}
+		for len(pods) < int(next.Replicas) {
+			pods = append(pods, pod{readyAt: wEnd + m.PodStartup, cfg: next, gen: gen, nextAt: math.Inf(1), genSince: wEnd, busyAt: wEnd})
+		}
+		pods = pods[:next.Replicas] // the newest (not yet ready first) go
+		cur = next
 	}
 	return res
 }
 
-func seconds(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
-
-// resize adds pods that become ready at readyAt, or removes the newest
-// (not yet ready first).
-func resize(pods []pod, n int, readyAt float64) []pod {
-	for len(pods) < n {
-		pods = append(pods, pod{readyAt: readyAt})
-	}
-	if len(pods) > n {
-		pods = pods[:n]
-	}
-	return pods
+// podConfig is what a pod reads from its config: everything but replicas.
+func podConfig(s pacerv1.Settings) pacerv1.Settings {
+	s.Replicas = 0
+	return s
 }
+
+// connect sizes every ready pod's connections for this second, as
+// pgxpool does: a pool opens connections as its queries need them, up to
+// poolMaxConns (a high-water mark of the busy ones, and never under
+// poolMinConns), closes the ones it has not needed for ConnIdleTime, and
+// closes the excess at once when poolMaxConns falls. PostgreSQL grants new
+// connections only while fewer than max_connections are open; refusing[i]
+// is true when pod i wanted more and was refused.
+func connect(refusing []bool, pods []pod, t float64, m Model) []bool {
+	want := func(p *pod) int {
+		d := p.demand
+		hw := int(math.Ceil(d + 2*math.Sqrt(d) + 1))
+		return int(min(p.cfg.PoolMaxConns, max(p.cfg.PoolMinConns, int32(hw))))
+	}
+	open := 0
+	for i := range pods {
+		p := &pods[i]
+		if p.readyAt > t {
+			continue
+		}
+		w := want(p)
+		p.conns = min(p.conns, int(p.cfg.PoolMaxConns))
+		if w >= p.conns {
+			p.busyAt = t
+		} else if t-p.busyAt >= m.ConnIdleTime {
+			p.conns = w
+		}
+		open += p.conns
+	}
+	refusing = append(refusing[:0], make([]bool, len(pods))...)
+	for i := range pods {
+		p := &pods[i]
+		if p.readyAt > t {
+			continue
+		}
+		if w := want(p); w > p.conns {
+			grant := max(0, min(w-p.conns, m.MaxConnections-open))
+			p.conns += grant
+			open += grant
+			refusing[i] = w > p.conns
+		}
+	}
+	return refusing
+}
+
+type cacheKey struct {
+	entries int32
+	rate    int32 // lookups per second per pod, in steps of 0.5%
+	hostile bool
+}
+
+type cacheState struct{ hit, entries, evicts float64 }
+
+// cached is m.cache with the rate rounded to 0.5%, remembered for the
+// run: the bisection is the costliest part of a second.
+func cached(memo map[cacheKey]cacheState, m Model, entries int32, rate float64, hostile bool) (hit, held, evicts float64) {
+	k := cacheKey{entries: entries, hostile: hostile}
+	if rate > 0 {
+		k.rate = int32(math.Round(math.Log(rate) / math.Log1p(0.005)))
+	}
+	if c, ok := memo[k]; ok {
+		return c.hit, c.entries, c.evicts
+	}
+	r := 0.0
+	if rate > 0 {
+		r = math.Exp(float64(k.rate) * math.Log1p(0.005))
+	}
+	hit, held, evicts = m.cache(float64(entries), r, hostile)
+	memo[k] = cacheState{hit, held, evicts}
+	return hit, held, evicts
+}
+
+// group is the ready pods that behave alike this second.
+type group struct {
+	key                  groupKey
+	n                    int
+	backlog              float64
+	hit, entries, evicts float64
+	pt                   podTick
+}
+
+type groupKey struct {
+	workers, cache int32
+	peff           int32 // connections it may use
+	refusing       bool
+}
+
+// groupPods sorts the ready pods into groups of equal settings and
+// connections, so a second costs one tick per group, not per pod.
+func groupPods(gs []group, pods []pod, refusing []bool, t float64) []group {
+	for i := range pods {
+		p := &pods[i]
+		if p.readyAt > t {
+			continue
+		}
+		k := groupKey{workers: p.cfg.MaxInFlight, cache: p.cfg.CacheMaxEntries, peff: p.cfg.PoolMaxConns}
+		if refusing[i] {
+			k.peff, k.refusing = int32(p.conns), true
+		}
+		j := 0
+		for j < len(gs) && gs[j].key != k {
+			j++
+		}
+		if j == len(gs) {
+			gs = append(gs, group{key: k})
+		}
+		gs[j].n++
+		gs[j].backlog += p.backlog
+		p.group = j
+	}
+	return gs
+}
+
+func seconds(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
 
 // diff lists the changes of a decision, with its reasons where it gave them.
 func diff(cur pacerv1.Settings, d tuning.Decision) []pacerv1.Change {
@@ -225,31 +420,33 @@ func outOfBounds(b pacerv1.TuningBounds, cur, next pacerv1.Settings) int {
 // windowAcc sums the ticks of one window (totals across ready pods).
 type windowAcc struct {
 	minReady                       int
-	n                              float64
+	oldGen                         bool    // a ready pod ran an older config at some point
+	n                              float64 // seconds
+	podTicks                       float64 // pod-seconds
 	arrived, served, shed, errors  float64
-	inFlight, queue, poolUsed, cpu float64 // per-pod, summed over ticks
+	inFlight, queue, poolUsed, cpu float64 // per-pod means, summed over ticks
 	poolWaitW, acquires, empty     float64 // poolWait weighted by acquires
 	lookups, hits, evicts, entries float64
 	comps                          []component
 }
 
 func (a *windowAcc) addDown(lambda float64) {
-	a.n++
 	a.arrived += lambda
 	a.errors += lambda
 }
 
-func (a *windowAcc) add(pt podTick, ready int, lambda float64) {
-	r := float64(ready)
-	a.n++
-	a.arrived += lambda
+// add sums one group of n pods' tick; several groups may make one second.
+func (a *windowAcc) add(pt podTick, n int, lp float64) {
+	r := float64(n)
+	a.arrived += lp * r
 	a.served += pt.served * r
 	a.shed += pt.shed * r
 	a.errors += pt.errors * r
-	a.inFlight += pt.inFlight
-	a.queue += pt.queue
-	a.poolUsed += pt.poolUsed
-	a.cpu += pt.cpu
+	a.inFlight += pt.inFlight * r
+	a.queue += pt.queue * r
+	a.poolUsed += pt.poolUsed * r
+	a.cpu += pt.cpu * r
+	a.podTicks += r
 	acq := pt.served * (1 - pt.hit) * r
 	a.acquires += acq
 	a.poolWaitW += pt.poolWait * acq
@@ -257,28 +454,53 @@ func (a *windowAcc) add(pt podTick, ready int, lambda float64) {
 	a.lookups += pt.served * r
 	a.hits += pt.served * pt.hit * r
 	a.evicts += pt.evicts * r
-	a.entries += pt.entries
+	a.entries += pt.entries * r
 	for _, c := range pt.comps {
-		c.weight *= r
-		a.comps = append(a.comps, c)
+		if c.weight > 0 {
+			c.weight *= r
+			a.comps = append(a.comps, c)
+		}
 	}
 }
 
-// window turns the sums into what the observer would report.
-func (a *windowAcc) window(start, end time.Time, ready int, cur pacerv1.Settings, m Model) tuning.Window {
+// window turns the sums into what the observer would report, with the
+// quantiles read from sampled histogram buckets; inObjective says whether
+// the true p99 (the mixture's) met the objective.
+func (a *windowAcc) window(start, end time.Time, pods []pod, cur pacerv1.Settings, objective float64, measure bool, rng *rand.Rand) (tuning.Window, bool) {
 	n := math.Max(a.n, 1)
+	pt := math.Max(a.podTicks, 1) // pod-seconds: per-pod means divide by it
 	w := tuning.Window{
-		Start: start, End: end, Pods: ready, Generation: 1,
+		Start: start, End: end, Pods: a.minReady, Generation: 1,
 		RequestRate: (a.served + a.shed + a.errors) / n, ShedRate: a.shed / n, ErrorRate: (a.shed + a.errors) / n,
-		P50:      seconds(quantile(a.comps, 0.50)),
-		P95:      seconds(quantile(a.comps, 0.95)),
-		P99:      seconds(quantile(a.comps, 0.99)),
-		InFlight: a.inFlight / n, QueueLength: a.queue / n,
+		InFlight: a.inFlight / pt, QueueLength: a.queue / pt,
 		WorkerLimit: int(cur.MaxInFlight), PoolMaxConns: int(cur.PoolMaxConns),
-		PoolAcquired: a.poolUsed / n, PoolEmptyAcquireRate: a.empty / n,
-		CacheLookupRate: a.lookups / n, CacheEvictionRate: a.evicts / n, CacheEntries: a.entries / n,
-		CPUCores:   a.cpu / n,
-		Sufficient: a.served > 0,
+		PoolAcquired: a.poolUsed / pt, PoolEmptyAcquireRate: a.empty / n,
+		CacheLookupRate: a.lookups / n, CacheEvictionRate: a.evicts / n, CacheEntries: a.entries / pt,
+		CPUCores:   a.cpu / pt,
+		Sufficient: true,
+	}
+	for _, p := range pods {
+		if p.readyAt <= start.Sub(epoch).Seconds() && p.genSince > start.Sub(epoch).Seconds() {
+			a.oldGen = true
+		}
+	}
+	for _, p := range pods {
+		if p.readyAt <= end.Sub(epoch).Seconds() && p.cfg != podConfigOf(cur, p) {
+			w.WorkerLimit, w.PoolMaxConns = int(p.cfg.MaxInFlight), int(p.cfg.PoolMaxConns)
+		}
+	}
+	if measure {
+		cum := sampleHistogram(a.comps, int(math.Round(a.served+a.shed+a.errors)), rng)
+		p50, _ := histogramQuantile(0.50, cum)
+		p95, _ := histogramQuantile(0.95, cum)
+		p99, _ := histogramQuantile(0.99, cum) // 0 without requests: no latency data
+		w.P50, w.P95, w.P99 = seconds(p50), seconds(p95), seconds(p99)
+	}
+	switch {
+	case a.minReady == 0:
+		w.Sufficient, w.Reason = false, "no ready pods"
+	case a.oldGen:
+		w.Sufficient, w.Reason = false, "pods on an older config generation"
 	}
 	if a.acquires > 0 {
 		w.PoolAcquireWait = seconds(a.poolWaitW / a.acquires)
@@ -286,11 +508,14 @@ func (a *windowAcc) window(start, end time.Time, ready int, cur pacerv1.Settings
 	if a.lookups > 0 {
 		w.CacheHitRatio = a.hits / a.lookups
 	}
-	if cur.MaxInFlight > 0 {
-		w.Utilization = w.InFlight / float64(cur.MaxInFlight)
+	if w.WorkerLimit > 0 {
+		w.Utilization = w.InFlight / float64(w.WorkerLimit)
 	}
-	if !w.Sufficient {
-		w.Reason = "no requests served"
-	}
-	return w
+	return w, len(a.comps) == 0 || cdf(a.comps, objective) >= 0.99
+}
+
+// podConfigOf is cur as pod p should run it (replicas aside).
+func podConfigOf(cur pacerv1.Settings, p pod) pacerv1.Settings {
+	cur.Replicas = p.cfg.Replicas
+	return cur
 }

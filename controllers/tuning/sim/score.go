@@ -3,18 +3,16 @@ package sim
 import (
 	"fmt"
 	"math"
-	"runtime"
-	"slices"
-	"strings"
-	"sync"
 
 	pacerv1 "github.com/pacer-dev/pacer/api/v1alpha1"
 )
 
-// Row is one line of the scorecard.
+// Row is one line of the scorecard: one trace, policy, seed and variant.
 type Row struct {
 	Trace                 string  `json:"trace"`
 	Policy                string  `json:"policy"`
+	Seed                  uint64  `json:"seed"`
+	Variant               string  `json:"variant"`
 	WindowsInObjectivePct float64 `json:"windowsInObjectivePct"`
 	ViolatingWindows      int     `json:"violatingWindows"`
 	// RecoverySeconds is the time from a step in load until the end of the
@@ -34,8 +32,13 @@ type Row struct {
 	PeakConnections       int     `json:"peakConnections"`
 	ConnectionBudget      int     `json:"connectionBudget"`
 	OverBudgetSeconds     int     `json:"overBudgetSeconds"`
-	OutOfBounds           int     `json:"outOfBounds"`
-	// Static is the static setting, for static policies.
+	// RefusedSeconds and RefusedRequests: PostgreSQL refused connections
+	// (max_connections), and requests failed for it.
+	RefusedSeconds  int     `json:"refusedSeconds"`
+	RefusedRequests float64 `json:"refusedRequests"`
+	OutOfBounds     int     `json:"outOfBounds"`
+	// Static is the static setting, for static policies; for the
+	// baselines, the per-pod settings they scale with.
 	Static string `json:"static,omitempty"`
 }
 
@@ -48,15 +51,17 @@ func Score(tr Trace, r Result) Row {
 		Trace: r.Trace, Policy: r.Policy, PodSeconds: r.PodSeconds,
 		PeakConnections: r.PeakConnections, ConnectionBudget: r.Budget,
 		OverBudgetSeconds: r.OverBudgetSeconds, OutOfBounds: r.OutOfBounds,
+		RefusedSeconds: r.RefusedSeconds, RefusedRequests: math.Round(r.RefusedRequests),
 		LoadChanges: len(tr.Changes),
 	}
-	var good float64
+	var good, prev float64
 	for _, w := range r.Windows {
 		if w.InObjective {
-			good += w.Served * (w.End - prevEnd(r.Windows, w))
+			good += w.Served * (w.End - prev)
 		} else {
 			row.ViolatingWindows++
 		}
+		prev = w.End
 	}
 	if n := len(r.Windows); n > 0 {
 		row.WindowsInObjectivePct = round(100*float64(n-row.ViolatingWindows)/float64(n), 2)
@@ -96,127 +101,117 @@ func Score(tr Trace, r Result) Row {
 	return row
 }
 
-func prevEnd(ws []WindowResult, w WindowResult) float64 {
-	i := slices.IndexFunc(ws, func(x WindowResult) bool { return x.End == w.End })
-	if i <= 0 {
-		return 0
-	}
-	return ws[i-1].End
-}
-
 func round(f float64, digits int) float64 {
 	p := math.Pow(10, float64(digits))
 	return math.Round(f*p) / p
 }
 
-// SweepSpace is the grid of static settings the static-best sweep tries.
+// SweepSpace is the grid of static settings the static-best sweep tries,
+// and of per-pod settings the baselines' search tries.
 type SweepSpace struct {
 	Workers, Pool, Cache []int32
 	MaxReplicas          int32
+	// HPA and KPA are the grids of per-pod settings (and, for kpa-like,
+	// targets) the baselines' searches try.
+	HPA, KPA []Fixed
 }
 
 // DefaultSweep is the grid the scorecard uses.
 func DefaultSweep() SweepSpace {
-	return SweepSpace{
+	s := SweepSpace{
 		Workers:     []int32{8, 16, 64},
-		Pool:        []int32{4, 8, 16},
+		Pool:        []int32{2, 4, 8, 16},
 		Cache:       []int32{4000, 16000},
 		MaxReplicas: 16,
 	}
+	for _, w := range []int32{8, 16, 64} {
+		for _, p := range []int32{4, 8} {
+			s.HPA = append(s.HPA, Fixed{Workers: w, Pool: p, Cache: 4000})
+		}
+	}
+	for _, t := range []float64{2, 3, 4, 6} {
+		s.KPA = append(s.KPA, Fixed{Workers: 16, Pool: 4, Cache: 4000, Target: t}, Fixed{Workers: 64, Pool: 8, Cache: 4000, Target: t})
+	}
+	return s
 }
 
-// StaticBest finds the best static setting for a trace: the fewest
-// violating windows, then the fewest pod-seconds, within the connection
-// budget. For each workers/pool/cache combination it tries replicas from
-// the fewest that could carry the trace's peak load on CPU alone, up until
-// no window violates (more pods would only cost more).
-func StaticBest(sc Scenario, tr Trace, space SweepSpace) (Static, Result) {
+// StaticBest finds the best static setting for a trace: no violating
+// window on the fewest pods if any setting of the grid gets there, else
+// the fewest violating windows (then the fewest pods), within the
+// connection budget. It knows the trace: an oracle.
+func StaticBest(sc Scenario, tr Trace, space SweepSpace) Static {
 	tr = tr.withDefaults()
+	tsc := tr.scenario(sc)
 	peak := 0.0
 	for t := 0.0; t < tr.Duration.Seconds(); t++ {
 		peak = math.Max(peak, tr.Load(t).Rate)
 	}
 	from := max(int32(math.Ceil(peak*sc.Model.CPUPerRequest/sc.Model.PodCores)), 1)
-	var (
-		best    Static
-		bestRes Result
-		bestRow Row
-		found   bool
-	)
-	for _, w := range space.Workers {
+	static := func(r, w, p, c int32) Static {
+		s := tsc.Start
+		s.Replicas, s.MaxInFlight, s.PoolMaxConns, s.CacheMaxEntries = r, w, p, c
+		return Static{Label: "static-best", Settings: s}
+	}
+	fits := func(r, p int32) bool { return tsc.Budget <= 0 || r*p <= tsc.Budget }
+	// Fewest pods first: the first setting with no violating window wins.
+	for r := from; r <= space.MaxReplicas; r++ {
 		for _, p := range space.Pool {
-			for _, c := range space.Cache {
-				for r := from; r <= space.MaxReplicas; r++ {
-					if sc.Budget > 0 && r*p > sc.Budget {
-						break
-					}
-					s := sc.Start
-					s.Replicas, s.MaxInFlight, s.PoolMaxConns, s.CacheMaxEntries = r, w, p, c
-					pol := Static{Label: "static-best", Settings: s}
-					res := Run(sc, tr, pol)
-					row := Score(tr, res)
-					if !found || row.ViolatingWindows < bestRow.ViolatingWindows ||
-						(row.ViolatingWindows == bestRow.ViolatingWindows && row.PodSeconds < bestRow.PodSeconds) {
-						best, bestRes, bestRow, found = pol, res, row, true
-					}
-					if row.ViolatingWindows == 0 {
-						break
+			if !fits(r, p) {
+				continue
+			}
+			for _, w := range space.Workers {
+				for _, c := range space.Cache {
+					pol := static(r, w, p, c)
+					if res := run(sc, tr, pol, 0); !res.Stopped {
+						return pol
 					}
 				}
 			}
 		}
 	}
-	return best, bestRes
+	// None: the fewest violating windows, then the fewest pods.
+	var best Static
+	bestV := math.MaxInt
+	for r := from; r <= space.MaxReplicas; r++ {
+		for _, p := range space.Pool {
+			if !fits(r, p) {
+				continue
+			}
+			for _, w := range space.Workers {
+				for _, c := range space.Cache {
+					pol := static(r, w, p, c)
+					res := run(sc, tr, pol, bestV-1)
+					if v := res.Violations(); !res.Stopped && v < bestV {
+						best, bestV = pol, v
+					}
+				}
+			}
+		}
+	}
+	return best
+}
+
+// fixedScore is how a baseline did with one grid point over all traces.
+type fixedScore struct {
+	violations int
+	podSeconds float64
+}
+
+// pickFixed is a baseline's best grid point: the fewest violating windows
+// summed over the traces, then the fewest pod-seconds. One setting for
+// all traces, as one would deploy it.
+func pickFixed(grid []Fixed, scores []fixedScore) Fixed {
+	best := 0
+	for i, s := range scores {
+		b := scores[best]
+		if s.violations < b.violations || (s.violations == b.violations && s.podSeconds < b.podSeconds) {
+			best = i
+		}
+	}
+	return grid[best]
 }
 
 // Describe formats static settings for the scorecard.
 func Describe(s pacerv1.Settings) string {
 	return fmt.Sprintf("replicas=%d maxInFlight=%d poolMaxConns=%d cacheMaxEntries=%d", s.Replicas, s.MaxInFlight, s.PoolMaxConns, s.CacheMaxEntries)
-}
-
-// Scorecard runs every policy on every trace, the traces in parallel.
-func Scorecard(sc Scenario, traces []Trace, space SweepSpace) ([]Row, map[string][]Result) {
-	type out struct {
-		rows []Row
-		runs []Result
-	}
-	outs := make([]out, len(traces))
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
-	for i, tr := range traces {
-		wg.Go(func() {
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			best, bestRes := StaticBest(sc, tr, space)
-			for _, res := range []Result{Run(sc, tr, Pacer{}), bestRes, Run(sc, tr, HPALike{}), Run(sc, tr, PacerNoCPU{})} {
-				row := Score(tr, res)
-				if res.Policy == "static-best" {
-					row.Static = Describe(best.Settings)
-				}
-				outs[i].rows = append(outs[i].rows, row)
-				outs[i].runs = append(outs[i].runs, res)
-			}
-		})
-	}
-	wg.Wait()
-	var rows []Row
-	runs := map[string][]Result{}
-	for i, tr := range traces {
-		rows = append(rows, outs[i].rows...)
-		runs[tr.Name] = outs[i].runs
-	}
-	return rows, runs
-}
-
-// Table formats rows as a Markdown table.
-func Table(rows []Row) string {
-	var b strings.Builder
-	b.WriteString("| trace | policy | windows in objective | violating windows | recovery (s) | changes | to recover | reversals | throughput at objective (req/s) | pod-seconds | peak connections | budget |\n")
-	b.WriteString("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
-	for _, r := range rows {
-		fmt.Fprintf(&b, "| %s | %s | %.2f%% | %d | %.0f | %d | %d | %d | %.1f | %.0f | %d | %d |\n",
-			r.Trace, r.Policy, r.WindowsInObjectivePct, r.ViolatingWindows, r.RecoverySeconds, r.Changes,
-			r.ChangesToRecover, r.Reversals, r.ThroughputAtObjective, r.PodSeconds, r.PeakConnections, r.ConnectionBudget)
-	}
-	return b.String()
 }
