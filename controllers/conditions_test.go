@@ -60,7 +60,7 @@ func TestConditions(t *testing.T) {
 		in: conditionInput{ts: off, deployment: deployment(3, 3, 1, appsv1.DeploymentCondition{
 			Type: appsv1.DeploymentAvailable, Status: corev1.ConditionFalse, Reason: "MinimumReplicasUnavailable",
 		})},
-		want: map[string]string{"Available": "False/MinimumPodsUnavailable", "Progressing": "True/RollingOut", "Degraded": "False/AsExpected", "Tuned": "False/TuningOff"},
+		want: map[string]string{"Available": "False/MinimumPodsUnavailable", "Progressing": "True/RollingOut", "Degraded": "False/AsExpected", "Tuned": "False/TuningDisabled"},
 	}, {
 		name: "scaled to zero",
 		in:   conditionInput{ts: off, deployment: deployment(0, 0, 0)},

@@ -58,49 +58,6 @@ func TestForeignConfigMapHoldsBackTheDeployment(t *testing.T) {
 	g.Expect(get(s.client, dep)()).To(Satisfy(apierrors.IsNotFound))
 }
 
-// A user's edit that cannot be rendered yet is recorded in history once,
-// however often the pass is retried.
-func TestRetriedPassesAddNoDuplicateHistory(t *testing.T) {
-	s, g, ts := startCase(t, "edited", func(ts *pacerv1.TunedService) {
-		ts.Spec.Tuning.Mode = pacerv1.TuningAuto
-		ts.Spec.Tuning.Bounds.Workers = &pacerv1.Int32Range{Min: 1, Max: 200}
-	})
-	ns := ts.Namespace
-	g.Eventually(func(g Gomega) {
-		cur := &pacerv1.TunedService{}
-		g.Expect(get(s.client, withKey(cur, ts))()).To(Succeed())
-		g.Expect(cur.Status.Effective).NotTo(BeNil())
-	}, eventually, poll).Should(Succeed())
-
-	// Someone takes the ConfigMap over, then the user edits a tuned setting.
-	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "edited-config"}}
-	g.Expect(get(s.client, cm)()).To(Succeed())
-	base := cm.DeepCopy()
-	cm.OwnerReferences = nil
-	g.Expect(s.client.Patch(context.Background(), cm, client.MergeFrom(base))).To(Succeed())
-	patchSpec(t, s.client, ts, func(ts *pacerv1.TunedService) { ts.Spec.Workers.MaxInFlight = 80 })
-	g.Eventually(func(g Gomega) {
-		g.Expect(condition(g, s.client, ts, pacerv1.ConditionDegraded).Reason).To(Equal("NotOwned"))
-	}, eventually, poll).Should(Succeed())
-
-	r := directReconciler(s, events.NewFakeRecorder(16))
-	for range 3 {
-		_, err := r.Reconcile(context.Background(), ctrl.Request{NamespacedName: client.ObjectKeyFromObject(ts)})
-		g.Expect(err).NotTo(HaveOccurred())
-	}
-	cur := &pacerv1.TunedService{}
-	g.Expect(get(s.client, withKey(cur, ts))()).To(Succeed())
-	overrides := 0
-	for _, d := range cur.Status.History {
-		for _, c := range d.Changes {
-			if c.Setting == "maxInFlight" && c.To == 80 {
-				overrides++
-			}
-		}
-	}
-	g.Expect(overrides).To(Equal(1), "history: %s", toJSON(t, cur.Status.History))
-}
-
 // directReconciler is a second reconciler, run by the test itself, with
 // the manager's permissions' worth of clients and a recorder to inspect.
 func directReconciler(s *testSuite, rec events.EventRecorder) *TunedServiceReconciler {

@@ -53,20 +53,3 @@ func TestWarningsOnlyForNewProblems(t *testing.T) {
 	r.warnNewProblems(s)
 	g.Expect(drain(rec)).To(ConsistOf(ContainSubstring("SecretNotFound")), "only the new one")
 }
-
-// A retried pass records the same decision once.
-func TestAddHistorySkipsARepeat(t *testing.T) {
-	g := NewWithT(t)
-	ts := newTunedService("ns", "svc")
-	edit := pacerv1.Decision{Mode: pacerv1.TuningAuto, Applied: true, Changes: []pacerv1.Change{{Setting: "maxInFlight", From: 64, To: 80, Reason: "the user's edit"}}}
-	for i := range 3 {
-		d := *edit.DeepCopy()
-		d.Time = metav1.Unix(int64(i), 0)
-		addHistory(ts, d)
-	}
-	g.Expect(ts.Status.History).To(HaveLen(1))
-	other := *edit.DeepCopy()
-	other.Changes[0].To = 90
-	g.Expect(addHistory(ts, other)).To(BeTrue())
-	g.Expect(ts.Status.History).To(HaveLen(2))
-}

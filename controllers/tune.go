@@ -181,22 +181,6 @@ func (r *TunedServiceReconciler) record(s *scope, l *tuning.Loop, res tuning.Res
 	s.tuned = &metav1.Condition{Status: c.Status, Reason: c.Reason, Message: c.Message}
 }
 
-// addHistory puts d first in status.history, unless the newest entry is the
-// same decision (a pass retried before its result was rendered), and
-// reports whether it did.
-func addHistory(ts *pacerv1.TunedService, d pacerv1.Decision) bool {
-	if h := ts.Status.History; len(h) > 0 {
-		last := h[0]
-		last.Time = d.Time
-		if equality.Semantic.DeepEqual(last, d) {
-			return false
-		}
-	}
-	h := append([]pacerv1.Decision{d}, ts.Status.History...)
-	ts.Status.History = h[:min(len(h), pacerv1.MaxHistory)]
-	return true
-}
-
 // redactURL hides any password in spec.tuning.metrics.prometheusURL from a
 // message bound for status, where everyone who may read the object sees it.
 func redactURL(msg string, ts *pacerv1.TunedService) string {

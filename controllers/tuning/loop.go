@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	pacerv1 "github.com/pacer-dev/pacer/api/v1alpha1"
@@ -198,6 +199,16 @@ func ModeOf(m pacerv1.TuningMode) pacerv1.TuningMode {
 }
 
 func (l *Loop) record(d pacerv1.Decision) {
+	// A loop seeded again from status (a restarted manager, or a pass
+	// retried before its result was rendered) may see the same edit twice:
+	// history never holds the same decision twice in a row.
+	if len(l.history) > 0 {
+		last := l.history[0]
+		last.Time = d.Time
+		if equality.Semantic.DeepEqual(last, d) {
+			return
+		}
+	}
 	h := append([]pacerv1.Decision{d}, l.history...)
 	l.history = h[:min(len(h), pacerv1.MaxHistory)]
 }

@@ -344,3 +344,30 @@ func TestLoopSync(t *testing.T) {
 		})
 	}
 }
+
+// A loop seeded again from status before the edit was rendered (a retried
+// pass, a restarted manager, a pass stopped by an object Pacer does not
+// own) sees the same edit again: history holds it once.
+func TestReseededLoopRecordsAnEditOnce(t *testing.T) {
+	spec := base
+	tunedTo := with(base, func(s *pacerv1.Settings) { s.MaxInFlight = 64 })
+	sp := loopSpec(30*time.Second, with(base, func(s *pacerv1.Settings) { s.MaxInFlight = 80 }))
+	sp.Tuning.Mode = pacerv1.TuningAuto
+	var history []pacerv1.Decision
+	for i := range 3 {
+		l := NewLoop(Seed{Effective: &pacerv1.EffectiveSettings{Settings: tunedTo, SpecSettings: &spec}, History: history, Mode: pacerv1.TuningAuto})
+		if _, edits := l.Sync(t0.Add(time.Duration(i)*time.Second), sp); len(edits) != 1 {
+			t.Fatalf("pass %d: edits %+v, want the one edit", i, edits)
+		}
+		history = l.History()
+	}
+	if len(history) != 1 {
+		t.Errorf("history holds %d entries, want 1: %+v", len(history), history)
+	}
+	// A different decision is still recorded.
+	l := NewLoop(Seed{Effective: &pacerv1.EffectiveSettings{Settings: tunedTo, SpecSettings: &spec}, History: history, Mode: pacerv1.TuningAuto})
+	l.Sync(t0, loopSpec(30*time.Second, with(base, func(s *pacerv1.Settings) { s.MaxInFlight = 90 })))
+	if got := len(l.History()); got != 2 {
+		t.Errorf("history holds %d entries after a new edit, want 2", got)
+	}
+}
