@@ -151,6 +151,21 @@ func (l *Loop) stepBack(now time.Time, spec Spec, p params) *pacerv1.Decision {
 		changes = append(changes, pacerv1.Change{Setting: t.Name, From: cur, To: to,
 			Reason: fmt.Sprintf("tuning.mode is %s: back toward the spec's %s %d: %s%s", l.mode, t.Name, want, arrow(t.Name, cur, to), why)})
 	}
+	// The way back keeps to the connection budget, settled and while it
+	// rolls out, as the tuner's own steps do: a pool raise waits for the
+	// replicas to come down.
+	next, reasons := l.settings, map[string]string{}
+	for _, c := range changes {
+		set(&next, c.Setting, c.To)
+		reasons[c.Setting] = c.Reason
+	}
+	p.fitBudget(l.settings, l.held, &next, reasons)
+	changes = changes[:0]
+	for _, t := range Tunables {
+		if from, to := t.Get(l.settings), t.Get(next); from != to {
+			changes = append(changes, pacerv1.Change{Setting: t.Name, From: from, To: to, Reason: reasons[t.Name]})
+		}
+	}
 	if len(changes) == 0 {
 		return nil
 	}

@@ -240,6 +240,35 @@ func TestLoop(t *testing.T) {
 			}
 		},
 	}, {
+		// Raised the pool at once while the replicas waited for the
+		// scale-down window: 13 × 12 of a budget of 80, cut back by the
+		// budget fit on the next pass and raised again, every interval.
+		name: "leaving Auto keeps to the connection budget on the way back",
+		run: func(t *testing.T) []Result {
+			sp := loopSpec(iv, with(base, func(s *pacerv1.Settings) { s.Replicas, s.PoolMaxConns = 4, 20 }))
+			sp.MaxTotalConnections = 80
+			sp.Tuning.Mode = pacerv1.TuningRecommend
+			l := tuned(sp.Settings, with(sp.Settings, func(s *pacerv1.Settings) { s.Replicas, s.PoolMaxConns = 13, 6 }))
+			return drive(l, sp, svc{rate: steady(300), cpu: 0.002, svcTime: 0.01}, 0, 40, t0, iv)
+		},
+		check: func(t *testing.T, rs []Result) {
+			prev := pacerv1.Settings{Replicas: 13, PoolMaxConns: 6}
+			for i, r := range rs {
+				s := r.Settings
+				if worst := max(prev.Replicas, s.Replicas) * max(prev.PoolMaxConns, s.PoolMaxConns); worst > 80 {
+					t.Fatalf("step %d: %d×%d → %d×%d may hold %d connections, budget 80 (%s)",
+						i, prev.Replicas, prev.PoolMaxConns, s.Replicas, s.PoolMaxConns, worst, r.Condition.Message)
+				}
+				if s.PoolMaxConns < prev.PoolMaxConns {
+					t.Fatalf("step %d: the pool went back down %d → %d on the way to the spec's 20", i, prev.PoolMaxConns, s.PoolMaxConns)
+				}
+				prev = s
+			}
+			if prev.Replicas != 4 || prev.PoolMaxConns != 20 {
+				t.Errorf("ended at replicas %d, pool %d; want the spec's 4 and 20", prev.Replicas, prev.PoolMaxConns)
+			}
+		},
+	}, {
 		name: "a capped change states the applied number and the cap",
 		run: func(t *testing.T) []Result {
 			sp := loopSpec(iv, with(base, func(s *pacerv1.Settings) { s.Replicas = 3 }))
