@@ -61,6 +61,12 @@ func TestDecide(t *testing.T) {
 			words: []string{"pods still run maxInFlight 16, not 8"},
 		},
 		{
+			// 4 × 56% / 70% = 3.2 pods: the HPA's rule keeps 4.
+			name:  "a service below its target says why it does not shrink",
+			edit:  func(in *Input) { all(in, func(w *Window) { w.CPUCores = 1.12 }) },
+			words: []string{"replicas stay at 4: utilization 56% against a 70% target, and 3 would run at 75%"},
+		},
+		{
 			name:  "a small error is inside the tolerance band",
 			edit:  func(in *Input) { all(in, func(w *Window) { w.CPUCores = 1.5 }) },
 			words: []string{"utilization 75% of target 70% is within 10%"},
