@@ -2,16 +2,84 @@ package tuning
 
 import (
 	"fmt"
+	"strings"
 
 	pacerv1 "github.com/pacer-dev/pacer/api/v1alpha1"
 )
 
-// fitBudget keeps replicas × poolMaxConns within the database's connection
+// fitBudget keeps the connections the pods may hold within the database's
+// connection budget: replicas × poolMaxConns once the change has rolled
+// out (fitSettled), and while it rolls out (fitRollout). It returns a note
+// when a limit holds a setting back or the budget cannot be met.
+func (p params) fitBudget(cur pacerv1.Settings, held Rollout, next *pacerv1.Settings, reasons map[string]string) string {
+	note := p.fitSettled(cur, next, reasons)
+	return joinNotes([]string{note, p.fitRollout(cur, held, next, reasons)})
+}
+
+// fitRollout keeps a rise within the budget while it rolls out. Until
+// every pod runs the new config, running pods keep the pool they have and
+// removed pods keep their connections until they terminate, so the pods
+// may hold max(replicas before, after) × max(pool before, after), where
+// "before" is the most either setting was since every pod last ran the
+// settings in effect (held). Added pods beyond that are capped at what
+// fits at the old pool, a raised pool at what fits over the old replicas;
+// the rest follows in a later step, once a window shows every pod on the
+// new config. Cuts are never held back.
+func (p params) fitRollout(cur pacerv1.Settings, held Rollout, next *pacerv1.Settings, reasons map[string]string) string {
+	B := int64(p.budget)
+	if B <= 0 || next.Replicas <= 0 || next.PoolMaxConns <= 0 {
+		return ""
+	}
+	oldR, oldP := max(cur.Replicas, held.Replicas), max(cur.PoolMaxConns, held.PoolMaxConns)
+	var note string
+	if r := next.Replicas; r > oldR && int64(r)*int64(oldP) > B {
+		fit := max(cur.Replicas, int32(min(B/int64(oldP), int64(r))))
+		next.Replicas = fit
+		staged := fmt.Sprintf("%s now, more once every pod runs pool %d (connection budget %d: until then running pods may keep pool %d, and %d × %d > %d)",
+			arrow(SettingReplicas, cur.Replicas, fit), next.PoolMaxConns, B, oldP, r, oldP, B)
+		if fit == cur.Replicas {
+			delete(reasons, SettingReplicas)
+			note = fmt.Sprintf("replicas stay at %d until every pod runs pool %d, then go toward %d (connection budget %d: until then running pods may keep pool %d)",
+				cur.Replicas, next.PoolMaxConns, r, B, oldP)
+		} else {
+			reasons[SettingReplicas] = stage(reasons[SettingReplicas], SettingReplicas, cur.Replicas, r, staged)
+		}
+	}
+	if pl := next.PoolMaxConns; pl > oldP && int64(max(oldR, next.Replicas))*int64(pl) > B {
+		pods := max(oldR, next.Replicas)
+		fit := max(cur.PoolMaxConns, int32(min(B/int64(pods), int64(pl))))
+		next.PoolMaxConns = fit
+		staged := fmt.Sprintf("%s now, more once the pods being removed have gone (connection budget %d: until then %d pods may hold connections, and %d × %d > %d)",
+			arrow(SettingPool, cur.PoolMaxConns, fit), B, pods, pods, pl, B)
+		if fit == cur.PoolMaxConns {
+			delete(reasons, SettingPool)
+			note = joinNotes([]string{note, fmt.Sprintf("poolMaxConns stays at %d until the pods being removed have gone, then goes toward %d (connection budget %d: until then %d pods may hold connections)",
+				cur.PoolMaxConns, pl, B, pods)})
+		} else {
+			reasons[SettingPool] = stage(reasons[SettingPool], SettingPool, cur.PoolMaxConns, pl, staged)
+		}
+	}
+	return note
+}
+
+// stage rewrites a reason's "name cur → want" as the staged step; a reason
+// without it gets the staged step appended.
+func stage(reason, name string, cur, want int32, staged string) string {
+	if old := arrow(name, cur, want); strings.Contains(reason, old) {
+		return strings.Replace(reason, old, staged, 1)
+	}
+	if reason == "" {
+		return staged
+	}
+	return reason + "; " + staged
+}
+
+// fitSettled keeps replicas × poolMaxConns within the database's connection
 // budget. A pool growth that does not fit is capped; then pools shrink
 // first (within their bounds); then replicas are capped. Each change it
 // makes or limits says so in its reason. It returns a note when the budget
 // cannot be met because the settings that would have to move are not tuned.
-func (p params) fitBudget(cur pacerv1.Settings, next *pacerv1.Settings, reasons map[string]string) string {
+func (p params) fitSettled(cur pacerv1.Settings, next *pacerv1.Settings, reasons map[string]string) string {
 	B := p.budget
 	over := func() bool { return B > 0 && int64(next.Replicas)*int64(next.PoolMaxConns) > int64(B) }
 	if !over() || next.Replicas <= 0 || next.PoolMaxConns <= 0 {

@@ -25,7 +25,7 @@ func Decide(in Input) Decision {
 	if why := p.holdAll(in); why != "" {
 		// Bounds and the budget need no metrics: they are kept even now.
 		next, reasons := p.intoBounds(in.Current, in.History)
-		note := p.fitBudget(in.Current, &next, reasons)
+		note := p.fitBudget(in.Current, in.Rollout, &next, reasons)
 		d := p.finish(in, next, reasons, []string{note})
 		d.Summary = "Holding: " + why
 		if len(d.Changes) > 0 {
@@ -35,7 +35,7 @@ func Decide(in Input) Decision {
 	}
 	ws := windows(in)
 	if next, reasons, ok := p.revert(in, ws); ok {
-		note := p.fitBudget(in.Current, &next, reasons)
+		note := p.fitBudget(in.Current, in.Rollout, &next, reasons)
 		return p.finish(in, next, reasons, []string{note})
 	}
 
@@ -118,7 +118,7 @@ func Decide(in Input) Decision {
 		}
 		notes = append([]string{db}, notes...)
 	}
-	notes = append(notes, p.fitBudget(cur, &next, reasons))
+	notes = append(notes, p.fitBudget(cur, in.Rollout, &next, reasons))
 	d := p.finish(in, next, reasons, notes)
 	d.DatabaseBound = db
 	if db != "" && len(d.Changes) > 0 {

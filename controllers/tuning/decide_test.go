@@ -61,6 +61,12 @@ func TestDecide(t *testing.T) {
 			words: []string{"pods still run maxInFlight 16, not 8"},
 		},
 		{
+			// 4 × 56% / 70% = 3.2 pods: the HPA's rule keeps 4.
+			name:  "a service below its target says why it does not shrink",
+			edit:  func(in *Input) { all(in, func(w *Window) { w.CPUCores = 1.12 }) },
+			words: []string{"replicas stay at 4: utilization 56% against a 70% target, and 3 would run at 75%"},
+		},
+		{
 			name:  "a small error is inside the tolerance band",
 			edit:  func(in *Input) { all(in, func(w *Window) { w.CPUCores = 1.5 }) },
 			words: []string{"utilization 75% of target 70% is within 10%"},
@@ -112,8 +118,10 @@ func TestDecide(t *testing.T) {
 				in.Window.CPUCores, in.Window.P99 = 2, 900*time.Millisecond
 				in.Window.ErrorRate, in.Window.ShedRate, in.Window.RequestRate = 3000, 3000, 4500
 			},
-			want:  []move{{SettingReplicas, 4, 16}, {SettingPool, 8, 5}},
-			words: []string{"replicas 4 → 16 (wanted 18, capped by the step limit of ×2 or +4 per interval; up to 18 later)", "connection budget 80 over 16 replicas leaves 5 per pod"},
+			// 16 pods at pool 5 fit the budget, but until every pod runs
+			// pool 5 the running ones may keep 8: 10 × 8 fit now.
+			want:  []move{{SettingReplicas, 4, 10}, {SettingPool, 8, 5}},
+			words: []string{"replicas 4 → 10 now, more once every pod runs pool 5 (connection budget 80", "(wanted 18, capped by the step limit of ×2 or +4 per interval; up to 18 later)", "connection budget 80 over 16 replicas leaves 5 per pod"},
 		},
 		{
 			name:  "without a CPU figure, scale-downs stop at the per-pod rate seen within objective",
@@ -274,8 +282,50 @@ func TestDecide(t *testing.T) {
 				in.Current.PoolMaxConns = 16
 				all(in, func(w *Window) { w.PoolMaxConns, w.CPUCores, w.PoolAcquired = 16, 1.9, 7 })
 			},
-			want:  []move{{SettingReplicas, 4, 6}, {SettingPool, 16, 13}},
-			words: []string{"connection budget 80 over 6 replicas leaves 13 per pod"},
+			want:  []move{{SettingReplicas, 4, 5}, {SettingPool, 16, 13}},
+			words: []string{"connection budget 80 over 6 replicas leaves 13 per pod", "replicas 4 → 5 now, more once every pod runs pool 13 (connection budget 80"},
+		},
+		{
+			// 10 pods at pool 8 fit, but the 7 running pods keep pool 10
+			// until their config arrives: 10 × 10 would pass 80.
+			name: "a scale-out that cuts the pool adds only the pods that fit at the old pool",
+			edit: func(in *Input) {
+				in.Current.Replicas, in.Current.PoolMaxConns = 7, 10
+				all(in, func(w *Window) { w.Pods, w.PoolMaxConns, w.CPUCores, w.PoolAcquired = 7, 10, 1.9, 3 })
+			},
+			want:  []move{{SettingReplicas, 7, 8}, {SettingPool, 10, 8}},
+			words: []string{"replicas 7 → 8 now, more once every pod runs pool 8 (connection budget 80: until then running pods may keep pool 10, and 10 × 10 > 80)"},
+		},
+		{
+			name: "while a pool cut rolls out, replicas wait for it",
+			edit: func(in *Input) {
+				in.Current.Replicas = 8
+				in.Rollout = Rollout{Replicas: 7, PoolMaxConns: 10}
+				all(in, func(w *Window) { w.Pods, w.CPUCores = 8, 1.75 })
+			},
+			words: []string{"replicas stay at 8 until every pod runs pool 8, then go toward 10 (connection budget 80: until then running pods may keep pool 10)"},
+		},
+		{
+			name: "once the pool cut has rolled out, replicas follow",
+			edit: func(in *Input) {
+				in.Current.Replicas = 8
+				all(in, func(w *Window) { w.Pods, w.CPUCores = 8, 1.75 })
+			},
+			want: []move{{SettingReplicas, 8, 10}},
+		},
+		{
+			// The 10 pods being removed keep pool 6 until they go: the
+			// pool may rise only as far as 10 pods fit.
+			name: "a pool raise with a scale-in raises the pool only as far as the leaving pods allow",
+			edit: func(in *Input) {
+				in.Current = pacerv1.Settings{Replicas: 10, MaxInFlight: 16, QueueDepth: 256, PoolMinConns: 2, PoolMaxConns: 6, CacheMaxEntries: 8000}
+				all(in, func(w *Window) {
+					w.Pods, w.WorkerLimit, w.InFlight, w.PoolMaxConns, w.CPUCores = 10, 16, 7, 6, 0.5
+					w.PoolAcquired, w.PoolAcquireWait = 6, 12*time.Millisecond
+				})
+			},
+			want:  []move{{SettingReplicas, 10, 7}, {SettingPool, 6, 8}},
+			words: []string{"poolMaxConns 6 → 8 now, more once the pods being removed have gone (connection budget 80: until then 10 pods may hold connections, and 10 × 11 > 80)"},
 		},
 		{
 			name: "scale-out is capped when pools cannot shrink further",

@@ -2,7 +2,6 @@ package tuning
 
 import (
 	"fmt"
-	"time"
 )
 
 // minLatencyRequests is the fewest requests served in a window for its
@@ -57,12 +56,4 @@ func (p params) p99(w Window) string {
 		why += fmt.Sprintf(", %s shed", pct(w.ShedRate/w.RequestRate))
 	}
 	return "p99 not measured (" + why + ")"
-}
-
-// p99Or is the window's p99 when measured, else fallback.
-func (p params) p99Or(w Window, fallback time.Duration) time.Duration {
-	if p.latencyKnown(w) {
-		return w.P99
-	}
-	return fallback
 }

@@ -30,6 +30,12 @@ type Loop struct {
 	leftAuto time.Time          // when the mode last left Auto
 	returned time.Time          // when the last step back toward the spec was made
 	lastRec  *pacerv1.Settings  // the last recommendation recorded in history
+	// held is what the pods may still hold of earlier replicas and pool
+	// sizes: the most of each put in effect before the last such change
+	// at changed, until a window that starts after it shows every pod on
+	// the new config.
+	held    Rollout
+	changed time.Time
 }
 
 // Seed is what a new Loop starts from: what status says. A restarted
@@ -55,7 +61,45 @@ func NewLoop(seed Seed) *Loop {
 			l.spec = &s
 		}
 	}
+	// A restarted loop cannot tell whether the last change has rolled
+	// out: it counts the settings that change replaced until a window
+	// shows it has.
+	for _, d := range l.history {
+		if !d.Applied {
+			continue
+		}
+		for _, c := range d.Changes {
+			switch c.Setting {
+			case SettingReplicas:
+				l.held.Replicas, l.changed = max(l.held.Replicas, c.From), d.Time.Time
+			case SettingPool:
+				l.held.PoolMaxConns, l.changed = max(l.held.PoolMaxConns, c.From), d.Time.Time
+			}
+		}
+		break
+	}
 	return l
+}
+
+// changeTo puts next in effect at now. Until a window shows every pod on
+// it, the pods may still hold the replicas and pool it replaces.
+func (l *Loop) changeTo(now time.Time, next pacerv1.Settings) {
+	prev := l.settings
+	l.settings = next
+	if prev == (pacerv1.Settings{}) || (prev.Replicas == next.Replicas && prev.PoolMaxConns == next.PoolMaxConns) {
+		return
+	}
+	l.held = Rollout{Replicas: max(l.held.Replicas, prev.Replicas), PoolMaxConns: max(l.held.PoolMaxConns, prev.PoolMaxConns)}
+	l.changed = now
+}
+
+// rolledOut forgets the settings the pods held before the last change once
+// w, a window that starts after it and could be trusted (every pod on the
+// latest config), shows the change has rolled out.
+func (l *Loop) rolledOut(w *Window) {
+	if w != nil && w.Sufficient && !w.Start.Before(l.changed) {
+		l.held = Rollout{}
+	}
 }
 
 // Spec is what the loop reads from a TunedService's spec.
@@ -162,7 +206,8 @@ func (l *Loop) Sync(now time.Time, spec Spec) (pacerv1.Settings, []Edit) {
 		l.record(pacerv1.Decision{Time: metav1.NewTime(now), Mode: mode, Applied: true, Changes: edits})
 	}
 	s := spec.Settings
-	l.spec, l.settings = &s, out
+	l.spec = &s
+	l.changeTo(now, out)
 	return out, edits
 }
 

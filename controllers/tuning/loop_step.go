@@ -50,6 +50,8 @@ func (l *Loop) step(tk Tick, cur pacerv1.Settings) Result {
 	if w := tk.Window; w != nil && w.Sufficient {
 		l.remember(*w, p)
 	}
+	l.rolledOut(tk.Window)
+	in.Rollout = l.held
 	res := Result{Settings: cur}
 	switch l.mode {
 	case pacerv1.TuningHold:
@@ -58,10 +60,11 @@ func (l *Loop) step(tk Tick, cur pacerv1.Settings) Result {
 		return res
 	case pacerv1.TuningDisabled, pacerv1.TuningRecommend:
 		if d := l.stepBack(tk.Now, spec, p); d != nil {
-			l.settings = res.Settings
+			next := res.Settings
 			for _, c := range d.Changes {
-				set(&l.settings, c.Setting, c.To)
+				set(&next, c.Setting, c.To)
 			}
+			l.changeTo(tk.Now, next)
 			res.Settings, res.Decision = l.settings, d
 			l.record(*d)
 			res.Condition = Condition{metav1.ConditionTrue, "ReturningToSpec",
@@ -94,7 +97,8 @@ func (l *Loop) step(tk Tick, cur pacerv1.Settings) Result {
 	switch {
 	case l.mode == pacerv1.TuningAuto && changed:
 		dec := pacerv1.Decision{Time: rec.Time, Mode: l.mode, Applied: true, Changes: d.Changes}
-		l.settings, res.Settings, res.Decision = d.Settings, d.Settings, &dec
+		l.changeTo(tk.Now, d.Settings)
+		res.Settings, res.Decision = d.Settings, &dec
 		l.record(dec)
 		res.Condition = Condition{metav1.ConditionTrue, "Applied", d.Summary}
 	case l.mode == pacerv1.TuningRecommend && changed:
@@ -146,6 +150,21 @@ func (l *Loop) stepBack(now time.Time, spec Spec, p params) *pacerv1.Decision {
 		}
 		changes = append(changes, pacerv1.Change{Setting: t.Name, From: cur, To: to,
 			Reason: fmt.Sprintf("tuning.mode is %s: back toward the spec's %s %d: %s%s", l.mode, t.Name, want, arrow(t.Name, cur, to), why)})
+	}
+	// The way back keeps to the connection budget, settled and while it
+	// rolls out, as the tuner's own steps do: a pool raise waits for the
+	// replicas to come down.
+	next, reasons := l.settings, map[string]string{}
+	for _, c := range changes {
+		set(&next, c.Setting, c.To)
+		reasons[c.Setting] = c.Reason
+	}
+	p.fitBudget(l.settings, l.held, &next, reasons)
+	changes = changes[:0]
+	for _, t := range Tunables {
+		if from, to := t.Get(l.settings), t.Get(next); from != to {
+			changes = append(changes, pacerv1.Change{Setting: t.Name, From: from, To: to, Reason: reasons[t.Name]})
+		}
 	}
 	if len(changes) == 0 {
 		return nil

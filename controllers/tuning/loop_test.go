@@ -240,6 +240,35 @@ func TestLoop(t *testing.T) {
 			}
 		},
 	}, {
+		// Raised the pool at once while the replicas waited for the
+		// scale-down window: 13 × 12 of a budget of 80, cut back by the
+		// budget fit on the next pass and raised again, every interval.
+		name: "leaving Auto keeps to the connection budget on the way back",
+		run: func(t *testing.T) []Result {
+			sp := loopSpec(iv, with(base, func(s *pacerv1.Settings) { s.Replicas, s.PoolMaxConns = 4, 20 }))
+			sp.MaxTotalConnections = 80
+			sp.Tuning.Mode = pacerv1.TuningRecommend
+			l := tuned(sp.Settings, with(sp.Settings, func(s *pacerv1.Settings) { s.Replicas, s.PoolMaxConns = 13, 6 }))
+			return drive(l, sp, svc{rate: steady(300), cpu: 0.002, svcTime: 0.01}, 0, 40, t0, iv)
+		},
+		check: func(t *testing.T, rs []Result) {
+			prev := pacerv1.Settings{Replicas: 13, PoolMaxConns: 6}
+			for i, r := range rs {
+				s := r.Settings
+				if worst := max(prev.Replicas, s.Replicas) * max(prev.PoolMaxConns, s.PoolMaxConns); worst > 80 {
+					t.Fatalf("step %d: %d×%d → %d×%d may hold %d connections, budget 80 (%s)",
+						i, prev.Replicas, prev.PoolMaxConns, s.Replicas, s.PoolMaxConns, worst, r.Condition.Message)
+				}
+				if s.PoolMaxConns < prev.PoolMaxConns {
+					t.Fatalf("step %d: the pool went back down %d → %d on the way to the spec's 20", i, prev.PoolMaxConns, s.PoolMaxConns)
+				}
+				prev = s
+			}
+			if prev.Replicas != 4 || prev.PoolMaxConns != 20 {
+				t.Errorf("ended at replicas %d, pool %d; want the spec's 4 and 20", prev.Replicas, prev.PoolMaxConns)
+			}
+		},
+	}, {
 		name: "a capped change states the applied number and the cap",
 		run: func(t *testing.T) []Result {
 			sp := loopSpec(iv, with(base, func(s *pacerv1.Settings) { s.Replicas = 3 }))
@@ -369,5 +398,61 @@ func TestReseededLoopRecordsAnEditOnce(t *testing.T) {
 	l.Sync(t0, loopSpec(30*time.Second, with(base, func(s *pacerv1.Settings) { s.MaxInFlight = 90 })))
 	if got := len(l.History()); got != 2 {
 		t.Errorf("history holds %d entries after a new edit, want 2", got)
+	}
+}
+
+// TestLoopStagesAScaleOutBehindAPoolCut drives the scorecard's case: a
+// load that wants more pods than the budget allows at the pool in effect.
+// The new pods start with the cut pool at once, while running pods keep
+// the old one until their config arrives, so the replicas beyond what fits
+// at the old pool wait for a window that shows every pod on the new config.
+func TestLoopStagesAScaleOutBehindAPoolCut(t *testing.T) {
+	start := with(base, func(s *pacerv1.Settings) { s.Replicas, s.PoolMaxConns = 7, 10 })
+	sp := loopSpec(iv, start)
+	sp.MaxTotalConnections = 80
+	l := tuned(start, start)
+	m := svc{rate: steady(6000), cpu: 0.00125, svcTime: 0.002}
+
+	// worst is what the pods may hold while a → b rolls out.
+	worst := func(a, b pacerv1.Settings) int32 {
+		return max(a.Replicas, b.Replicas) * max(a.PoolMaxConns, b.PoolMaxConns)
+	}
+	step := func(i int, sufficient bool) (pacerv1.Settings, Result) {
+		before := l.Settings()
+		now := t0.Add(time.Duration(i+1) * iv)
+		w := m.window(i, now, iv, before)
+		if !sufficient {
+			w.Sufficient, w.Reason = false, "pods on an older config generation"
+		}
+		return before, l.Step(Tick{Now: now, Spec: sp, Window: &w})
+	}
+
+	before, r1 := step(0, true)
+	s1 := r1.Settings
+	if s1.PoolMaxConns >= before.PoolMaxConns || s1.Replicas <= before.Replicas {
+		t.Fatalf("step 1: want a pool cut and some more pods, got %+v → %+v (%s)", before, s1, r1.Condition.Message)
+	}
+	if w := worst(before, s1); w > 80 {
+		t.Fatalf("step 1: %+v → %+v lets the pods hold %d connections, budget 80", before, s1, w)
+	}
+	if r1.Decision == nil || !strings.Contains(changeList(r1.Decision.Changes)+" "+r1.Decision.Changes[0].Reason,
+		"more once every pod runs pool") {
+		t.Fatalf("step 1: the reason does not explain the staging: %+v", r1.Decision)
+	}
+
+	// The pods have not all picked up the new pool: nothing more.
+	_, r2 := step(1, false)
+	if r2.Settings.Replicas != s1.Replicas {
+		t.Fatalf("step 2 (pods on the old config): replicas %d → %d", s1.Replicas, r2.Settings.Replicas)
+	}
+
+	// Every pod runs the cut pool now: the rest of the pods follow.
+	_, r3 := step(2, true)
+	if r3.Settings.Replicas <= s1.Replicas {
+		t.Fatalf("step 3 (rolled out): replicas stayed at %d (%s)", s1.Replicas, r3.Condition.Message)
+	}
+	t.Logf("%d×%d → %d×%d → %d×%d", before.Replicas, before.PoolMaxConns, s1.Replicas, s1.PoolMaxConns, r3.Settings.Replicas, r3.Settings.PoolMaxConns)
+	if w := worst(s1, r3.Settings); w > 80 {
+		t.Fatalf("step 3: %+v → %+v lets the pods hold %d connections, budget 80", s1, r3.Settings, w)
 	}
 }

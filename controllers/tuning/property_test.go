@@ -71,6 +71,10 @@ func randomInput(r *rand.Rand) Input {
 		w.Sufficient = r.IntN(10) > 0
 		return w
 	}
+	if r.IntN(3) == 0 {
+		// A change still rolling out: pods may hold more.
+		in.Rollout = Rollout{Replicas: i32(0, 30), PoolMaxConns: i32(0, 50)}
+	}
 	in.Window = mk(t0)
 	in.Recent = nil
 	for i := range r.IntN(30) {
@@ -145,6 +149,18 @@ func TestDecideProperties(t *testing.T) {
 			}
 			if after > B && fixable(in) {
 				fail("budget %d exceeded (%d) though the bounds allow meeting it", B, after)
+			}
+		}
+		// While the change rolls out the pods may hold max(replicas
+		// before, after) × max(pool before, after): a rise must fit that.
+		if B := int64(in.MaxTotalConnections); B > 0 {
+			oldR, oldP := max(in.Current.Replicas, in.Rollout.Replicas), max(in.Current.PoolMaxConns, in.Rollout.PoolMaxConns)
+			r, p := d.Settings.Replicas, d.Settings.PoolMaxConns
+			if r > oldR && int64(r)*int64(max(oldP, p)) > B {
+				fail("replicas rose %d → %d while pods may hold pool %d: %d > budget %d", in.Current.Replicas, r, oldP, int64(r)*int64(max(oldP, p)), B)
+			}
+			if p > oldP && int64(max(oldR, r))*int64(p) > B {
+				fail("pool rose %d → %d while %d pods may hold connections: %d > budget %d", in.Current.PoolMaxConns, p, oldR, int64(max(oldR, r))*int64(p), B)
 			}
 		}
 		// Changes list exactly the settings that differ, with reasons.

@@ -114,6 +114,11 @@ func (p params) replicasRec(ws []Window, R, W int32) rec {
 	}
 	to := max(ceil32(need), 1)
 	if to == R {
+		if R > 1 && need < float64(R) {
+			// Say why a service below its target does not shrink.
+			return hold(fmt.Sprintf("replicas stay at %d: utilization %s against a %s target, and %d would run at %s",
+				R, pct(util*p.target), pct(p.target), R-1, pct(need*p.target/float64(R-1))))
+		}
 		return hold("")
 	}
 	if to < R && p.podCPU <= 0 {

@@ -95,6 +95,9 @@ type Input struct {
 	// the last change helped. It may be empty; it should reach back at least
 	// max(stabilization.scaleDown, 60s) so scale-downs can be judged.
 	Recent []Window
+	// Rollout is what the pods may still hold of earlier settings while
+	// the last change rolls out; zero when every pod runs Current.
+	Rollout Rollout
 	// PodCPU is the CPU a pod may use, in cores (its CPU limit, else its
 	// request); 0 when unknown. When known, replicas also follow CPU use and
 	// workers are cut only when CPU is saturated.
@@ -115,4 +118,12 @@ type Decision struct {
 	// DatabaseBound says, with the figures, that the database limits the
 	// service (so no replicas, workers or pool were added); "" otherwise.
 	DatabaseBound string
+}
+
+// Rollout is the most replicas and the biggest pool the pods may hold
+// while a change rolls out: running pods keep their pool until the kubelet
+// delivers the new config (up to a minute), and removed pods keep their
+// connections until they terminate. Zero fields mean "as Current".
+type Rollout struct {
+	Replicas, PoolMaxConns int32
 }

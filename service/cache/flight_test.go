@@ -78,7 +78,9 @@ func TestFillSurvivesOneOfTwoCallersLeaving(t *testing.T) {
 		return c.flights.calls[1] != nil && c.flights.calls[1].waiters == 2
 	})
 	cancel()
-	<-left
+	if err := <-left; err == nil {
+		t.Fatal("the caller that left got no error")
+	}
 	close(release)
 	if err := <-stayed; err != nil {
 		t.Fatalf("remaining caller failed: %v", err)
