@@ -92,7 +92,9 @@ func startChild(t *testing.T, g *Group, kind string) (*exec.Cmd, chan error) {
 	go func() { done <- cmd.Wait() }()
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
-		<-done
+		if err := <-done; err == nil {
+			t.Log("child exited cleanly before it was killed")
+		}
 	})
 	return cmd, done
 }
