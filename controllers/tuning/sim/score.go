@@ -147,45 +147,35 @@ func StaticBest(sc Scenario, tr Trace, space SweepSpace) Static {
 		peak = math.Max(peak, tr.Load(t).Rate)
 	}
 	from := max(int32(math.Ceil(peak*sc.Model.CPUPerRequest/sc.Model.PodCores)), 1)
-	static := func(r, w, p, c int32) Static {
-		s := tsc.Start
-		s.Replicas, s.MaxInFlight, s.PoolMaxConns, s.CacheMaxEntries = r, w, p, c
-		return Static{Label: "static-best", Settings: s}
-	}
-	fits := func(r, p int32) bool { return tsc.Budget <= 0 || r*p <= tsc.Budget }
-	// Fewest pods first: the first setting with no violating window wins.
+	// The grid in order of preference: fewest pods first, within the budget.
+	var grid []Static
 	for r := from; r <= space.MaxReplicas; r++ {
 		for _, p := range space.Pool {
-			if !fits(r, p) {
+			if tsc.Budget > 0 && r*p > tsc.Budget {
 				continue
 			}
 			for _, w := range space.Workers {
 				for _, c := range space.Cache {
-					pol := static(r, w, p, c)
-					if res := run(sc, tr, pol, 0); !res.Stopped {
-						return pol
-					}
+					s := tsc.Start
+					s.Replicas, s.MaxInFlight, s.PoolMaxConns, s.CacheMaxEntries = r, w, p, c
+					grid = append(grid, Static{Label: "static-best", Settings: s})
 				}
 			}
+		}
+	}
+	// The first setting with no violating window wins.
+	for _, pol := range grid {
+		if res := run(sc, tr, pol, 0); !res.Stopped {
+			return pol
 		}
 	}
 	// None: the fewest violating windows, then the fewest pods.
 	var best Static
 	bestV := math.MaxInt
-	for r := from; r <= space.MaxReplicas; r++ {
-		for _, p := range space.Pool {
-			if !fits(r, p) {
-				continue
-			}
-			for _, w := range space.Workers {
-				for _, c := range space.Cache {
-					pol := static(r, w, p, c)
-					res := run(sc, tr, pol, bestV-1)
-					if v := res.Violations(); !res.Stopped && v < bestV {
-						best, bestV = pol, v
-					}
-				}
-			}
+	for _, pol := range grid {
+		res := run(sc, tr, pol, bestV-1)
+		if v := res.Violations(); !res.Stopped && v < bestV {
+			best, bestV = pol, v
 		}
 	}
 	return best
