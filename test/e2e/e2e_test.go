@@ -186,10 +186,10 @@ func TestEndToEnd(t *testing.T) {
 
 	// Load: steady, a 2× step (the tuner must act), then back down, during
 	// which one pod is deleted by hand. The steady rate keeps one pod under
-	// the 70% target (about half of its 100m CPU limit, a CFS quota here as
+	// the 70% target (about half of its 200m CPU limit, a CFS quota here as
 	// on a real node), so the tuner has no reason to act before the step;
 	// the step takes it past 100%.
-	const base = 120
+	const base = 240
 	phases := []scenario.Phase{
 		{Name: "steady", Duration: 20 * time.Second, RPS: base},
 		{Name: "step2x", Duration: 70 * time.Second, RPS: 2 * base},
