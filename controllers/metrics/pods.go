@@ -25,8 +25,10 @@ type PodsOptions struct {
 	Path string
 	// Timeout bounds each scrape; default 5s.
 	Timeout time.Duration
-	// Concurrency bounds the scrapes in flight, across all targets;
-	// default 8.
+	// Concurrency bounds the scrapes in flight for one target (one
+	// Observe call); default 8. It is per target so that a target whose
+	// pods hang never holds a slot another target needs: the observers
+	// (controllers/observe) bound how many targets are observed at once.
 	Concurrency int
 	// MaxScrapes is how many scrapes are kept per pod; default 4, at least 3.
 	MaxScrapes int
@@ -82,8 +84,7 @@ func (o PodsOptions) withDefaults() PodsOptions {
 // max(MinSpan, Interval/2) old to the new one, so calling Observe once per
 // interval gives windows one interval long.
 type Pods struct {
-	o   PodsOptions
-	sem chan struct{}
+	o PodsOptions
 
 	mu      sync.Mutex
 	targets map[targetKey]*targetHistory
@@ -105,7 +106,7 @@ var _ Source = (*Pods)(nil)
 // NewPods returns a Pods source.
 func NewPods(o PodsOptions) *Pods {
 	o = o.withDefaults()
-	return &Pods{o: o, sem: make(chan struct{}, o.Concurrency), targets: map[targetKey]*targetHistory{}}
+	return &Pods{o: o, targets: map[targetKey]*targetHistory{}}
 }
 
 // Forget drops the scrapes kept for a TunedService.
@@ -137,16 +138,17 @@ type scrapeResult struct {
 
 func (p *Pods) scrapeAll(ctx context.Context, pods []Pod) []scrapeResult {
 	results := make([]scrapeResult, len(pods))
+	sem := make(chan struct{}, p.o.Concurrency)
 	var wg sync.WaitGroup
 	for i, pod := range pods {
 		wg.Go(func() {
 			select {
-			case p.sem <- struct{}{}:
+			case sem <- struct{}{}:
 			case <-ctx.Done():
 				results[i].err = ctx.Err()
 				return
 			}
-			defer func() { <-p.sem }()
+			defer func() { <-sem }()
 			results[i].sample, results[i].err = p.scrape(ctx, pod)
 		})
 	}

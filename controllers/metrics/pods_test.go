@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -395,5 +396,58 @@ func TestPodsScrapeFailures(t *testing.T) {
 	cancel()
 	if _, err := src.Observe(ctx, Target{Namespace: "ns", Name: "many", Pods: concurrentPods}); err == nil {
 		t.Error("Observe with a canceled context: no error")
+	}
+}
+
+// Concurrency is per target: a target whose pod hangs holds no slot that
+// another target's scrape needs (main shared 8 slots across all targets).
+func TestPodsHungTargetDoesNotHoldUpAnother(t *testing.T) {
+	t.Parallel()
+	hungDone := make(chan struct{})
+	accepted := make(chan struct{}, 1)
+	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case accepted <- struct{}{}:
+		default:
+		}
+		<-r.Context().Done() // until the scrape gives up
+	}))
+	t.Cleanup(hang.Close)
+	ok := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+		_, _ = w.Write([]byte("# TYPE pacer_config_generation gauge\npacer_config_generation 1\n"))
+	}))
+	t.Cleanup(ok.Close)
+	pod := func(name, url string) Pod {
+		addr := strings.TrimPrefix(url, "http://")
+		host, port, _ := net.SplitHostPort(addr)
+		n, _ := strconv.Atoi(port)
+		return Pod{Name: name, Host: host, Port: int32(n)}
+	}
+
+	src := NewPods(PodsOptions{Concurrency: 1, Timeout: 10 * time.Minute})
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		defer close(hungDone)
+		_, _ = src.Observe(ctx, Target{Namespace: "ns", Name: "hung", Pods: []Pod{pod("h", hang.URL)}})
+	}()
+	t.Cleanup(func() { cancel(); <-hungDone })
+	<-accepted
+
+	// Bounded so that a healthy scrape stuck behind the hung one fails the
+	// test rather than hanging it; no assertion is about time.
+	okCtx, okCancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer okCancel()
+	w, err := src.Observe(okCtx, Target{Namespace: "ns", Name: "ok", Pods: []Pod{pod("p", ok.URL)}, Generation: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(w.Reason, "1 of 1 pods have no earlier sample") {
+		t.Errorf("Reason = %q, want the healthy pod scraped", w.Reason)
+	}
+	select {
+	case <-hungDone:
+		t.Error("the healthy target was scraped only after the hung one ended")
+	default:
 	}
 }
