@@ -45,6 +45,8 @@ func main() {
 		syncPeriod           time.Duration
 		watchNamespaces      string
 		maxReconciles        int
+		maxObservations      int
+		observationTimeout   time.Duration
 		promEndpoints        string
 		apiImage             string
 	)
@@ -63,6 +65,10 @@ func main() {
 		"Comma-separated namespaces to watch and manage; empty means all. Pair it with the namespaced RBAC in config/namespaced.")
 	flag.IntVar(&maxReconciles, "max-concurrent-reconciles", 4,
 		"How many TunedServices are reconciled at once.")
+	flag.IntVar(&maxObservations, "max-concurrent-observations", 32,
+		"How many TunedServices' pods are observed at once, off the reconcile workers; services whose last observation was slow share a quarter as many slots of their own.")
+	flag.DurationVar(&observationTimeout, "observation-timeout", 10*time.Second,
+		"How long one observation of a TunedService's pods (or its Prometheus queries) may take; at most half its tuning interval.")
 	flag.StringVar(&promEndpoints, "prometheus-endpoints", strings.Join(metrics.DefaultAllowedEndpoints, ","),
 		"Comma-separated Prometheus servers TunedServices may name in spec.tuning.metrics.prometheusURL: "+
 			"host patterns (*.svc matches any name ending in .svc) and CIDRs (10.0.0.0/8). "+
@@ -117,8 +123,10 @@ func main() {
 		Recorder:  mgr.GetEventRecorder("pacer"),
 		Metrics:   metrics.NewSources(metrics.SourcesOptions{Endpoints: endpoints}),
 
-		DefaultImage:            apiImage,
-		MaxConcurrentReconciles: maxReconciles,
+		DefaultImage:              apiImage,
+		MaxConcurrentReconciles:   maxReconciles,
+		MaxConcurrentObservations: maxObservations,
+		ObservationTimeout:        observationTimeout,
 	}).SetupWithManager(ctx, mgr); err != nil {
 		log.Error(err, "unable to create controller", "controller", "TunedService")
 		os.Exit(1)

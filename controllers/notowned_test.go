@@ -19,6 +19,7 @@ import (
 
 	pacerv1 "github.com/pacer-dev/pacer/api/v1alpha1"
 	"github.com/pacer-dev/pacer/controllers/metrics"
+	"github.com/pacer-dev/pacer/controllers/observe"
 )
 
 // A ConfigMap of the config's name that Pacer does not own stops the pass
@@ -49,7 +50,7 @@ func TestForeignConfigMapHoldsBackTheDeployment(t *testing.T) {
 
 	// Retried passes (run here, so they are counted) announce nothing new.
 	rec := events.NewFakeRecorder(16)
-	r := directReconciler(s, rec)
+	r := directReconciler(t, s, rec)
 	for range 3 {
 		_, err := r.Reconcile(context.Background(), ctrl.Request{NamespacedName: client.ObjectKeyFromObject(ts)})
 		g.Expect(err).NotTo(HaveOccurred())
@@ -60,14 +61,17 @@ func TestForeignConfigMapHoldsBackTheDeployment(t *testing.T) {
 
 // directReconciler is a second reconciler, run by the test itself, with
 // the manager's permissions' worth of clients and a recorder to inspect.
-func directReconciler(s *testSuite, rec events.EventRecorder) *TunedServiceReconciler {
-	return &TunedServiceReconciler{
+func directReconciler(t *testing.T, s *testSuite, rec events.EventRecorder) *TunedServiceReconciler {
+	r := &TunedServiceReconciler{
 		Client:    s.client,
 		APIReader: s.client,
 		Recorder:  rec,
 		Metrics:   metrics.NewSources(metrics.SourcesOptions{}),
 		applier:   newApplier(s.client),
 	}
+	r.observers = observe.New(observe.Options[observed]{Observe: r.observeService})
+	t.Cleanup(r.observers.StopAll)
+	return r
 }
 
 func drain(rec *events.FakeRecorder) []string {

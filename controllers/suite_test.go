@@ -54,7 +54,14 @@ type testSuite struct {
 	writes *writeCounter
 	// dialer routes the operator's scrapes of test pods.
 	dialer *podDialer
+	// reconciler is the manager's, for its observers.
+	reconciler *TunedServiceReconciler
 }
+
+// observationTimeout is long, so that a test can hold a scrape outstanding
+// while it checks what else goes on; a tuning interval still cuts each
+// observation to half of it (2.5s at the tests' usual 5s).
+const observationTimeout = 2 * time.Minute
 
 // syncPeriod is short so periodic resyncs re-run every reconcile while the
 // tests watch: steady state must then still write nothing.
@@ -128,8 +135,12 @@ func newSuite() (*testSuite, error) {
 		Client:    s.writes,
 		APIReader: mgr.GetAPIReader(),
 		Recorder:  mgr.GetEventRecorder("pacer"),
-		Metrics:   metrics.NewSources(metrics.SourcesOptions{Pods: metrics.PodsOptions{Client: s.scrapeClient()}}),
+		Metrics: metrics.NewSources(metrics.SourcesOptions{Pods: metrics.PodsOptions{
+			Client: s.scrapeClient(), Timeout: observationTimeout,
+		}}),
+		ObservationTimeout: observationTimeout,
 	}
+	s.reconciler = r
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	if err := r.SetupWithManager(ctx, mgr); err != nil {

@@ -10,6 +10,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -86,53 +87,91 @@ func (r *TunedServiceReconciler) syncSettings(s *scope) {
 	}
 }
 
-// reconcileTuning observes the pods once per interval and hands the
-// window to the TunedService's loop, which decides. Its settings are
-// what the following steps render. Hold and Disabled observe nothing.
-func (r *TunedServiceReconciler) reconcileTuning(ctx context.Context, s *scope) error {
+// reconcileTuning hands the TunedService's loop, which decides, the latest
+// window its observer finished, and makes the loop's settings the ones the
+// following steps render. The observation itself runs on the observer's
+// own goroutine (observeService below), never here: a hung pod delays no pass.
+// Hold, and Disabled on its way back to the spec, observe nothing and step
+// once per interval.
+func (r *TunedServiceReconciler) reconcileTuning(_ context.Context, s *scope) error {
 	ts := s.ts
 	key := client.ObjectKeyFromObject(ts)
 	spec := loopSpec(ts)
 	mode := tuning.ModeOf(ts.Spec.Tuning.Mode)
 	e := r.loops.get(ts)
+	interval := tuningInterval(ts)
+	if !observes(mode) {
+		r.observers.Stop(key)
+	}
 	if mode == pacerv1.TuningDisabled && e.loop.AtSpec(spec) {
 		r.Metrics.Forget(key.Namespace, key.Name)
 		forgetGauges(key)
 		return nil
 	}
-	interval := ptr.Deref(ts.Spec.Tuning.Interval, metav1.Duration{Duration: defaultInterval}).Duration
-	now := r.now()
-	if wait := interval - now.Sub(e.observed); !e.observed.IsZero() && wait > 0 {
-		s.requeueAfter = wait
-		s.tuned = previousTuned(ts)
-		return nil
-	}
-	s.requeueAfter = interval
-	e.observed = now
 
-	tick := tuning.Tick{Now: now, Spec: spec}
-	if mode == pacerv1.TuningAuto || mode == pacerv1.TuningRecommend {
-		win, cond, err := r.observeWindow(ctx, ts, interval)
-		if err != nil {
-			return err
+	tick := tuning.Tick{Now: r.now(), Spec: spec}
+	if observes(mode) {
+		r.observers.Ensure(key, interval)
+		done, ok := r.observers.Take(key)
+		if !ok {
+			s.tuned = previousTuned(ts) // the observer queues a pass when it has a window
+			return nil
 		}
-		tick.Now, tick.Window, tick.NoWindow = r.now(), win, cond // the window ends with the scrapes just made
+		tick.Window, tick.NoWindow = done.Value.window, done.Value.noWindow
+		if w := done.Value.window; w != nil {
+			r.recordObservation(ts, *w, done.End)
+		}
+	} else {
+		if wait := interval - tick.Now.Sub(e.observed); !e.observed.IsZero() && wait > 0 {
+			s.requeueAfter = wait
+			s.tuned = previousTuned(ts)
+			return nil
+		}
+		s.requeueAfter = interval
 	}
+	e.observed = tick.Now
 	res := e.loop.Step(tick)
 	r.record(s, e.loop, res)
 	return nil
 }
 
+// observes reports whether a mode observes the pods.
+func observes(mode pacerv1.TuningMode) bool {
+	return mode == pacerv1.TuningAuto || mode == pacerv1.TuningRecommend
+}
+
+func tuningInterval(ts *pacerv1.TunedService) time.Duration {
+	return ptr.Deref(ts.Spec.Tuning.Interval, metav1.Duration{Duration: defaultInterval}).Duration
+}
+
+// observed is one finished observation: a window, or why there is none.
+type observed struct {
+	window   *tuning.Window
+	noWindow tuning.Condition
+}
+
+// observeService makes one observation of a TunedService, on its observer's
+// goroutine: everything it needs (spec, the generation in effect, the
+// ready pods) is read from the manager's cache as it is now.
+func (r *TunedServiceReconciler) observeService(ctx context.Context, key types.NamespacedName) observed {
+	ts := &pacerv1.TunedService{}
+	if err := r.Client.Get(ctx, key, ts); err != nil {
+		return observed{noWindow: observationFailed(fmt.Sprintf("read the TunedService: %s", apierrors.ReasonForError(err)))}
+	}
+	win, cond := r.observeWindow(ctx, ts, tuningInterval(ts))
+	return observed{window: win, noWindow: cond}
+}
+
 // observeWindow reads one window of the pods' metrics; a window that cannot be
 // made comes back nil with the Tuned condition that says why.
-func (r *TunedServiceReconciler) observeWindow(ctx context.Context, ts *pacerv1.TunedService, interval time.Duration) (*tuning.Window, tuning.Condition, error) {
+func (r *TunedServiceReconciler) observeWindow(ctx context.Context, ts *pacerv1.TunedService, interval time.Duration) (*tuning.Window, tuning.Condition) {
 	source, err := r.metricsSource(ctx, ts)
 	if err != nil {
-		return nil, tuning.Condition{Status: metav1.ConditionUnknown, Reason: "MetricsUnavailable", Message: redactURL(err.Error(), ts)}, nil
+		return nil, tuning.Condition{Status: metav1.ConditionUnknown, Reason: "MetricsUnavailable", Message: redactURL(err.Error(), ts)}
 	}
 	pods, err := r.readyPods(ctx, ts)
 	if err != nil {
-		return nil, tuning.Condition{}, err
+		return nil, observationFailed(err.Error())
 	}
 	// No request minimum: a quiet window is low demand, which the loop
 	// acts on; it does not trust such a window's quantiles.
@@ -144,16 +183,24 @@ func (r *TunedServiceReconciler) observeWindow(ctx context.Context, ts *pacerv1.
 		Interval:   interval,
 	})
 	if err != nil {
-		return nil, tuning.Condition{Status: metav1.ConditionUnknown, Reason: "ObservationFailed", Message: redactURL(err.Error(), ts)}, nil
+		return nil, observationFailed(redactURL(err.Error(), ts))
 	}
+	return &win, tuning.Condition{}
+}
+
+func observationFailed(msg string) tuning.Condition {
+	return tuning.Condition{Status: metav1.ConditionUnknown, Reason: "ObservationFailed", Message: msg}
+}
+
+// recordObservation lands a window in status and the operator's gauges.
+func (r *TunedServiceReconciler) recordObservation(ts *pacerv1.TunedService, win tuning.Window, at time.Time) {
 	// An unchanged observation (an idle service's "no ready pods") is not
 	// written again: a service nobody uses costs no API writes.
-	if obs := observation(win, r.now()); !sameObservation(ts.Status.LastObservation, obs) {
+	if obs := observation(win, at); !sameObservation(ts.Status.LastObservation, obs) {
 		ts.Status.LastObservation = obs
 	}
 	objective := ptr.Deref(ts.Spec.Tuning.Objective.LatencyP99, metav1.Duration{Duration: 100 * time.Millisecond}).Duration
 	setObservationGauges(ts, win, objective)
-	return &win, tuning.Condition{}, nil
 }
 
 // record lands a step's result in status, Events and metrics, and makes
@@ -213,6 +260,7 @@ func previousTuned(ts *pacerv1.TunedService) *metav1.Condition {
 }
 
 func (r *TunedServiceReconciler) forgetTuning(key types.NamespacedName) {
+	r.observers.Stop(key)
 	r.loops.forget(key)
 	r.Metrics.Forget(key.Namespace, key.Name)
 	forgetGauges(key)

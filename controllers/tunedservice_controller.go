@@ -25,12 +25,15 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	pacerv1 "github.com/pacer-dev/pacer/api/v1alpha1"
 	"github.com/pacer-dev/pacer/controllers/metrics"
+	"github.com/pacer-dev/pacer/controllers/observe"
 	"github.com/pacer-dev/pacer/controllers/render"
 )
 
@@ -63,10 +66,19 @@ type TunedServiceReconciler struct {
 	// MaxConcurrentReconciles is how many TunedServices are reconciled at
 	// once; 0 means 4.
 	MaxConcurrentReconciles int
+	// ObservationTimeout bounds one observation of a TunedService's pods
+	// (made off the reconcile workers, at most half its interval); 0
+	// means 10s.
+	ObservationTimeout time.Duration
+	// MaxConcurrentObservations is how many TunedServices are observed at
+	// once; services whose last observation was slow (a hung pod) get a
+	// quarter as many slots of their own. 0 means 32.
+	MaxConcurrentObservations int
 
-	applier *applier
-	memo    statusMemo
-	loops   loops
+	applier   *applier
+	memo      statusMemo
+	loops     loops
+	observers *observe.Observers[observed]
 }
 
 // +kubebuilder:rbac:groups=tuning.pacer.dev,resources=tunedservices,verbs=get;list;watch
@@ -217,6 +229,24 @@ func (r *TunedServiceReconciler) SetupWithManager(ctx context.Context, mgr ctrl.
 	if r.Metrics == nil {
 		r.Metrics = metrics.NewSources(metrics.SourcesOptions{})
 	}
+	// A finished observation queues its TunedService through this channel.
+	finished := make(chan event.GenericEvent, 64)
+	o := observe.Options[observed]{
+		Observe:     r.observeService,
+		Timeout:     r.ObservationTimeout,
+		MaxInFlight: r.MaxConcurrentObservations,
+	}
+	o.Done = func(key types.NamespacedName) {
+		ts := &pacerv1.TunedService{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}}
+		select {
+		case finished <- event.GenericEvent{Object: ts}:
+		case <-ctx.Done():
+		}
+	}
+	r.observers = observe.New(o)
+	if err := mgr.Add(r.observers); err != nil { // stops them all with the manager
+		return fmt.Errorf("add observers: %w", err)
+	}
 	if err := mgr.GetFieldIndexer().IndexField(ctx, &pacerv1.TunedService{}, secretIndex, secretNames); err != nil {
 		return fmt.Errorf("index TunedServices by Secret: %w", err)
 	}
@@ -231,7 +261,7 @@ func (r *TunedServiceReconciler) SetupWithManager(ctx context.Context, mgr ctrl.
 		// Only Secrets' metadata is watched and cached: Pacer needs to know
 		// that a referenced Secret exists and when it changes, never its value.
 		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.forSecret)).
-		// A slow scrape of one TunedService's pods must not hold up the others.
+		WatchesRawSource(source.Channel(finished, &handler.EnqueueRequestForObject{})).
 		WithOptions(controller.Options{MaxConcurrentReconciles: cmp.Or(r.MaxConcurrentReconciles, 4)}).
 		Named("tunedservice").
 		Complete(r)

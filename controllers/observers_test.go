@@ -1,0 +1,200 @@
+package controllers
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	pacerv1 "github.com/pacer-dev/pacer/api/v1alpha1"
+	"github.com/pacer-dev/pacer/controllers/render"
+)
+
+// Observation runs off the reconcile workers: a TunedService whose pod
+// accepts the scrape and never answers still has its deleted ConfigMap
+// recreated while that scrape is outstanding, and so does another
+// TunedService's deleted Deployment. (On main the scrape ran inside
+// Reconcile and held the hung service's pass until the scrape timed out.)
+func TestHungMetricsDelayNoRepair(t *testing.T) {
+	s, g, calm := startCase(t, "calm")
+	ns := calm.Namespace
+	hung := newTunedService(ns, "hung", func(ts *pacerv1.TunedService) {
+		ts.Spec.Tuning.Mode = pacerv1.TuningAuto
+		// The scrape may run up to half the interval: the suite's whole
+		// observationTimeout, far longer than this test.
+		ts.Spec.Tuning.Interval = &metav1.Duration{Duration: time.Hour}
+	})
+	// The pod first: the first observation, made at once, finds it.
+	l := hangingListener(t)
+	fakePod(t, s, hung, s.dialer.register(t, l.addr(), render.AdminPort))
+	create(t, s.client, hung)
+	select {
+	case <-l.accepted:
+	case <-time.After(eventually):
+		t.Fatal("the hung pod was never scraped")
+	}
+
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: render.ConfigMapName(hung)}}
+	deploy := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "calm"}}
+	g.Eventually(get(s.client, deploy), eventually, poll).Should(Succeed())
+	g.Eventually(get(s.client, cm), eventually, poll).Should(Succeed())
+	oldCM, oldDeploy := cm.UID, deploy.UID
+	g.Expect(s.client.Delete(context.Background(), cm)).To(Succeed())
+	g.Expect(s.client.Delete(context.Background(), deploy)).To(Succeed())
+
+	g.Eventually(func(g Gomega) {
+		g.Expect(get(s.client, cm)()).To(Succeed())
+		g.Expect(cm.UID).NotTo(Equal(oldCM))
+		g.Expect(get(s.client, deploy)()).To(Succeed())
+		g.Expect(deploy.UID).NotTo(Equal(oldDeploy))
+	}, eventually, poll).Should(Succeed())
+
+	g.Expect(l.open()).To(Equal(1), "the hung scrape ended before the repairs: they waited for it")
+	g.Expect(l.count()).To(Equal(1), "the hung pod was scraped again while its scrape was outstanding")
+}
+
+// An observer runs while its TunedService is in Auto, its finished
+// windows reach the loop (status shows the observation and the step's
+// condition), and its goroutine stops in Hold and on delete.
+func TestObserversFollowTheMode(t *testing.T) {
+	s, g, ts := startCase(t, "watched", func(ts *pacerv1.TunedService) {
+		ts.Spec.Tuning.Mode = pacerv1.TuningAuto
+		ts.Spec.Tuning.Interval = &metav1.Duration{Duration: 5 * time.Second}
+	})
+	key := client.ObjectKeyFromObject(ts)
+	metricsServer := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+		_, _ = io.WriteString(w, "# TYPE pacer_config_generation gauge\npacer_config_generation 1\n")
+	}))
+	t.Cleanup(metricsServer.Close)
+	fakePod(t, s, ts, s.dialer.register(t, metricsServer.Listener.Addr().String(), render.AdminPort))
+
+	g.Eventually(func(g Gomega) {
+		g.Expect(s.reconciler.observers.Live(key)).To(Equal(1))
+		cur := &pacerv1.TunedService{}
+		g.Expect(get(s.client, withKey(cur, ts))()).To(Succeed())
+		o := cur.Status.LastObservation
+		g.Expect(o).NotTo(BeNil(), "no observation in status; conditions: %+v", cur.Status.Conditions)
+		g.Expect(o.Window.Duration).To(BeNumerically(">", 0), "a window needs two scrapes: %+v", o)
+		c := condition(g, s.client, ts, pacerv1.ConditionTuned)
+		g.Expect(c.Reason).To(BeElementOf("InsufficientMetrics", "Holding"), "the loop did not step on the window: %+v", c)
+	}, eventually, poll).Should(Succeed())
+
+	setMode := func(m pacerv1.TuningMode) {
+		g.Eventually(func() error {
+			cur := &pacerv1.TunedService{}
+			if err := get(s.client, withKey(cur, ts))(); err != nil {
+				return err
+			}
+			cur.Spec.Tuning.Mode = m
+			return s.client.Update(context.Background(), cur)
+		}, eventually, poll).Should(Succeed())
+	}
+	setMode(pacerv1.TuningHold)
+	g.Eventually(func(g Gomega) {
+		g.Expect(condition(g, s.client, ts, pacerv1.ConditionTuned).Reason).To(Equal("Held"))
+		g.Expect(s.reconciler.observers.Live(key)).To(BeZero(), "the observer runs on in Hold")
+	}, eventually, poll).Should(Succeed())
+
+	setMode(pacerv1.TuningAuto)
+	g.Eventually(func() int { return s.reconciler.observers.Live(key) }, eventually, poll).Should(Equal(1))
+
+	g.Expect(s.client.Delete(context.Background(), ts)).To(Succeed())
+	g.Eventually(func() int { return s.reconciler.observers.Live(key) }, eventually, poll).
+		Should(BeZero(), "the observer outlived its TunedService")
+}
+
+// fakePod creates a ready Pod of ts at ip, as a kubelet would report it.
+func fakePod(t *testing.T, s *testSuite, ts *pacerv1.TunedService, ip string) {
+	t.Helper()
+	p := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ts.Namespace, Name: ts.Name + "-pod", Labels: render.Labels(ts)},
+		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: render.ContainerName, Image: "pacer-api"}}},
+	}
+	create(t, s.client, p)
+	p.Status = corev1.PodStatus{
+		Phase: corev1.PodRunning, PodIP: ip,
+		Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}},
+	}
+	if err := s.client.Status().Update(context.Background(), p); err != nil {
+		t.Fatalf("mark pod ready: %v", err)
+	}
+}
+
+// hanging is a loopback listener that accepts connections and never
+// answers, counting those accepted and those its peer has not closed.
+type hanging struct {
+	net.Listener
+	accepted chan struct{}
+
+	mu           sync.Mutex
+	total, alive int
+	conns        []net.Conn
+}
+
+func hangingListener(t *testing.T) *hanging {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &hanging{Listener: ln, accepted: make(chan struct{}, 1)}
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			h.mu.Lock()
+			h.total++
+			h.alive++
+			h.conns = append(h.conns, c)
+			h.mu.Unlock()
+			select {
+			case h.accepted <- struct{}{}:
+			default:
+			}
+			wg.Go(func() {
+				_, _ = io.Copy(io.Discard, c) // until the peer closes
+				h.mu.Lock()
+				h.alive--
+				h.mu.Unlock()
+			})
+		}
+	})
+	t.Cleanup(func() {
+		_ = ln.Close()
+		h.mu.Lock()
+		for _, c := range h.conns {
+			_ = c.Close()
+		}
+		h.mu.Unlock()
+		wg.Wait()
+	})
+	return h
+}
+
+func (h *hanging) addr() string { return h.Addr().String() }
+
+func (h *hanging) open() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.alive
+}
+
+func (h *hanging) count() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.total
+}
