@@ -32,9 +32,10 @@ import (
 // when a Pod does not say otherwise.
 const DefaultAdminPort = 9090
 
-// Source observes one TunedService. The reconciler calls Observe once per
-// tuning interval per TunedService. Implementations are safe for concurrent
-// use by several reconciles.
+// Source observes one TunedService. Each TunedService's observer
+// (controllers/observe) calls Observe once per tuning interval, off the
+// reconcile workers; the context ends at the observation's deadline.
+// Implementations are safe for concurrent use by several observers.
 type Source interface {
 	// Observe returns the window ending now. A window that must not be acted
 	// on is returned with Sufficient false and a Reason, not as an error; an
