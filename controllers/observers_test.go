@@ -11,6 +11,7 @@ import (
 	"time"
 
 	. "github.com/onsi/gomega"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -18,6 +19,7 @@ import (
 
 	pacerv1 "github.com/pacer-dev/pacer/api/v1alpha1"
 	"github.com/pacer-dev/pacer/controllers/render"
+	"github.com/pacer-dev/pacer/service/telemetry"
 )
 
 // Observation runs off the reconcile workers: a TunedService whose pod
@@ -197,4 +199,44 @@ func (h *hanging) count() int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.total
+}
+
+// An idle service in Auto, whose pod answers with pacer-api's own metrics
+// and serves nothing, writes nothing at rest: each interval's window is
+// taken, and the same advice is not written again with a new time.
+func TestIdleAutoServiceWritesNothingAtRest(t *testing.T) {
+	s, g, ts := startCase(t, "idle", func(ts *pacerv1.TunedService) {
+		ts.Spec.Tuning.Mode = pacerv1.TuningAuto
+		ts.Spec.Tuning.Interval = &metav1.Duration{Duration: 5 * time.Second}
+	})
+	m := telemetry.New()
+	m.ConfigGen.Set(1)
+	scrapes := make(chan struct{}, 64)
+	h := promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.ServeHTTP(w, r)
+		select {
+		case scrapes <- struct{}{}:
+		default:
+		}
+	}))
+	t.Cleanup(srv.Close)
+	fakePod(t, s, ts, s.dialer.register(t, srv.Listener.Addr().String(), render.AdminPort))
+
+	g.Eventually(func(g Gomega) {
+		g.Expect(condition(g, s.client, ts, pacerv1.ConditionTuned).Reason).To(Equal("Holding"))
+		cur := &pacerv1.TunedService{}
+		g.Expect(get(s.client, withKey(cur, ts))()).To(Succeed())
+		g.Expect(cur.Status.Recommendation).NotTo(BeNil())
+	}, eventually, poll).Should(Succeed())
+
+	before := s.writes.In(ts.Namespace)
+	for range 4 { // three windows taken, and the fourth begun
+		select {
+		case <-scrapes:
+		case <-time.After(eventually):
+			t.Fatal("the idle pod is no longer scraped")
+		}
+	}
+	g.Expect(s.writes.In(ts.Namespace)).To(Equal(before), "writes at rest")
 }

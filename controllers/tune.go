@@ -209,8 +209,10 @@ func (r *TunedServiceReconciler) record(s *scope, l *tuning.Loop, res tuning.Res
 	ts := s.ts
 	s.settings = res.Settings
 	ts.Status.History = l.History()
-	if res.Recommendation != nil {
-		ts.Status.Recommendation = res.Recommendation
+	// The same advice again keeps the time it was first given: an idle
+	// service's status is not rewritten every interval.
+	if rec := res.Recommendation; rec != nil && !sameRecommendation(ts.Status.Recommendation, rec) {
+		ts.Status.Recommendation = rec
 	}
 	if d := res.Decision; d != nil {
 		reason := "Recommended"
@@ -339,6 +341,14 @@ func sameObservation(a, b *pacerv1.Observation) bool {
 	a, b = a.DeepCopy(), b.DeepCopy()
 	a.Time, b.Time = metav1.Time{}, metav1.Time{}
 	return equality.Semantic.DeepEqual(a, b)
+}
+
+// sameRecommendation reports whether two recommendations differ only in time.
+func sameRecommendation(a, b *pacerv1.Recommendation) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.Settings == b.Settings && equality.Semantic.DeepEqual(a.Changes, b.Changes)
 }
 
 // rate rounds a per-second rate to 0.1, in the form kubectl shows ("12300m").
