@@ -83,9 +83,13 @@ type Observers[R any] struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu     sync.Mutex
-	byKey  map[types.NamespacedName]*observer[R]
-	live   map[types.NamespacedName]int // goroutines not yet returned
+	mu    sync.Mutex
+	byKey map[types.NamespacedName]*observer[R]
+	live  map[types.NamespacedName]int // goroutines not yet returned
+	// last is the done channel of each key's newest goroutine until it
+	// returns: a new observer waits for it, so that even a stop and a
+	// start make no second observation in flight.
+	last   map[types.NamespacedName]chan struct{}
 	closed bool
 }
 
@@ -108,12 +112,14 @@ func New[R any](o Options[R]) *Observers[R] {
 		cancel: cancel,
 		byKey:  map[types.NamespacedName]*observer[R]{},
 		live:   map[types.NamespacedName]int{},
+		last:   map[types.NamespacedName]chan struct{}{},
 	}
 }
 
 // Ensure makes sure key is observed every interval: it starts an observer,
-// or restarts one whose interval changed (the new one begins once the old
-// one has returned). The first observation starts at once.
+// or restarts one whose interval changed. A new observer begins once the
+// key's previous one, if any, has returned; its first observation starts
+// at once.
 func (s *Observers[R]) Ensure(key types.NamespacedName, interval time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -124,14 +130,14 @@ func (s *Observers[R]) Ensure(key types.NamespacedName, interval time.Duration) 
 	if prev != nil && prev.interval == interval {
 		return
 	}
-	var after <-chan struct{}
 	if prev != nil {
 		prev.cancel()
-		after = prev.done
 	}
+	after := s.last[key] // nil when none is left
 	ctx, cancel := context.WithCancel(s.ctx)
 	ob := &observer[R]{interval: interval, cancel: cancel, done: make(chan struct{})}
 	s.byKey[key] = ob
+	s.last[key] = ob.done
 	s.live[key]++
 	s.wg.Add(1)
 	go s.run(ctx, key, ob, after)
@@ -189,11 +195,14 @@ func (s *Observers[R]) StopAll() {
 	s.wg.Wait()
 }
 
-func (s *Observers[R]) run(ctx context.Context, key types.NamespacedName, ob *observer[R], after <-chan struct{}) {
+func (s *Observers[R]) run(ctx context.Context, key types.NamespacedName, ob *observer[R], after chan struct{}) {
 	defer func() {
 		s.mu.Lock()
 		if s.live[key]--; s.live[key] == 0 {
 			delete(s.live, key)
+		}
+		if s.last[key] == ob.done {
+			delete(s.last, key)
 		}
 		s.mu.Unlock()
 		close(ob.done)

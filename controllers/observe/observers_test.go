@@ -214,3 +214,51 @@ func TestTakeHandsOverOnce(t *testing.T) {
 		t.Error("a stopped observer handed over an observation")
 	}
 }
+
+// A service stopped and started again while its observation overruns
+// gets no second observation in flight: the new observer waits.
+func TestRestartWaitsForTheOutstandingObservation(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	var releaseOnce sync.Once
+	unblock := func() { releaseOnce.Do(func() { close(release) }) }
+	var calls, inFlight, most atomic.Int32
+	c := newCounter()
+	obs := New(Options[string]{
+		Done: c.done,
+		Observe: func(ctx context.Context, key types.NamespacedName) string {
+			n := inFlight.Add(1)
+			defer inFlight.Add(-1)
+			if n > most.Load() {
+				most.Store(n)
+			}
+			if calls.Add(1) == 1 {
+				<-release // ignores its cancellation, as a stuck call might
+			}
+			return ""
+		},
+	})
+	defer obs.StopAll()
+	defer unblock()
+
+	obs.Ensure(hung, time.Hour)
+	for calls.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	obs.Stop(hung)
+	obs.Ensure(hung, time.Hour)
+	if obs.Live(hung) != 2 {
+		t.Fatalf("Live = %d, want the stopped observer and the new one", obs.Live(hung))
+	}
+	// Room for a new observer that does not wait to make its call (the
+	// check is that it did not, not how fast anything ran).
+	time.Sleep(200 * time.Millisecond)
+	if n := calls.Load(); n != 1 {
+		t.Fatalf("the new observer observed while the old observation was outstanding (%d calls)", n)
+	}
+	unblock()
+	c.waitFor(t, hung, 1)
+	if most.Load() != 1 {
+		t.Errorf("%d observations of one service in flight at once", most.Load())
+	}
+}
