@@ -67,6 +67,15 @@ func Decide(in Input) Decision {
 		name: SettingWorkers, bounds: p.bounds.Workers, current: cur.MaxInFlight, ws: ws,
 		recs: func(i int) rec { return p.workersRec(ws[i:], workersAt(ws[i])) },
 	}))
+	next.PoolMaxConns = take(SettingPool, p.settle(in, knob{
+		name: SettingPool, bounds: p.bounds.PoolMaxConns, current: cur.PoolMaxConns, ws: ws,
+		recs: func(i int) rec {
+			if i == 0 {
+				return p.poolRec(ws, cur.PoolMaxConns, next.MaxInFlight)
+			}
+			return p.poolRec(ws[i:], poolAt(ws[i]), workersAt(ws[i]))
+		},
+	}))
 	next.Replicas = take(SettingReplicas, p.settle(in, knob{
 		name: SettingReplicas, bounds: p.bounds.Replicas, current: cur.Replicas, ws: ws,
 		recs: func(i int) rec {
@@ -78,18 +87,9 @@ func Decide(in Input) Decision {
 				if next.MaxInFlight > cur.MaxInFlight {
 					w = 0
 				}
-				return p.replicasRec(ws, cur.Replicas, w)
+				return p.replicasRec(ws, cur.Replicas, w, next.PoolMaxConns > cur.PoolMaxConns)
 			}
-			return p.replicasRec(ws[i:], int32(ws[i].Pods), workersAt(ws[i]))
-		},
-	}))
-	next.PoolMaxConns = take(SettingPool, p.settle(in, knob{
-		name: SettingPool, bounds: p.bounds.PoolMaxConns, current: cur.PoolMaxConns, ws: ws,
-		recs: func(i int) rec {
-			if i == 0 {
-				return p.poolRec(ws, cur.PoolMaxConns, next.MaxInFlight)
-			}
-			return p.poolRec(ws[i:], poolAt(ws[i]), workersAt(ws[i]))
+			return p.replicasRec(ws[i:], int32(ws[i].Pods), workersAt(ws[i]), false)
 		},
 	}))
 	hostile := cacheHostile(in, ws)

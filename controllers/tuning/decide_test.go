@@ -61,10 +61,64 @@ func TestDecide(t *testing.T) {
 			words: []string{"pods still run maxInFlight 16, not 8"},
 		},
 		{
-			// 4 × 56% / 70% = 3.2 pods: the HPA's rule keeps 4.
-			name:  "a service below its target says why it does not shrink",
+			// 4 × 56% / 70% = 3.2 pods: the HPA's rule keeps 4 (56%); 3
+			// run at 75%, inside the band, where no rise follows while
+			// p99 stays calm.
+			name:  "a scale-down goes to the fewest pods that keep utilization within the band",
 			edit:  func(in *Input) { all(in, func(w *Window) { w.CPUCores = 1.12 }) },
+			want:  []move{{SettingReplicas, 4, 3}},
+			words: []string{"utilization 56% against a 70% target", "replicas 4 → 3"},
+		},
+		{
+			name:  "a service below its target says why it does not shrink",
+			edit:  func(in *Input) { all(in, func(w *Window) { w.CPUCores = 1.2 }) },
+			words: []string{"replicas stay at 4: utilization 60% against a 70% target, and 3 would run at 80%"},
+		},
+		{
+			// Into the band only while p99 is calm: otherwise a rise
+			// inside it would follow and undo the scale-down.
+			name: "no scale-down into the band while p99 is not calm",
+			edit: func(in *Input) {
+				all(in, func(w *Window) { w.CPUCores, w.P99 = 1.12, 60*time.Millisecond })
+			},
 			words: []string{"replicas stay at 4: utilization 56% against a 70% target, and 3 would run at 75%"},
+		},
+		{
+			// The noisiest window of the stable window decides how far
+			// into the band a scale-down may go.
+			name: "a scale-down into the band allows for the busiest window",
+			edit: func(in *Input) {
+				all(in, func(w *Window) { w.CPUCores = 1.12 })
+				in.Recent[1].CPUCores = 1.25 // the mean, 1.15, would allow 3 pods
+			},
+			words: []string{"replicas stay at 4"},
+		},
+		{
+			name: "one noisy window within twice the tolerance does not scale up while p99 is calm",
+			edit: func(in *Input) {
+				all(in, func(w *Window) { w.CPUCores = 1.5 })
+				in.Window.CPUCores = 1.65
+			},
+			words: []string{"of target 70% is within 10%"},
+		},
+		{
+			name: "a rise inside the band near the objective waits while the pool grows",
+			edit: func(in *Input) {
+				in.Tuning.Bounds.Workers, in.Current.MaxInFlight = nil, 32
+				all(in, func(w *Window) {
+					w.CPUCores, w.P99, w.WorkerLimit = 1.5, 85*time.Millisecond, 32
+					w.PoolAcquired, w.PoolAcquireWait = 7, 5*time.Millisecond
+				})
+			},
+			want: []move{{SettingPool, 8, 14}},
+		},
+		{
+			name: "a rise near the objective inside the band scales up",
+			edit: func(in *Input) {
+				all(in, func(w *Window) { w.CPUCores, w.P99 = 1.5, 85*time.Millisecond })
+			},
+			want:  []move{{SettingReplicas, 4, 5}},
+			words: []string{"replicas 4 → 5"},
 		},
 		{
 			name:  "a small error is inside the tolerance band",
@@ -102,6 +156,18 @@ func TestDecide(t *testing.T) {
 			},
 			want:  []move{{SettingReplicas, 4, 5}},
 			words: []string{"load rising 6.7 req/s per second", "replicas 4 → 5"},
+		},
+		{
+			// 1410 → 1500 rose in every window, by 6%: arrival noise
+			// does that one time in 24.
+			name: "a rise under 10% across the stable window is noise, not a trend",
+			edit: func(in *Input) {
+				all(in, func(w *Window) { w.CPUCores = 1.5 })
+				for i, rate := range []float64{1470, 1440, 1410} {
+					in.Recent[i].RequestRate, in.Recent[i].CPUCores = rate, rate*1.5/1500
+				}
+			},
+			words: []string{"utilization 7"},
 		},
 		{
 			name: "a rise that did not hold in every window is not projected",
@@ -324,8 +390,8 @@ func TestDecide(t *testing.T) {
 					w.PoolAcquired, w.PoolAcquireWait = 6, 12*time.Millisecond
 				})
 			},
-			want:  []move{{SettingReplicas, 10, 7}, {SettingPool, 6, 8}},
-			words: []string{"poolMaxConns 6 → 8 now, more once the pods being removed have gone (connection budget 80: until then 10 pods may hold connections, and 10 × 11 > 80)"},
+			want:  []move{{SettingReplicas, 10, 6}, {SettingPool, 6, 8}},
+			words: []string{"poolMaxConns 6 → 8 now, more once the pods being removed have gone (connection budget 80: until then 10 pods may hold connections, and 10 × 12 > 80)"},
 		},
 		{
 			name: "scale-out is capped when pools cannot shrink further",

@@ -287,6 +287,7 @@ func TestLoop(t *testing.T) {
 		name: "steady load: an oversized pool shrinks to what serves",
 		run: func(t *testing.T) []Result {
 			sp := loopSpec(iv, with(base, func(s *pacerv1.Settings) { s.PoolMaxConns = 64; s.Replicas = 3 }))
+			sp.Tuning.Bounds.Replicas.Min = 3 // 4 connections in use per pod
 			l := tuned(sp.Settings, sp.Settings)
 			return drive(l, sp, svc{rate: steady(600), cpu: 0.001, svcTime: 0.04}, 0, 80, t0, iv)
 		},

@@ -13,6 +13,8 @@ import (
 type load struct {
 	podsBusy float64 // pods' worth of full utilization, all pods
 	by       string  // what decided it
+	// peak is the busiest single window's podsBusy, for stableLoad.
+	peak float64
 }
 
 func (p params) loadOf(w Window, W int32) load {
@@ -38,7 +40,7 @@ func (p params) loadOf(w Window, W int32) load {
 
 // stableLoad averages the windows that ended within the stable window of ws[0].
 func (p params) stableLoad(ws []Window, W int32) load {
-	var sum float64
+	var sum, peak float64
 	n := 0
 	for i, w := range ws {
 		if ws[0].End.Sub(w.End) >= stableWindow {
@@ -51,12 +53,15 @@ func (p params) stableLoad(ws []Window, W int32) load {
 		if i > 0 && w.WorkerLimit > 0 && W > 0 {
 			wl = int32(w.WorkerLimit)
 		}
-		sum += p.loadOf(w, wl).podsBusy
+		b := p.loadOf(w, wl).podsBusy
+		sum += b
+		peak = max(peak, b)
 		n++
 	}
 	l := p.loadOf(ws[0], W)
+	l.peak = l.podsBusy
 	if n > 0 {
-		l.podsBusy = sum / float64(n)
+		l.podsBusy, l.peak = sum/float64(n), peak
 	}
 	return l
 }
@@ -67,10 +72,11 @@ func (p params) stableLoad(ws []Window, W int32) load {
 // window alone (the panic window) wants at least twice the pods, or
 // violates the objective and wants more, the larger figure wins and
 // nothing scales down. R is the replicas in effect, W the workers per pod
-// the pods ran with; W is 0 when the workers rise in the same decision
+// the pods ran with, poolRises whether the pool grows in the same
+// decision; W is 0 when the workers rise in the same decision
 // (the old limit no longer binds), and then the in-flight count is not
 // used: CPU alone decides, or, without a CPU figure, replicas wait a window.
-func (p params) replicasRec(ws []Window, R, W int32) rec {
+func (p params) replicasRec(ws []Window, R, W int32, poolRises bool) rec {
 	w := ws[0]
 	hold := func(why string) rec { return rec{to: R, reason: why} }
 	if R <= 0 {
@@ -84,7 +90,15 @@ func (p params) replicasRec(ws []Window, R, W int32) rec {
 	pneed := latest.podsBusy / p.target
 	util := need / float64(R)
 	mode := fmt.Sprintf("stable %s", ms(stableWindow))
+	// One window is noisier than the stable window's mean: unless p99 is
+	// near the objective or the load rose in every window (a trend, not
+	// noise), a rise on it alone needs twice the tolerance.
+	riseBand := tolerance
+	if !p.near(w) {
+		riseBand = 2 * tolerance
+	}
 	if g := rising(ws); g > 0 {
+		riseBand = tolerance
 		// Load that rose in every window of the stable window is met
 		// where it will be two intervals on, since new pods take time.
 		if proj := pneed * min(1+g*2*p.interval.Seconds()/w.RequestRate, 1.5); proj > float64(R)*(1+tolerance) && proj > need {
@@ -92,7 +106,7 @@ func (p params) replicasRec(ws []Window, R, W int32) rec {
 			latest.by += fmt.Sprintf(", load rising %s req/s per second", num(g))
 		}
 	}
-	if pneed > need && pneed > float64(R)*(1+tolerance) {
+	if pneed > need && pneed > float64(R)*(1+riseBand) {
 		// A rise shows in the latest window first: scale-ups follow it
 		// (scale-downs only ever follow the stable window).
 		need, why, util = pneed, latest.by, pneed/float64(R)
@@ -108,11 +122,19 @@ func (p params) replicasRec(ws []Window, R, W int32) rec {
 		}
 	}
 	// The band holds small errors, except a rise while p99 is already
-	// past half the objective: latency is what the tuner answers for.
-	if math.Abs(util-1) <= tolerance && (util <= 1 || p.calm(w)) {
+	// near the objective: latency is what the tuner answers for.
+	if math.Abs(util-1) <= tolerance && (util <= 1 || !p.near(w)) {
 		return hold(fmt.Sprintf("utilization %s of target %s is within %s", pct(util*p.target), pct(p.target), pct(tolerance)))
 	}
+	if math.Abs(util-1) <= tolerance && poolRises {
+		// The pool grows to end acquire waits: those, not the pods'
+		// utilization, are what brought p99 near the objective.
+		return hold(fmt.Sprintf("utilization %s of target %s is within %s and the pool grows: replicas wait for a window with the new pool", pct(util*p.target), pct(p.target), pct(tolerance)))
+	}
 	to := max(ceil32(need), 1)
+	if need < float64(R) && p.calm(w) {
+		to = max(min(to, ceil32(stable.peak/p.target/(1+tolerance))), 1)
+	}
 	if to == R {
 		if R > 1 && need < float64(R) {
 			// Say why a service below its target does not shrink.
@@ -170,7 +192,9 @@ func (p params) bestGoodRate(ws []Window) float64 {
 
 // rising returns the growth of the request rate, in requests per second
 // per second, when it rose from each window to the next across the stable
-// window (at least three windows); 0 otherwise.
+// window (at least three windows) and by at least trendMin in all; 0
+// otherwise. Four windows in a row rise by chance alone one time in 24:
+// the minimum keeps arrival noise from passing for a trend.
 func rising(ws []Window) float64 {
 	n := 0
 	for i := 1; i < len(ws) && ws[0].End.Sub(ws[i].End) < stableWindow; i++ {
@@ -179,7 +203,7 @@ func rising(ws []Window) float64 {
 		}
 		n = i
 	}
-	if n < 2 {
+	if n < 2 || ws[0].RequestRate < (1+trendMin)*ws[n].RequestRate {
 		return 0
 	}
 	dt := ws[0].End.Sub(ws[n].End).Seconds()
