@@ -69,6 +69,12 @@ func (p params) cacheWaits(in Input, reasons map[string]string) string {
 	if in.Window.Pods < int(in.Current.Replicas) {
 		return "cacheMaxEntries waits for every pod to be ready"
 	}
+	if u := p.loadOf(in.Window, in.Current.MaxInFlight).podsBusy / float64(in.Current.Replicas); u > p.target {
+		// A new config leaves the windows untrusted until it reaches
+		// every pod (up to a minute), and busy pods may need more pods
+		// sooner than that.
+		return fmt.Sprintf("cacheMaxEntries waits while the pods run above the target (%s of %s)", pct(u), pct(p.target))
+	}
 	for _, d := range in.History {
 		if d.Applied && in.Now.Sub(d.Time.Time) < 2*p.interval {
 			return "cacheMaxEntries waits for the last change to settle"

@@ -92,6 +92,19 @@ func Decide(in Input) Decision {
 			return p.replicasRec(ws[i:], int32(ws[i].Pods), workersAt(ws[i]), false)
 		},
 	}))
+	if next.Replicas > cur.Replicas && p.over(in.Window) {
+		// New pods answer a violated objective. A new pod config now would
+		// leave the next windows untrusted (pods on mixed configs) for as
+		// long as it takes to reach every pod, blind to whether the new
+		// pods are enough: workers and pool wait for a window with them.
+		for _, name := range []string{SettingWorkers, SettingPool} {
+			if get(next, name) != get(cur, name) {
+				notes = append(notes, fmt.Sprintf("%s waits while new pods answer the violated objective (%s)", name, arrow(name, get(cur, name), get(next, name))))
+				set(&next, name, get(cur, name))
+				delete(reasons, name)
+			}
+		}
+	}
 	hostile := cacheHostile(in, ws)
 	if why := p.cacheWaits(in, reasons); why != "" {
 		notes = append(notes, why)

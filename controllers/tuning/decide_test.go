@@ -179,6 +179,48 @@ func TestDecide(t *testing.T) {
 			words: []string{"utilization 65% of target 70% is within 10%"},
 		},
 		{
+			// A new pod config would leave the next windows untrusted
+			// (pods on mixed configs) while the new pods start.
+			name: "a scale-up answering a violation changes no pod config",
+			edit: func(in *Input) {
+				in.Current.MaxInFlight = 64
+				all(in, func(w *Window) { w.WorkerLimit = 64 })
+				in.Window.InFlight, in.Window.CPUCores, in.Window.P99 = 60, 2, 400*time.Millisecond
+			},
+			want:  []move{{SettingReplicas, 4, 6}},
+			words: []string{"replicas 4 → 6"},
+		},
+		{
+			// Pods still starting count as capacity; the rate says the
+			// crowd outgrew them too.
+			name: "while pods start, a demand beyond all of them scales further",
+			edit: func(in *Input) {
+				in.Current.Replicas = 8
+				in.History = []pacerv1.Decision{applied(t0.Add(-20*time.Second), pacerv1.Change{Setting: SettingReplicas, From: 4, To: 8})}
+				in.Window.CPUCores, in.Window.P99, in.Window.InFlight = 2, 600*time.Millisecond, 8
+				in.Window.ErrorRate, in.Window.ShedRate, in.Window.RequestRate = 1500, 1500, 6000
+				in.MaxTotalConnections = 0
+			},
+			want:  []move{{SettingReplicas, 8, 16}},
+			words: []string{"4 of 8 pods ready, and 6000 req/s at 3.7ms of CPU a request need 16 pods at 70% of 2 cores"},
+		},
+		{
+			name: "while pods start, a demand they will carry waits for them",
+			edit: func(in *Input) {
+				in.Current.Replicas = 8
+				in.History = []pacerv1.Decision{applied(t0.Add(-20*time.Second), pacerv1.Change{Setting: SettingReplicas, From: 4, To: 8})}
+				in.Window.CPUCores, in.Window.P99, in.Window.InFlight = 2, 600*time.Millisecond, 8
+				in.Window.ErrorRate, in.Window.ShedRate, in.Window.RequestRate = 500, 500, 2500
+			},
+		},
+		{
+			name: "the cache waits while the pods run above the target",
+			edit: func(in *Input) {
+				all(in, func(w *Window) { w.CPUCores, w.CacheEvictionRate = 1.5, 300 })
+			},
+			words: []string{"cacheMaxEntries waits while the pods run above the target (75% of 70%)"},
+		},
+		{
 			name: "one step per interval: in panic, at most four times the pods",
 			edit: func(in *Input) {
 				in.Window.CPUCores, in.Window.P99 = 2, 900*time.Millisecond
@@ -287,10 +329,11 @@ func TestDecide(t *testing.T) {
 			name: "workers are cut at once when the CPU is saturated and p99 is over the objective",
 			edit: func(in *Input) {
 				in.Current.MaxInFlight = 64
+				in.Tuning.Bounds.Replicas.Max = 4 // no new pods to wait for
 				all(in, func(w *Window) { w.WorkerLimit = 64 })
 				in.Window.InFlight, in.Window.CPUCores, in.Window.P99 = 60, 2, 400*time.Millisecond
 			},
-			want:  []move{{SettingReplicas, 4, 6}, {SettingWorkers, 64, 16}},
+			want:  []move{{SettingWorkers, 64, 16}},
 			words: []string{"in-service time 160ms (baseline 7.5ms)", "60 of 64 workers busy", "maxInFlight 64 → 16"},
 		},
 		{

@@ -121,6 +121,9 @@ func (p params) replicasRec(ws []Window, R, W int32, poolRises bool) rec {
 			return hold("in panic mode: no scale-down")
 		}
 	}
+	if r, ok := p.beyondStarting(ws, R); ok {
+		return r
+	}
 	// The band holds small errors, except a rise while p99 is already
 	// near the objective: latency is what the tuner answers for.
 	if math.Abs(util-1) <= tolerance && (util <= 1 || !p.near(w)) {
@@ -172,6 +175,26 @@ func (p params) replicasRec(ws []Window, R, W int32, poolRises bool) rec {
 	}
 	return rec{to: to, urgent: mode == "panic" && p.over(w), reason: fmt.Sprintf("%s window: utilization %s against a %s target (latest window: %s per pod), %s (objective %s): %s",
 		mode, pct(util*p.target), pct(p.target), why, p.p99(w), ms(p.objective), arrow(SettingReplicas, R, to))}
+}
+
+// beyondStarting is a rise while pods are still starting. The ready pods'
+// utilization says nothing of the pods still starting; counting those as
+// capacity, the tuner rises further only when the demand itself (the
+// request rate at the CPU a request costs) needs more than all of them: a
+// flash crowd still growing. ok is false when that is not the case.
+func (p params) beyondStarting(ws []Window, R int32) (rec, bool) {
+	w := ws[0]
+	c := cpuPerRequest(ws[1:])
+	if w.Pods >= int(R) || p.podCPU <= 0 || c <= 0 {
+		return rec{}, false
+	}
+	arrived := w.RequestRate - w.RateLimitedRate
+	rn := ceil32(arrived * c / p.podCPU / p.target)
+	if rn <= R {
+		return rec{}, false
+	}
+	return rec{to: rn, urgent: p.over(w), reason: fmt.Sprintf("%d of %d pods ready, and %s req/s at %s of CPU a request need %d pods at %s of %s cores (%s): %s",
+		w.Pods, R, num(arrived), secs(c), rn, pct(p.target), num(p.podCPU), p.p99(w), arrow(SettingReplicas, R, rn))}, true
 }
 
 // burstMemory is how long a violation at a recurring load keeps the
