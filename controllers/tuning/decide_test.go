@@ -221,6 +221,20 @@ func TestDecide(t *testing.T) {
 			words: []string{"cacheMaxEntries waits while the pods run above the target (75% of 70%)"},
 		},
 		{
+			// 5 pods failed the bursts' 3000 req/s 7.5 minutes ago and 7
+			// served them: one more than failed (6) would fail again.
+			name: "after a failed burst, a scale-down stops at the fewest pods that served it",
+			edit: func(in *Input) {
+				in.Current.Replicas = 9
+				all(in, func(w *Window) { w.Pods, w.RequestRate, w.CPUCores = 9, 3000, 0.7 })
+				in.Recent[29].Pods, in.Recent[29].CPUCores, in.Recent[29].P99 = 5, 2, 600*time.Millisecond
+				in.Recent[29].ShedRate, in.Recent[29].ErrorRate = 300, 300
+				in.Recent[24].Pods, in.Recent[24].CPUCores = 7, 1.4
+			},
+			want:  []move{{SettingReplicas, 9, 7}},
+			words: []string{"5 pods violated the objective at 3000 req/s within the last 1h0m0s and that load still recurs; 7 served it within the objective"},
+		},
+		{
 			name: "one step per interval: in panic, at most four times the pods",
 			edit: func(in *Input) {
 				in.Window.CPUCores, in.Window.P99 = 2, 900*time.Millisecond

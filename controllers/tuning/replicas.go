@@ -159,22 +159,27 @@ func (p params) replicasRec(ws []Window, R, W int32, poolRises bool) rec {
 			to = max(to, floor)
 		}
 	}
+	floorWhy := ""
 	if to < R {
 		// Repeating bursts: a count of pods that recently violated the
 		// objective at the load still peaking now is too few, even if
 		// the windows between the bursts say otherwise.
-		if floor, at := p.burstFloor(ws); floor > to {
-			if floor >= R {
-				return hold(fmt.Sprintf("%d pods violated the objective at %s req/s within the last %s and that load still recurs: no scale-down to %d", floor-1, num(at), ms(burstMemory), to))
+		if floor, failed, at := p.burstFloor(ws); floor > to {
+			why := fmt.Sprintf("%d pods violated the objective at %s req/s within the last %s and that load still recurs", failed, num(at), ms(burstMemory))
+			if floor > failed+1 {
+				why += fmt.Sprintf("; %d served it within the objective", floor)
 			}
-			to = floor
+			if floor >= R {
+				return hold(fmt.Sprintf("%s: no scale-down to %d", why, to))
+			}
+			to, floorWhy = floor, fmt.Sprintf(" (not %d: %s)", to, why)
 		}
 	}
 	if to > R && w.Pods < int(R) {
 		return hold(fmt.Sprintf("%d of %d pods ready: waiting for the rest before scaling further", w.Pods, R))
 	}
-	return rec{to: to, urgent: mode == "panic" && p.over(w), reason: fmt.Sprintf("%s window: utilization %s against a %s target (latest window: %s per pod), %s (objective %s): %s",
-		mode, pct(util*p.target), pct(p.target), why, p.p99(w), ms(p.objective), arrow(SettingReplicas, R, to))}
+	return rec{to: to, urgent: mode == "panic" && p.over(w), reason: fmt.Sprintf("%s window: utilization %s against a %s target (latest window: %s per pod), %s (objective %s): %s%s",
+		mode, pct(util*p.target), pct(p.target), why, p.p99(w), ms(p.objective), arrow(SettingReplicas, R, to), floorWhy)}
 }
 
 // beyondStarting is a rise while pods are still starting. The ready pods'
@@ -233,24 +238,38 @@ func rising(ws []Window) float64 {
 	return (ws[0].RequestRate - ws[n].RequestRate) / dt
 }
 
-// burstFloor is one more than the most pods seen violating the objective
-// (within burstMemory) at
-// a request rate at least 90% of the highest one in the scale-down
-// window: fewer pods than that failed the load that still recurs. It
-// returns 0 when there is none, and the rate of that violation.
-func (p params) burstFloor(ws []Window) (int32, float64) {
+// burstFloor is the fewest pods a scale-down may leave while a load that
+// failed recurs. A violation within burstMemory at a request rate at least
+// 90% of the highest one in the scale-down window says fewer pods than
+// failed (the most seen failing it) are too few; the floor is then the
+// fewest pods above those seen serving that load (90% of its rate) within
+// the objective, or
+// one more than failed when none was. Stepping down one pod past each
+// failure cost a violating burst per step. It returns 0 when no load
+// failed, the pods that failed it, and its rate.
+func (p params) burstFloor(ws []Window) (floor, failed int32, at float64) {
 	peak := 0.0
 	for _, w := range ws {
 		if ws[0].End.Sub(w.End) < p.down {
 			peak = max(peak, w.RequestRate)
 		}
 	}
-	var floor int32
-	at := 0.0
 	for _, w := range ws {
-		if ws[0].End.Sub(w.End) <= burstMemory && w.Sufficient && p.over(w) && w.RequestRate >= 0.9*peak && int32(w.Pods)+1 > floor {
-			floor, at = int32(w.Pods)+1, w.RequestRate
+		if ws[0].End.Sub(w.End) <= burstMemory && w.Sufficient && p.over(w) && w.RequestRate >= 0.9*peak && int32(w.Pods) > failed {
+			failed, at = int32(w.Pods), w.RequestRate
 		}
 	}
-	return floor, at
+	if failed == 0 {
+		return 0, 0, 0
+	}
+	for _, w := range ws {
+		if n := int32(w.Pods); w.Sufficient && n > failed && (floor == 0 || n < floor) &&
+			w.RequestRate >= 0.9*at && p.latencyKnown(w) && !p.over(w) && w.ShedRate == 0 {
+			floor = n
+		}
+	}
+	if floor == 0 {
+		floor = failed + 1
+	}
+	return floor, failed, at
 }
