@@ -49,6 +49,9 @@ func (p params) cacheRec(ws []Window, C int32, hostile string) rec {
 		return rec{to: to, reason: fmt.Sprintf("hit ratio %s with %s of lookups evicting an entry: %s",
 			pct(w.CacheHitRatio), pct(evict), arrow(SettingCache, C, to))}
 	case evict < 0.005 && w.CacheEntries < 0.25*float64(C):
+		if !p.latencyKnown(w) {
+			return hold(lowDemandHold(SettingCache))
+		}
 		to := max(ceil32(w.CacheEntries*2), 1)
 		return rec{to: to, reason: fmt.Sprintf("the cache holds %s of %d entries per pod and evicts almost nothing: %s",
 			num(w.CacheEntries), C, arrow(SettingCache, C, to))}
@@ -81,4 +84,12 @@ func (p params) cacheWaits(in Input, reasons map[string]string) string {
 		}
 	}
 	return ""
+}
+
+// lowDemandHold is why a low-demand window does not shrink the pool or the
+// cache: what it shows in use is the idle load's, not what the service
+// needs when the load returns, and what a shrink would free on the few
+// pods an idle service keeps buys nothing. Replicas still fall.
+func lowDemandHold(name string) string {
+	return fmt.Sprintf("%s holds: a low-demand window (p99 not measured) does not size it", name)
 }

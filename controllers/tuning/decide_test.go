@@ -235,6 +235,31 @@ func TestDecide(t *testing.T) {
 			words: []string{"5 pods violated the objective at 3000 req/s within the last 1h0m0s and that load still recurs; 7 served it within the objective"},
 		},
 		{
+			// What an idle window shows in use is the idle load's; the
+			// pool and cache are kept for the load's return (idle trace:
+			// 3 reversals for 2 load changes). Replicas still fall.
+			name: "a low-demand window shrinks the replicas, not the pool or the cache",
+			edit: func(in *Input) {
+				all(in, func(w *Window) {
+					w.RequestRate, w.CPUCores, w.InFlight, w.P50, w.P95, w.P99 = 1, 0.002, 0.01, 0, 0, 0
+					w.PoolAcquired, w.CacheLookupRate, w.CacheEvictionRate, w.CacheEntries = 0.003, 1, 0, 44
+				})
+			},
+			want:  []move{{SettingReplicas, 4, 2}},
+			words: []string{"replicas 4 → 2"},
+		},
+		{
+			name: "a low-demand window does not shrink the cache",
+			edit: func(in *Input) {
+				in.Tuning.Bounds.Replicas = nil
+				all(in, func(w *Window) {
+					w.RequestRate, w.CPUCores, w.InFlight, w.P50, w.P95, w.P99 = 1, 0.002, 0.01, 0, 0, 0
+					w.PoolAcquired, w.CacheLookupRate, w.CacheEvictionRate, w.CacheEntries = 3, 1, 0, 44
+				})
+			},
+			words: []string{"cacheMaxEntries holds: a low-demand window (p99 not measured) does not size it"},
+		},
+		{
 			name: "one step per interval: in panic, at most four times the pods",
 			edit: func(in *Input) {
 				in.Window.CPUCores, in.Window.P99 = 2, 900*time.Millisecond

@@ -57,6 +57,9 @@ func (p params) poolRec(ws []Window, P, W int32) rec {
 		return rec{to: to, reason: fmt.Sprintf("acquire wait %s > %s with %s of %d connections in use per pod: %s (%s in use + 2√ headroom = %d)",
 			ms(wait), ms(limit), num(used), P, arrow(SettingPool, P, to), num(used), need)}
 	case wait <= limit/2 && float64(P) > poolSlack*float64(need):
+		if !p.latencyKnown(w) {
+			return hold(lowDemandHold(SettingPool))
+		}
 		to := ceil32(poolRoom * float64(need))
 		return rec{to: to, reason: fmt.Sprintf("only %s of %d connections in use per pod with acquire wait %s: %s (%g× the %d that %s in use + 2√ headroom needs)",
 			num(used), P, ms(wait), arrow(SettingPool, P, to), poolRoom, need, num(used))}
