@@ -269,6 +269,27 @@ func TestLoop(t *testing.T) {
 			}
 		},
 	}, {
+		// The Tuned condition said Holding (or Recommending) while the
+		// way back waited, and Disabled said "the spec is rendered as
+		// written" while it was not.
+		name: "while the way back to the spec waits, the condition says for what",
+		run: func(t *testing.T) []Result {
+			sp := loopSpec(iv, with(base, func(s *pacerv1.Settings) { s.Replicas, s.PoolMaxConns = 4, 20 }))
+			sp.MaxTotalConnections = 80
+			sp.Tuning.Mode = pacerv1.TuningDisabled
+			l := tuned(sp.Settings, with(sp.Settings, func(s *pacerv1.Settings) { s.Replicas, s.PoolMaxConns = 13, 6 }))
+			return drive(l, sp, svc{rate: steady(300), cpu: 0.002, svcTime: 0.01}, 0, 1, t0, iv)
+		},
+		check: func(t *testing.T, rs []Result) {
+			c := rs[0].Condition
+			for _, want := range []string{"replicas 13 → 4 waits for the 5m0s scale-down window (5m0s left)",
+				"poolMaxConns 6 → 12 waits on the connection budget 80 (13 replicas × 6 connections now"} {
+				if c.Reason != "ReturningToSpec" || !strings.Contains(c.Message, want) {
+					t.Errorf("condition %s: %s; want ReturningToSpec with %q", c.Reason, c.Message, want)
+				}
+			}
+		},
+	}, {
 		name: "a capped change states the applied number and the cap",
 		run: func(t *testing.T) []Result {
 			sp := loopSpec(iv, with(base, func(s *pacerv1.Settings) { s.Replicas = 3 }))
