@@ -290,6 +290,32 @@ func TestLoop(t *testing.T) {
 			}
 		},
 	}, {
+		// Main applied the edit at once: 10 pods at pool 8 while the
+		// running 4 kept pool 16 until the kubelet delivered the new
+		// config (10 × 16 = 160 connections against a budget of 80).
+		name: "a user's edit that adds pods and shrinks the pool keeps to the budget while it rolls out",
+		run: func(t *testing.T) []Result {
+			start := with(base, func(s *pacerv1.Settings) { s.Replicas, s.PoolMaxConns = 4, 16 })
+			sp := loopSpec(iv, with(start, func(s *pacerv1.Settings) { s.Replicas = 10 }))
+			sp.MaxTotalConnections = 80
+			sp.Tuning.Mode = pacerv1.TuningHold
+			l := tuned(start, start)
+			return drive(l, sp, svc{rate: steady(300), cpu: 0.002, svcTime: 0.01}, 0, 3, t0, iv)
+		},
+		check: func(t *testing.T, rs []Result) {
+			prev := pacerv1.Settings{Replicas: 4, PoolMaxConns: 16}
+			for i, r := range rs {
+				s := r.Settings
+				if worst := max(prev.Replicas, s.Replicas) * max(prev.PoolMaxConns, s.PoolMaxConns); worst > 80 {
+					t.Fatalf("step %d: %d×%d → %d×%d may hold %d connections, budget 80", i, prev.Replicas, prev.PoolMaxConns, s.Replicas, s.PoolMaxConns, worst)
+				}
+				prev = s
+			}
+			if prev.Replicas != 10 || prev.PoolMaxConns != 8 {
+				t.Errorf("ended at replicas %d, pool %d; want the edit's 10 at pool 8", prev.Replicas, prev.PoolMaxConns)
+			}
+		},
+	}, {
 		name: "a capped change states the applied number and the cap",
 		run: func(t *testing.T) []Result {
 			sp := loopSpec(iv, with(base, func(s *pacerv1.Settings) { s.Replicas = 3 }))
