@@ -110,7 +110,11 @@ func (r *TunedServiceReconciler) reconcileTuning(ctx context.Context, s *scope) 
 	s.requeueAfter = interval
 	e.observed = now
 
-	tick := tuning.Tick{Now: now, Spec: spec}
+	terminating, err := r.terminatingPods(ctx, ts)
+	if err != nil {
+		return err
+	}
+	tick := tuning.Tick{Now: now, Spec: spec, Terminating: terminating}
 	if mode == pacerv1.TuningAuto || mode == pacerv1.TuningRecommend {
 		win, cond, err := r.observeWindow(ctx, ts, interval)
 		if err != nil {
@@ -233,6 +237,24 @@ func (r *TunedServiceReconciler) readyPods(ctx context.Context, ts *pacerv1.Tune
 		pods = append(pods, metrics.Pod{Name: p.Name, UID: string(p.UID), Host: p.Status.PodIP, Port: render.AdminPort})
 	}
 	return pods, nil
+}
+
+// terminatingPods counts the TunedService's pods being deleted: until they
+// are gone they keep their database connections, which the connection
+// budget must count.
+func (r *TunedServiceReconciler) terminatingPods(ctx context.Context, ts *pacerv1.TunedService) (int32, error) {
+	var list corev1.PodList
+	if err := r.Client.List(ctx, &list, client.InNamespace(ts.Namespace),
+		client.MatchingLabels(render.SelectorLabels(ts))); err != nil {
+		return 0, fmt.Errorf("list pods: %w", err)
+	}
+	var n int32
+	for _, p := range list.Items {
+		if p.DeletionTimestamp != nil {
+			n++
+		}
+	}
+	return n, nil
 }
 
 func podReady(p *corev1.Pod) bool {

@@ -36,6 +36,9 @@ type Loop struct {
 	// the new config.
 	held    Rollout
 	changed time.Time
+	// terminating is the pods being deleted, as the last tick saw them:
+	// they keep their connections until they are gone.
+	terminating int32
 	// pending holds the spec's values a user's edit asked for that the
 	// connection budget held back while a rollout is under way; they
 	// take effect once it fits.
@@ -97,6 +100,13 @@ func (l *Loop) changeTo(now time.Time, next pacerv1.Settings) {
 	l.changed = now
 }
 
+// rollout is what the pods may still hold while a change rolls out.
+func (l *Loop) rollout() Rollout {
+	r := l.held
+	r.Terminating = l.terminating
+	return r
+}
+
 // rolledOut forgets the settings the pods held before the last change once
 // w, a window that starts after it and could be trusted (every pod on the
 // latest config), shows the change has rolled out.
@@ -130,6 +140,11 @@ type Tick struct {
 	// NoWindow says why Window is nil: a condition reason
 	// (MetricsUnavailable, ObservationFailed) and a message.
 	NoWindow Condition
+	// Terminating is the pods being deleted (a long termination grace
+	// period keeps them, and their connections, after a window showed
+	// the rollout done). While there are any, the connection budget
+	// counts them on top of the replicas.
+	Terminating int32
 }
 
 // Condition is the Tuned condition a step leaves.
@@ -310,7 +325,7 @@ func (l *Loop) stageEdits(spec Spec, out *pacerv1.Settings, edits []Edit) []Edit
 	p := resolve(Input{Tuning: spec.Tuning, MaxTotalConnections: spec.MaxTotalConnections})
 	asked := *out
 	reasons := map[string]string{}
-	p.fitRollout(l.settings, l.held, out, reasons)
+	p.fitRollout(l.settings, l.rollout(), out, reasons)
 	for _, t := range Tunables {
 		want, got, inEffect := t.Get(asked), t.Get(*out), t.Get(l.settings)
 		if got != want {

@@ -51,8 +51,13 @@ func (l *Loop) step(tk Tick, cur pacerv1.Settings) (res Result) {
 	if w := tk.Window; w != nil && w.Sufficient {
 		l.remember(*w, p)
 	}
-	l.rolledOut(tk.Window)
-	in.Rollout = l.held
+	l.terminating = max(tk.Terminating, 0)
+	if l.terminating == 0 {
+		// Pods still terminating keep their connections (and maybe an
+		// older pool): the rollout is not over while they are there.
+		l.rolledOut(tk.Window)
+	}
+	in.Rollout = l.rollout()
 	res = Result{Settings: cur}
 	switch l.mode {
 	case pacerv1.TuningHold:
@@ -177,7 +182,7 @@ func (l *Loop) stepBack(now time.Time, spec Spec, p params) (*pacerv1.Decision, 
 		set(&next, c.Setting, c.To)
 		reasons[c.Setting] = c.Reason
 	}
-	if note := p.fitBudget(l.settings, l.held, &next, reasons); note != "" {
+	if note := p.fitBudget(l.settings, l.rollout(), &next, reasons); note != "" {
 		waits = append(waits, note)
 	}
 	for _, c := range changes {

@@ -316,6 +316,29 @@ func TestLoop(t *testing.T) {
 			}
 		},
 	}, {
+		// Pods still terminating after the rollout was seen done (a long
+		// grace period) keep their connections: 7 pods at pool 10 and 2
+		// terminating would hold 90 of a budget of 80.
+		name: "terminating pods count in the connection budget",
+		run: func(t *testing.T) []Result {
+			sp := loopSpec(iv, with(base, func(s *pacerv1.Settings) { s.Replicas, s.PoolMaxConns = 4, 10 }))
+			sp.MaxTotalConnections = 80
+			sp.Tuning.Mode = pacerv1.TuningAuto
+			l := tuned(sp.Settings, sp.Settings)
+			now := t0.Add(iv)
+			w := svc{rate: steady(2000), cpu: 0.002, svcTime: 0.01}.window(0, now, iv, l.Settings())
+			return []Result{l.Step(Tick{Now: now, Spec: sp, Window: &w, Terminating: 2})}
+		},
+		check: func(t *testing.T, rs []Result) {
+			d := rs[0].Decision
+			if s := rs[0].Settings; s.Replicas+2 > 80/s.PoolMaxConns {
+				t.Errorf("replicas %d at pool %d with 2 terminating pods exceed the budget 80", s.Replicas, s.PoolMaxConns)
+			}
+			if d == nil || !strings.Contains(d.Changes[0].Reason, "2 terminating pods keep theirs") {
+				t.Errorf("decision %+v", d)
+			}
+		},
+	}, {
 		name: "a capped change states the applied number and the cap",
 		run: func(t *testing.T) []Result {
 			sp := loopSpec(iv, with(base, func(s *pacerv1.Settings) { s.Replicas = 3 }))
