@@ -260,6 +260,14 @@ func TestDecide(t *testing.T) {
 			words: []string{"cacheMaxEntries holds: a low-demand window (p99 not measured) does not size it"},
 		},
 		{
+			// 8 → 7 was applied at the start of most scorecard traces, and
+			// grown back when the load rose: a config rollout and a
+			// reversal for one connection.
+			name:  "a pool cut of one connection is not rolled out",
+			edit:  func(in *Input) { all(in, func(w *Window) { w.PoolAcquired = 1.3 }) },
+			words: []string{"poolMaxConns 8 is within 20% of the 7 that 1.3 in use needs with room: too small a cut to roll out"},
+		},
+		{
 			name: "one step per interval: in panic, at most four times the pods",
 			edit: func(in *Input) {
 				in.Window.CPUCores, in.Window.P99 = 2, 900*time.Millisecond
