@@ -93,7 +93,7 @@ func (r *TunedServiceReconciler) syncSettings(s *scope) {
 // own goroutine (observeService below), never here: a hung pod delays no pass.
 // Hold, and Disabled on its way back to the spec, observe nothing and step
 // once per interval.
-func (r *TunedServiceReconciler) reconcileTuning(_ context.Context, s *scope) error {
+func (r *TunedServiceReconciler) reconcileTuning(ctx context.Context, s *scope) error {
 	ts := s.ts
 	key := client.ObjectKeyFromObject(ts)
 	spec := loopSpec(ts)
@@ -129,6 +129,11 @@ func (r *TunedServiceReconciler) reconcileTuning(_ context.Context, s *scope) er
 		}
 		s.requeueAfter = interval
 	}
+	terminating, err := r.terminatingPods(ctx, ts)
+	if err != nil {
+		return err
+	}
+	tick.Terminating = terminating
 	e.observed = tick.Now
 	res := e.loop.Step(tick)
 	r.record(s, e.loop, res)
@@ -283,6 +288,24 @@ func (r *TunedServiceReconciler) readyPods(ctx context.Context, ts *pacerv1.Tune
 		pods = append(pods, metrics.Pod{Name: p.Name, UID: string(p.UID), Host: p.Status.PodIP, Port: render.AdminPort})
 	}
 	return pods, nil
+}
+
+// terminatingPods counts the TunedService's pods being deleted: until they
+// are gone they keep their database connections, which the connection
+// budget must count.
+func (r *TunedServiceReconciler) terminatingPods(ctx context.Context, ts *pacerv1.TunedService) (int32, error) {
+	var list corev1.PodList
+	if err := r.Client.List(ctx, &list, client.InNamespace(ts.Namespace),
+		client.MatchingLabels(render.SelectorLabels(ts))); err != nil {
+		return 0, fmt.Errorf("list pods: %w", err)
+	}
+	var n int32
+	for _, p := range list.Items {
+		if p.DeletionTimestamp != nil {
+			n++
+		}
+	}
+	return n, nil
 }
 
 func podReady(p *corev1.Pod) bool {

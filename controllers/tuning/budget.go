@@ -31,22 +31,23 @@ func (p params) fitRollout(cur pacerv1.Settings, held Rollout, next *pacerv1.Set
 		return ""
 	}
 	oldR, oldP := max(cur.Replicas, held.Replicas), max(cur.PoolMaxConns, held.PoolMaxConns)
+	T := int64(held.Terminating)
 	var note string
-	if r := next.Replicas; r > oldR && int64(r)*int64(oldP) > B {
-		fit := max(cur.Replicas, int32(min(B/int64(oldP), int64(r))))
+	if r := next.Replicas; r > oldR && (int64(r)+T)*int64(oldP) > B {
+		fit := max(cur.Replicas, int32(min(max(B/int64(oldP)-T, 0), int64(r))))
 		next.Replicas = fit
-		staged := fmt.Sprintf("%s now, more once every pod runs pool %d (connection budget %d: until then running pods may keep pool %d, and %d × %d > %d)",
-			arrow(SettingReplicas, cur.Replicas, fit), next.PoolMaxConns, B, oldP, r, oldP, B)
+		staged := fmt.Sprintf("%s now, more once every pod runs pool %d (connection budget %d: until then running pods may keep pool %d%s, and %d × %d > %d)",
+			arrow(SettingReplicas, cur.Replicas, fit), next.PoolMaxConns, B, oldP, terminatingText(T), int64(r)+T, oldP, B)
 		if fit == cur.Replicas {
 			delete(reasons, SettingReplicas)
-			note = fmt.Sprintf("replicas stay at %d until every pod runs pool %d, then go toward %d (connection budget %d: until then running pods may keep pool %d)",
-				cur.Replicas, next.PoolMaxConns, r, B, oldP)
+			note = fmt.Sprintf("replicas stay at %d until every pod runs pool %d, then go toward %d (connection budget %d: until then running pods may keep pool %d%s)",
+				cur.Replicas, next.PoolMaxConns, r, B, oldP, terminatingText(T))
 		} else {
 			reasons[SettingReplicas] = stage(reasons[SettingReplicas], SettingReplicas, cur.Replicas, r, staged)
 		}
 	}
-	if pl := next.PoolMaxConns; pl > oldP && int64(max(oldR, next.Replicas))*int64(pl) > B {
-		pods := max(oldR, next.Replicas)
+	if pl := next.PoolMaxConns; pl > oldP && (int64(max(oldR, next.Replicas))+T)*int64(pl) > B {
+		pods := max(oldR, next.Replicas) + held.Terminating
 		fit := max(cur.PoolMaxConns, int32(min(B/int64(pods), int64(pl))))
 		next.PoolMaxConns = fit
 		staged := fmt.Sprintf("%s now, more once the pods being removed have gone (connection budget %d: until then %d pods may hold connections, and %d × %d > %d)",
@@ -147,4 +148,12 @@ func (p params) fitSettled(cur pacerv1.Settings, next *pacerv1.Settings, reasons
 	}
 	return fmt.Sprintf("replicas %d × poolMaxConns %d exceeds the connection budget %d and the settings that could fix it are not tuned",
 		next.Replicas, next.PoolMaxConns, B)
+}
+
+// terminatingText names the terminating pods a rollout fit counts.
+func terminatingText(t int64) string {
+	if t <= 0 {
+		return ""
+	}
+	return fmt.Sprintf(" and %d terminating pods keep theirs", t)
 }

@@ -49,6 +49,9 @@ func (p params) cacheRec(ws []Window, C int32, hostile string) rec {
 		return rec{to: to, reason: fmt.Sprintf("hit ratio %s with %s of lookups evicting an entry: %s",
 			pct(w.CacheHitRatio), pct(evict), arrow(SettingCache, C, to))}
 	case evict < 0.005 && w.CacheEntries < 0.25*float64(C):
+		if !p.latencyKnown(w) {
+			return hold(lowDemandHold(SettingCache))
+		}
 		to := max(ceil32(w.CacheEntries*2), 1)
 		return rec{to: to, reason: fmt.Sprintf("the cache holds %s of %d entries per pod and evicts almost nothing: %s",
 			num(w.CacheEntries), C, arrow(SettingCache, C, to))}
@@ -69,10 +72,24 @@ func (p params) cacheWaits(in Input, reasons map[string]string) string {
 	if in.Window.Pods < int(in.Current.Replicas) {
 		return "cacheMaxEntries waits for every pod to be ready"
 	}
+	if u := p.loadOf(in.Window, in.Current.MaxInFlight).podsBusy / float64(in.Current.Replicas); u > p.target {
+		// A new config leaves the windows untrusted until it reaches
+		// every pod (up to a minute), and busy pods may need more pods
+		// sooner than that.
+		return fmt.Sprintf("cacheMaxEntries waits while the pods run above the target (%s of %s)", pct(u), pct(p.target))
+	}
 	for _, d := range in.History {
 		if d.Applied && in.Now.Sub(d.Time.Time) < 2*p.interval {
 			return "cacheMaxEntries waits for the last change to settle"
 		}
 	}
 	return ""
+}
+
+// lowDemandHold is why a low-demand window does not shrink the pool or the
+// cache: what it shows in use is the idle load's, not what the service
+// needs when the load returns, and what a shrink would free on the few
+// pods an idle service keeps buys nothing. Replicas still fall.
+func lowDemandHold(name string) string {
+	return fmt.Sprintf("%s holds: a low-demand window (p99 not measured) does not size it", name)
 }

@@ -67,6 +67,15 @@ func Decide(in Input) Decision {
 		name: SettingWorkers, bounds: p.bounds.Workers, current: cur.MaxInFlight, ws: ws,
 		recs: func(i int) rec { return p.workersRec(ws[i:], workersAt(ws[i])) },
 	}))
+	next.PoolMaxConns = take(SettingPool, p.settle(in, knob{
+		name: SettingPool, bounds: p.bounds.PoolMaxConns, current: cur.PoolMaxConns, ws: ws,
+		recs: func(i int) rec {
+			if i == 0 {
+				return p.poolRec(ws, cur.PoolMaxConns, next.MaxInFlight)
+			}
+			return p.poolRec(ws[i:], poolAt(ws[i]), workersAt(ws[i]))
+		},
+	}))
 	next.Replicas = take(SettingReplicas, p.settle(in, knob{
 		name: SettingReplicas, bounds: p.bounds.Replicas, current: cur.Replicas, ws: ws,
 		recs: func(i int) rec {
@@ -78,20 +87,24 @@ func Decide(in Input) Decision {
 				if next.MaxInFlight > cur.MaxInFlight {
 					w = 0
 				}
-				return p.replicasRec(ws, cur.Replicas, w)
+				return p.replicasRec(ws, cur.Replicas, w, next.PoolMaxConns > cur.PoolMaxConns)
 			}
-			return p.replicasRec(ws[i:], int32(ws[i].Pods), workersAt(ws[i]))
+			return p.replicasRec(ws[i:], int32(ws[i].Pods), workersAt(ws[i]), false)
 		},
 	}))
-	next.PoolMaxConns = take(SettingPool, p.settle(in, knob{
-		name: SettingPool, bounds: p.bounds.PoolMaxConns, current: cur.PoolMaxConns, ws: ws,
-		recs: func(i int) rec {
-			if i == 0 {
-				return p.poolRec(ws, cur.PoolMaxConns, next.MaxInFlight)
+	if next.Replicas > cur.Replicas && p.over(in.Window) {
+		// New pods answer a violated objective. A new pod config now would
+		// leave the next windows untrusted (pods on mixed configs) for as
+		// long as it takes to reach every pod, blind to whether the new
+		// pods are enough: workers and pool wait for a window with them.
+		for _, name := range []string{SettingWorkers, SettingPool} {
+			if get(next, name) != get(cur, name) {
+				notes = append(notes, fmt.Sprintf("%s waits while new pods answer the violated objective (%s)", name, arrow(name, get(cur, name), get(next, name))))
+				set(&next, name, get(cur, name))
+				delete(reasons, name)
 			}
-			return p.poolRec(ws[i:], poolAt(ws[i]), workersAt(ws[i]))
-		},
-	}))
+		}
+	}
 	hostile := cacheHostile(in, ws)
 	if why := p.cacheWaits(in, reasons); why != "" {
 		notes = append(notes, why)

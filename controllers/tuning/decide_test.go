@@ -61,10 +61,64 @@ func TestDecide(t *testing.T) {
 			words: []string{"pods still run maxInFlight 16, not 8"},
 		},
 		{
-			// 4 × 56% / 70% = 3.2 pods: the HPA's rule keeps 4.
-			name:  "a service below its target says why it does not shrink",
+			// 4 × 56% / 70% = 3.2 pods: the HPA's rule keeps 4 (56%); 3
+			// run at 75%, inside the band, where no rise follows while
+			// p99 stays calm.
+			name:  "a scale-down goes to the fewest pods that keep utilization within the band",
 			edit:  func(in *Input) { all(in, func(w *Window) { w.CPUCores = 1.12 }) },
+			want:  []move{{SettingReplicas, 4, 3}},
+			words: []string{"utilization 56% against a 70% target", "replicas 4 → 3"},
+		},
+		{
+			name:  "a service below its target says why it does not shrink",
+			edit:  func(in *Input) { all(in, func(w *Window) { w.CPUCores = 1.2 }) },
+			words: []string{"replicas stay at 4: utilization 60% against a 70% target, and 3 would run at 80%"},
+		},
+		{
+			// Into the band only while p99 is calm: otherwise a rise
+			// inside it would follow and undo the scale-down.
+			name: "no scale-down into the band while p99 is not calm",
+			edit: func(in *Input) {
+				all(in, func(w *Window) { w.CPUCores, w.P99 = 1.12, 60*time.Millisecond })
+			},
 			words: []string{"replicas stay at 4: utilization 56% against a 70% target, and 3 would run at 75%"},
+		},
+		{
+			// The noisiest window of the stable window decides how far
+			// into the band a scale-down may go.
+			name: "a scale-down into the band allows for the busiest window",
+			edit: func(in *Input) {
+				all(in, func(w *Window) { w.CPUCores = 1.12 })
+				in.Recent[1].CPUCores = 1.25 // the mean, 1.15, would allow 3 pods
+			},
+			words: []string{"replicas stay at 4"},
+		},
+		{
+			name: "one noisy window within twice the tolerance does not scale up while p99 is calm",
+			edit: func(in *Input) {
+				all(in, func(w *Window) { w.CPUCores = 1.5 })
+				in.Window.CPUCores = 1.65
+			},
+			words: []string{"of target 70% is within 10%"},
+		},
+		{
+			name: "a rise inside the band near the objective waits while the pool grows",
+			edit: func(in *Input) {
+				in.Tuning.Bounds.Workers, in.Current.MaxInFlight = nil, 32
+				all(in, func(w *Window) {
+					w.CPUCores, w.P99, w.WorkerLimit = 1.5, 85*time.Millisecond, 32
+					w.PoolAcquired, w.PoolAcquireWait = 7, 5*time.Millisecond
+				})
+			},
+			want: []move{{SettingPool, 8, 14}},
+		},
+		{
+			name: "a rise near the objective inside the band scales up",
+			edit: func(in *Input) {
+				all(in, func(w *Window) { w.CPUCores, w.P99 = 1.5, 85*time.Millisecond })
+			},
+			want:  []move{{SettingReplicas, 4, 5}},
+			words: []string{"replicas 4 → 5"},
 		},
 		{
 			name:  "a small error is inside the tolerance band",
@@ -104,6 +158,18 @@ func TestDecide(t *testing.T) {
 			words: []string{"load rising 6.7 req/s per second", "replicas 4 → 5"},
 		},
 		{
+			// 1410 → 1500 rose in every window, by 6%: arrival noise
+			// does that one time in 24.
+			name: "a rise under 10% across the stable window is noise, not a trend",
+			edit: func(in *Input) {
+				all(in, func(w *Window) { w.CPUCores = 1.5 })
+				for i, rate := range []float64{1470, 1440, 1410} {
+					in.Recent[i].RequestRate, in.Recent[i].CPUCores = rate, rate*1.5/1500
+				}
+			},
+			words: []string{"utilization 7"},
+		},
+		{
 			name: "a rise that did not hold in every window is not projected",
 			edit: func(in *Input) {
 				for i, rate := range []float64{1400, 1450, 1200} {
@@ -111,6 +177,95 @@ func TestDecide(t *testing.T) {
 				}
 			},
 			words: []string{"utilization 65% of target 70% is within 10%"},
+		},
+		{
+			// A new pod config would leave the next windows untrusted
+			// (pods on mixed configs) while the new pods start.
+			name: "a scale-up answering a violation changes no pod config",
+			edit: func(in *Input) {
+				in.Current.MaxInFlight = 64
+				all(in, func(w *Window) { w.WorkerLimit = 64 })
+				in.Window.InFlight, in.Window.CPUCores, in.Window.P99 = 60, 2, 400*time.Millisecond
+			},
+			want:  []move{{SettingReplicas, 4, 6}},
+			words: []string{"replicas 4 → 6"},
+		},
+		{
+			// Pods still starting count as capacity; the rate says the
+			// crowd outgrew them too.
+			name: "while pods start, a demand beyond all of them scales further",
+			edit: func(in *Input) {
+				in.Current.Replicas = 8
+				in.History = []pacerv1.Decision{applied(t0.Add(-20*time.Second), pacerv1.Change{Setting: SettingReplicas, From: 4, To: 8})}
+				in.Window.CPUCores, in.Window.P99, in.Window.InFlight = 2, 600*time.Millisecond, 8
+				in.Window.ErrorRate, in.Window.ShedRate, in.Window.RequestRate = 1500, 1500, 6000
+				in.MaxTotalConnections = 0
+			},
+			want:  []move{{SettingReplicas, 8, 16}},
+			words: []string{"4 of 8 pods ready, and 6000 req/s at 3.7ms of CPU a request need 16 pods at 70% of 2 cores"},
+		},
+		{
+			name: "while pods start, a demand they will carry waits for them",
+			edit: func(in *Input) {
+				in.Current.Replicas = 8
+				in.History = []pacerv1.Decision{applied(t0.Add(-20*time.Second), pacerv1.Change{Setting: SettingReplicas, From: 4, To: 8})}
+				in.Window.CPUCores, in.Window.P99, in.Window.InFlight = 2, 600*time.Millisecond, 8
+				in.Window.ErrorRate, in.Window.ShedRate, in.Window.RequestRate = 500, 500, 2500
+			},
+		},
+		{
+			name: "the cache waits while the pods run above the target",
+			edit: func(in *Input) {
+				all(in, func(w *Window) { w.CPUCores, w.CacheEvictionRate = 1.5, 300 })
+			},
+			words: []string{"cacheMaxEntries waits while the pods run above the target (75% of 70%)"},
+		},
+		{
+			// 5 pods failed the bursts' 3000 req/s 7.5 minutes ago and 7
+			// served them: one more than failed (6) would fail again.
+			name: "after a failed burst, a scale-down stops at the fewest pods that served it",
+			edit: func(in *Input) {
+				in.Current.Replicas = 9
+				all(in, func(w *Window) { w.Pods, w.RequestRate, w.CPUCores = 9, 3000, 0.7 })
+				in.Recent[29].Pods, in.Recent[29].CPUCores, in.Recent[29].P99 = 5, 2, 600*time.Millisecond
+				in.Recent[29].ShedRate, in.Recent[29].ErrorRate = 300, 300
+				in.Recent[24].Pods, in.Recent[24].CPUCores = 7, 1.4
+			},
+			want:  []move{{SettingReplicas, 9, 7}},
+			words: []string{"5 pods violated the objective at 3000 req/s within the last 1h0m0s and that load still recurs; 7 served it within the objective"},
+		},
+		{
+			// What an idle window shows in use is the idle load's; the
+			// pool and cache are kept for the load's return (idle trace:
+			// 3 reversals for 2 load changes). Replicas still fall.
+			name: "a low-demand window shrinks the replicas, not the pool or the cache",
+			edit: func(in *Input) {
+				all(in, func(w *Window) {
+					w.RequestRate, w.CPUCores, w.InFlight, w.P50, w.P95, w.P99 = 1, 0.002, 0.01, 0, 0, 0
+					w.PoolAcquired, w.CacheLookupRate, w.CacheEvictionRate, w.CacheEntries = 0.003, 1, 0, 44
+				})
+			},
+			want:  []move{{SettingReplicas, 4, 2}},
+			words: []string{"replicas 4 → 2"},
+		},
+		{
+			name: "a low-demand window does not shrink the cache",
+			edit: func(in *Input) {
+				in.Tuning.Bounds.Replicas = nil
+				all(in, func(w *Window) {
+					w.RequestRate, w.CPUCores, w.InFlight, w.P50, w.P95, w.P99 = 1, 0.002, 0.01, 0, 0, 0
+					w.PoolAcquired, w.CacheLookupRate, w.CacheEvictionRate, w.CacheEntries = 3, 1, 0, 44
+				})
+			},
+			words: []string{"cacheMaxEntries holds: a low-demand window (p99 not measured) does not size it"},
+		},
+		{
+			// 8 → 7 was applied at the start of most scorecard traces, and
+			// grown back when the load rose: a config rollout and a
+			// reversal for one connection.
+			name:  "a pool cut of one connection is not rolled out",
+			edit:  func(in *Input) { all(in, func(w *Window) { w.PoolAcquired = 1.3 }) },
+			words: []string{"poolMaxConns 8 is within 20% of the 7 that 1.3 in use needs with room: too small a cut to roll out"},
 		},
 		{
 			name: "one step per interval: in panic, at most four times the pods",
@@ -221,10 +376,11 @@ func TestDecide(t *testing.T) {
 			name: "workers are cut at once when the CPU is saturated and p99 is over the objective",
 			edit: func(in *Input) {
 				in.Current.MaxInFlight = 64
+				in.Tuning.Bounds.Replicas.Max = 4 // no new pods to wait for
 				all(in, func(w *Window) { w.WorkerLimit = 64 })
 				in.Window.InFlight, in.Window.CPUCores, in.Window.P99 = 60, 2, 400*time.Millisecond
 			},
-			want:  []move{{SettingReplicas, 4, 6}, {SettingWorkers, 64, 16}},
+			want:  []move{{SettingWorkers, 64, 16}},
 			words: []string{"in-service time 160ms (baseline 7.5ms)", "60 of 64 workers busy", "maxInFlight 64 → 16"},
 		},
 		{
@@ -324,8 +480,8 @@ func TestDecide(t *testing.T) {
 					w.PoolAcquired, w.PoolAcquireWait = 6, 12*time.Millisecond
 				})
 			},
-			want:  []move{{SettingReplicas, 10, 7}, {SettingPool, 6, 8}},
-			words: []string{"poolMaxConns 6 → 8 now, more once the pods being removed have gone (connection budget 80: until then 10 pods may hold connections, and 10 × 11 > 80)"},
+			want:  []move{{SettingReplicas, 10, 6}, {SettingPool, 6, 8}},
+			words: []string{"poolMaxConns 6 → 8 now, more once the pods being removed have gone (connection budget 80: until then 10 pods may hold connections, and 10 × 12 > 80)"},
 		},
 		{
 			name: "scale-out is capped when pools cannot shrink further",

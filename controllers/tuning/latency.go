@@ -43,6 +43,16 @@ func (p params) calm(w Window) bool {
 	return w.ShedRate == 0 && w.ErrorRate == 0
 }
 
+// near says whether p99 is known to be within nearObjective of the
+// objective or past it, or the window is too quiet to measure and shed
+// requests.
+func (p params) near(w Window) bool {
+	if p.latencyKnown(w) {
+		return w.P99.Seconds() >= nearObjective*p.objective.Seconds()
+	}
+	return w.ShedRate > 0
+}
+
 // p99 formats the window's p99 for a reason, or says why it is unknown.
 func (p params) p99(w Window) string {
 	if p.latencyKnown(w) {

@@ -36,6 +36,13 @@ type Loop struct {
 	// the new config.
 	held    Rollout
 	changed time.Time
+	// terminating is the pods being deleted, as the last tick saw them:
+	// they keep their connections until they are gone.
+	terminating int32
+	// pending holds the spec's values a user's edit asked for that the
+	// connection budget held back while a rollout is under way; they
+	// take effect once it fits.
+	pending map[string]int32
 }
 
 // Seed is what a new Loop starts from: what status says. A restarted
@@ -93,6 +100,13 @@ func (l *Loop) changeTo(now time.Time, next pacerv1.Settings) {
 	l.changed = now
 }
 
+// rollout is what the pods may still hold while a change rolls out.
+func (l *Loop) rollout() Rollout {
+	r := l.held
+	r.Terminating = l.terminating
+	return r
+}
+
 // rolledOut forgets the settings the pods held before the last change once
 // w, a window that starts after it and could be trusted (every pod on the
 // latest config), shows the change has rolled out.
@@ -126,6 +140,11 @@ type Tick struct {
 	// NoWindow says why Window is nil: a condition reason
 	// (MetricsUnavailable, ObservationFailed) and a message.
 	NoWindow Condition
+	// Terminating is the pods being deleted (a long termination grace
+	// period keeps them, and their connections, after a window showed
+	// the rollout done). While there are any, the connection budget
+	// counts them on top of the replicas.
+	Terminating int32
 }
 
 // Condition is the Tuned condition a step leaves.
@@ -199,8 +218,14 @@ func (l *Loop) Sync(now time.Time, spec Spec) (pacerv1.Settings, []Edit) {
 			*t.Field(&out) = inEffect
 		}
 	}
+	if !first {
+		edits = l.applyPending(spec, &out, edits)
+	}
 	if fix, ok := fitSpecBudget(&out, spec.MaxTotalConnections); ok {
 		edits = append(edits, fix)
+	}
+	if !first {
+		edits = l.stageEdits(spec, &out, edits)
 	}
 	if len(edits) > 0 {
 		l.record(pacerv1.Decision{Time: metav1.NewTime(now), Mode: mode, Applied: true, Changes: edits})
@@ -271,4 +296,73 @@ func fitSpecBudget(s *pacerv1.Settings, budget int32) (pacerv1.Change, bool) {
 		Setting: SettingPool, From: from, To: s.PoolMaxConns,
 		Reason: fmt.Sprintf("%d replicas × %d connections would exceed the connection budget %d", s.Replicas, from, budget),
 	}, true
+}
+
+// applyPending puts back the values of an earlier edit the connection
+// budget held back, while the spec still asks for them.
+func (l *Loop) applyPending(spec Spec, out *pacerv1.Settings, edits []Edit) []Edit {
+	for _, t := range Tunables {
+		v, ok := l.pending[t.Name]
+		if !ok {
+			continue
+		}
+		if t.Get(spec.Settings) != v {
+			delete(l.pending, t.Name) // the user changed it again
+			continue
+		}
+		*t.Field(out) = v
+	}
+	return edits
+}
+
+// stageEdits keeps a user's edit within the connection budget while it
+// rolls out, as the tuner's own changes are: until every pod runs the new
+// pool, running pods keep the old one and removed pods keep theirs, so a
+// rise of replicas (or pool) goes only as far as fits at the old pool (or
+// over the old replicas) now, and the rest once a window shows every pod
+// on the new config. Cuts take effect at once.
+func (l *Loop) stageEdits(spec Spec, out *pacerv1.Settings, edits []Edit) []Edit {
+	p := resolve(Input{Tuning: spec.Tuning, MaxTotalConnections: spec.MaxTotalConnections})
+	asked := *out
+	reasons := map[string]string{}
+	p.fitRollout(l.settings, l.rollout(), out, reasons)
+	for _, t := range Tunables {
+		want, got, inEffect := t.Get(asked), t.Get(*out), t.Get(l.settings)
+		if got != want {
+			if l.pending == nil {
+				l.pending = map[string]int32{}
+			}
+			l.pending[t.Name] = want
+		} else if _, was := l.pending[t.Name]; was {
+			delete(l.pending, t.Name)
+			if got != inEffect {
+				edits = append(edits, pacerv1.Change{Setting: t.Name, From: inEffect, To: got,
+					Reason: EditPrefix + fmt.Sprintf("the spec's %s %d, held back by the connection budget while the last change rolled out, now fits: %s", t.Name, want, arrow(t.Name, inEffect, got))})
+			}
+			continue
+		}
+		if got == want {
+			continue
+		}
+		found := false
+		for i := range edits {
+			if e := &edits[i]; e.Setting == t.Name {
+				e.To, found = got, true
+				if r := reasons[t.Name]; r != "" {
+					e.Reason += "; " + r
+				}
+			}
+		}
+		if !found && got != inEffect {
+			edits = append(edits, pacerv1.Change{Setting: t.Name, From: inEffect, To: got,
+				Reason: EditPrefix + fmt.Sprintf("the spec's %s changed to %d: %s", t.Name, want, reasons[t.Name])})
+		}
+	}
+	kept := edits[:0]
+	for _, e := range edits {
+		if e.From != e.To { // an edit held back whole waits in pending
+			kept = append(kept, e)
+		}
+	}
+	return kept
 }

@@ -2,6 +2,7 @@ package tuning
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -40,7 +41,7 @@ func (l *Loop) remember(w Window, p params) {
 	l.windows = ws
 }
 
-func (l *Loop) step(tk Tick, cur pacerv1.Settings) Result {
+func (l *Loop) step(tk Tick, cur pacerv1.Settings) (res Result) {
 	spec := tk.Spec
 	in := Input{
 		Now: tk.Now, Tuning: spec.Tuning, MaxTotalConnections: spec.MaxTotalConnections,
@@ -50,16 +51,32 @@ func (l *Loop) step(tk Tick, cur pacerv1.Settings) Result {
 	if w := tk.Window; w != nil && w.Sufficient {
 		l.remember(*w, p)
 	}
-	l.rolledOut(tk.Window)
-	in.Rollout = l.held
-	res := Result{Settings: cur}
+	l.terminating = max(tk.Terminating, 0)
+	if l.terminating == 0 {
+		// Pods still terminating keep their connections (and maybe an
+		// older pool): the rollout is not over while they are there.
+		l.rolledOut(tk.Window)
+	}
+	in.Rollout = l.rollout()
+	res = Result{Settings: cur}
 	switch l.mode {
 	case pacerv1.TuningHold:
 		res.Condition = Condition{metav1.ConditionTrue, "Held",
 			"tuning.mode is Hold: the settings in effect are frozen (" + settingsList(cur) + ")"}
 		return res
 	case pacerv1.TuningDisabled, pacerv1.TuningRecommend:
-		if d := l.stepBack(tk.Now, spec, p); d != nil {
+		d, waiting := l.stepBack(tk.Now, spec, p)
+		if waiting != "" {
+			// Not back at the spec and no step now: say what the way back
+			// waits for, whatever else the window says.
+			defer func() {
+				if res.Decision == nil || !res.Decision.Applied {
+					res.Condition = Condition{metav1.ConditionTrue, "ReturningToSpec",
+						fmt.Sprintf("tuning.mode is %s: returning to the spec's settings (%s in effect): %s", l.mode, settingsList(l.settings), waiting)}
+				}
+			}()
+		}
+		if d != nil {
 			next := res.Settings
 			for _, c := range d.Changes {
 				set(&next, c.Setting, c.To)
@@ -123,11 +140,16 @@ func (l *Loop) step(tk Tick, cur pacerv1.Settings) Result {
 
 // stepBack moves the settings the tuner had moved one step toward the
 // spec's values, once per interval; a step down waits for the scale-down
-// window after leaving Auto. It returns nil when nothing moves.
-func (l *Loop) stepBack(now time.Time, spec Spec, p params) *pacerv1.Decision {
-	if l.settings == spec.Settings || (!l.returned.IsZero() && now.Sub(l.returned) < p.interval) {
-		return nil
+// window after leaving Auto. It returns nil when nothing moves, and then,
+// while the settings are not back at the spec, what the way back waits for.
+func (l *Loop) stepBack(now time.Time, spec Spec, p params) (*pacerv1.Decision, string) {
+	if l.settings == spec.Settings {
+		return nil, ""
 	}
+	if !l.returned.IsZero() && now.Sub(l.returned) < p.interval {
+		return nil, fmt.Sprintf("the next step in %s (one per interval)", ms(p.interval-now.Sub(l.returned)))
+	}
+	var waits []string
 	var changes []pacerv1.Change
 	for _, t := range Tunables {
 		cur, want := t.Get(l.settings), t.Get(spec.Settings)
@@ -138,6 +160,7 @@ func (l *Loop) stepBack(now time.Time, spec Spec, p params) *pacerv1.Decision {
 			to = min(want, t.StepUp(cur))
 		case want < cur:
 			if waited := now.Sub(l.leftAuto); waited < p.down {
+				waits = append(waits, fmt.Sprintf("%s %d → %d waits for the %s scale-down window (%s left)", t.Name, cur, want, ms(p.down), ms(p.down-waited)))
 				continue
 			}
 			to = max(want, t.StepDown(cur))
@@ -159,7 +182,15 @@ func (l *Loop) stepBack(now time.Time, spec Spec, p params) *pacerv1.Decision {
 		set(&next, c.Setting, c.To)
 		reasons[c.Setting] = c.Reason
 	}
-	p.fitBudget(l.settings, l.held, &next, reasons)
+	if note := p.fitBudget(l.settings, l.rollout(), &next, reasons); note != "" {
+		waits = append(waits, note)
+	}
+	for _, c := range changes {
+		if get(next, c.Setting) == c.From {
+			waits = append(waits, fmt.Sprintf("%s waits on the connection budget %d (%d replicas × %d connections now, and what a rollout may still hold)",
+				arrow(c.Setting, c.From, c.To), p.budget, l.settings.Replicas, l.settings.PoolMaxConns))
+		}
+	}
 	changes = changes[:0]
 	for _, t := range Tunables {
 		if from, to := t.Get(l.settings), t.Get(next); from != to {
@@ -167,10 +198,13 @@ func (l *Loop) stepBack(now time.Time, spec Spec, p params) *pacerv1.Decision {
 		}
 	}
 	if len(changes) == 0 {
-		return nil
+		if len(waits) == 0 {
+			waits = append(waits, "no step fits now")
+		}
+		return nil, "waiting: " + strings.Join(waits, "; ")
 	}
 	l.returned = now
-	return &pacerv1.Decision{Time: metav1.NewTime(now), Mode: l.mode, Applied: true, Changes: changes}
+	return &pacerv1.Decision{Time: metav1.NewTime(now), Mode: l.mode, Applied: true, Changes: changes}, ""
 }
 
 // settingsList formats the tuned settings in effect: "replicas 4, maxInFlight 16, …".

@@ -269,6 +269,76 @@ func TestLoop(t *testing.T) {
 			}
 		},
 	}, {
+		// The Tuned condition said Holding (or Recommending) while the
+		// way back waited, and Disabled said "the spec is rendered as
+		// written" while it was not.
+		name: "while the way back to the spec waits, the condition says for what",
+		run: func(t *testing.T) []Result {
+			sp := loopSpec(iv, with(base, func(s *pacerv1.Settings) { s.Replicas, s.PoolMaxConns = 4, 20 }))
+			sp.MaxTotalConnections = 80
+			sp.Tuning.Mode = pacerv1.TuningDisabled
+			l := tuned(sp.Settings, with(sp.Settings, func(s *pacerv1.Settings) { s.Replicas, s.PoolMaxConns = 13, 6 }))
+			return drive(l, sp, svc{rate: steady(300), cpu: 0.002, svcTime: 0.01}, 0, 1, t0, iv)
+		},
+		check: func(t *testing.T, rs []Result) {
+			c := rs[0].Condition
+			for _, want := range []string{"replicas 13 → 4 waits for the 5m0s scale-down window (5m0s left)",
+				"poolMaxConns 6 → 12 waits on the connection budget 80 (13 replicas × 6 connections now"} {
+				if c.Reason != "ReturningToSpec" || !strings.Contains(c.Message, want) {
+					t.Errorf("condition %s: %s; want ReturningToSpec with %q", c.Reason, c.Message, want)
+				}
+			}
+		},
+	}, {
+		// Main applied the edit at once: 10 pods at pool 8 while the
+		// running 4 kept pool 16 until the kubelet delivered the new
+		// config (10 × 16 = 160 connections against a budget of 80).
+		name: "a user's edit that adds pods and shrinks the pool keeps to the budget while it rolls out",
+		run: func(t *testing.T) []Result {
+			start := with(base, func(s *pacerv1.Settings) { s.Replicas, s.PoolMaxConns = 4, 16 })
+			sp := loopSpec(iv, with(start, func(s *pacerv1.Settings) { s.Replicas = 10 }))
+			sp.MaxTotalConnections = 80
+			sp.Tuning.Mode = pacerv1.TuningHold
+			l := tuned(start, start)
+			return drive(l, sp, svc{rate: steady(300), cpu: 0.002, svcTime: 0.01}, 0, 3, t0, iv)
+		},
+		check: func(t *testing.T, rs []Result) {
+			prev := pacerv1.Settings{Replicas: 4, PoolMaxConns: 16}
+			for i, r := range rs {
+				s := r.Settings
+				if worst := max(prev.Replicas, s.Replicas) * max(prev.PoolMaxConns, s.PoolMaxConns); worst > 80 {
+					t.Fatalf("step %d: %d×%d → %d×%d may hold %d connections, budget 80", i, prev.Replicas, prev.PoolMaxConns, s.Replicas, s.PoolMaxConns, worst)
+				}
+				prev = s
+			}
+			if prev.Replicas != 10 || prev.PoolMaxConns != 8 {
+				t.Errorf("ended at replicas %d, pool %d; want the edit's 10 at pool 8", prev.Replicas, prev.PoolMaxConns)
+			}
+		},
+	}, {
+		// Pods still terminating after the rollout was seen done (a long
+		// grace period) keep their connections: 7 pods at pool 10 and 2
+		// terminating would hold 90 of a budget of 80.
+		name: "terminating pods count in the connection budget",
+		run: func(t *testing.T) []Result {
+			sp := loopSpec(iv, with(base, func(s *pacerv1.Settings) { s.Replicas, s.PoolMaxConns = 4, 10 }))
+			sp.MaxTotalConnections = 80
+			sp.Tuning.Mode = pacerv1.TuningAuto
+			l := tuned(sp.Settings, sp.Settings)
+			now := t0.Add(iv)
+			w := svc{rate: steady(2000), cpu: 0.002, svcTime: 0.01}.window(0, now, iv, l.Settings())
+			return []Result{l.Step(Tick{Now: now, Spec: sp, Window: &w, Terminating: 2})}
+		},
+		check: func(t *testing.T, rs []Result) {
+			d := rs[0].Decision
+			if s := rs[0].Settings; s.Replicas+2 > 80/s.PoolMaxConns {
+				t.Errorf("replicas %d at pool %d with 2 terminating pods exceed the budget 80", s.Replicas, s.PoolMaxConns)
+			}
+			if d == nil || !strings.Contains(d.Changes[0].Reason, "2 terminating pods keep theirs") {
+				t.Errorf("decision %+v", d)
+			}
+		},
+	}, {
 		name: "a capped change states the applied number and the cap",
 		run: func(t *testing.T) []Result {
 			sp := loopSpec(iv, with(base, func(s *pacerv1.Settings) { s.Replicas = 3 }))
@@ -287,6 +357,7 @@ func TestLoop(t *testing.T) {
 		name: "steady load: an oversized pool shrinks to what serves",
 		run: func(t *testing.T) []Result {
 			sp := loopSpec(iv, with(base, func(s *pacerv1.Settings) { s.PoolMaxConns = 64; s.Replicas = 3 }))
+			sp.Tuning.Bounds.Replicas.Min = 3 // 4 connections in use per pod
 			l := tuned(sp.Settings, sp.Settings)
 			return drive(l, sp, svc{rate: steady(600), cpu: 0.001, svcTime: 0.04}, 0, 80, t0, iv)
 		},

@@ -16,6 +16,8 @@ const (
 	stableWindow       = 60 * time.Second // Knative's default stable window
 	staleAfter         = 2                // intervals after which a window is stale
 	tolerance          = 0.10             // relative error inside which nothing changes
+	nearObjective      = 0.8              // p99 this share of the objective counts as near it
+	trendMin           = 0.10             // the least rise across the stable window that counts as a trend
 	panicFactor        = 2.0              // Knative's panic threshold: 200% of current pods
 	revertWithin       = 3                // intervals after a change in which it may be reverted
 	revertWorseFactor  = 1.25             // p99 this much worse than before the change

@@ -11,6 +11,8 @@ import (
 const (
 	poolSlack = 1.5
 	poolRoom  = 1.25
+	// poolMinCut: a shrink must leave at most this share of the pool.
+	poolMinCut = 0.8
 )
 
 // poolWaitLimit is the mean acquire wait above which the pool counts as
@@ -57,7 +59,16 @@ func (p params) poolRec(ws []Window, P, W int32) rec {
 		return rec{to: to, reason: fmt.Sprintf("acquire wait %s > %s with %s of %d connections in use per pod: %s (%s in use + 2√ headroom = %d)",
 			ms(wait), ms(limit), num(used), P, arrow(SettingPool, P, to), num(used), need)}
 	case wait <= limit/2 && float64(P) > poolSlack*float64(need):
+		if !p.latencyKnown(w) {
+			return hold(lowDemandHold(SettingPool))
+		}
 		to := ceil32(poolRoom * float64(need))
+		if float64(to) > poolMinCut*float64(P) {
+			// A connection or two is not worth a config rollout (the
+			// windows are untrusted until it reaches every pod), nor the
+			// reversal when the load wants it back.
+			return hold(fmt.Sprintf("poolMaxConns %d is within %s of the %d that %s in use needs with room: too small a cut to roll out", P, pct(1-poolMinCut), to, num(used)))
+		}
 		return rec{to: to, reason: fmt.Sprintf("only %s of %d connections in use per pod with acquire wait %s: %s (%g× the %d that %s in use + 2√ headroom needs)",
 			num(used), P, ms(wait), arrow(SettingPool, P, to), poolRoom, need, num(used))}
 	}

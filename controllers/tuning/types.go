@@ -126,4 +126,7 @@ type Decision struct {
 // connections until they terminate. Zero fields mean "as Current".
 type Rollout struct {
 	Replicas, PoolMaxConns int32
+	// Terminating counts pods being deleted that may still hold their
+	// connections (a long grace period), on top of the replicas.
+	Terminating int32
 }

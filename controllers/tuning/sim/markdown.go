@@ -107,7 +107,17 @@ func Markdown(c Card, elapsed string) string {
 	if !any {
 		b.WriteString("- Every target is met in every variant.\n")
 	}
-	b.WriteString("- Connections refused under the budget come from decisions that add pods and shrink the pools to fit in one step (seen as replicas 7 → 13 with poolMaxConns 10 → 6, 78 of 80): the new pods start with the small pool at once, while the running ones keep the big pool until the kubelet delivers the new config (up to a minute), so for that while the pods hold more than `max_connections`. Keeping the budget needs the pools shrunk on every pod (a window on the new config generation) before the pods are added, or the budget counted with the old pool size for pods not yet on the new config. With 60 s pod starts the configs arrive before the new pods, which is why that variant refuses nothing.\n")
+	refused := 0.0
+	for _, r := range c.Rows {
+		if r.Policy == "pacer" {
+			refused += r.RefusedRequests
+		}
+	}
+	if refused > 0 {
+		fmt.Fprintf(&b, "- pacer had %.0f requests refused at `max_connections` over all rows: a decision let the pods hold more connections than the budget while it rolled out (see the rows with refused requests).\n", refused)
+	} else {
+		b.WriteString("- pacer had no connection refused: a step that adds pods and shrinks the pools adds only the pods that fit at the old pool until every pod runs the new one ([tuning.md](tuning.md), *Safety*). hpa-like's and kpa-like's refused requests come from scaling out with pools that know nothing of the budget: new pods open connections while PostgreSQL is at `max_connections`.\n")
+	}
 	b.WriteString("- The simulator is a fluid queueing model, not the real service: its figures compare policies on the same ground; they are not predictions for a real cluster.\n")
 
 	if res := c.Example; res.Trace != "" {
