@@ -132,6 +132,7 @@ func Start(ctx context.Context, opts Options) (*App, error) {
 	a.metrics.RegisterSources(telemetry.Sources{
 		Limiter:        a.limiter.Stats,
 		CacheEntries:   a.cache.Len,
+		CacheFills:     a.cache.FillStats,
 		RateLimitUsers: a.rateLimiter.Clients,
 		JobsPending:    a.jobs.Pending,
 		JobsOldestAge:  a.jobs.OldestAge,
