@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -101,6 +102,8 @@ type Cache struct {
 	onRemoteError func(error)
 	flights       flights
 	fills         *limiter.Limiter
+	// on mirrors enabled(), so a read with the cache off takes no lock.
+	on atomic.Bool
 
 	mu          sync.Mutex
 	ttl         time.Duration
@@ -137,6 +140,7 @@ func (c *Cache) Configure(ttl time.Duration, maxEntries int, fillTimeout time.Du
 		fillTimeout = 5 * time.Second
 	}
 	c.ttl, c.fillTimeout = ttl, fillTimeout
+	c.on.Store(ttl > 0 && maxEntries > 0)
 	if ttl <= 0 || maxEntries <= 0 {
 		c.local.clear()
 		c.local.max = 0
@@ -170,6 +174,9 @@ func (c *Cache) enabled() bool { return c.ttl > 0 && c.local.max > 0 }
 // Cached returns the entry for id if the in-process layer holds it. It
 // never loads, waits or counts a miss: the fast path before Get.
 func (c *Cache) Cached(id int64) (Entry, bool) {
+	if !c.on.Load() {
+		return Entry{}, false
+	}
 	c.mu.Lock()
 	if !c.enabled() {
 		c.mu.Unlock()
@@ -186,6 +193,9 @@ func (c *Cache) Cached(id int64) (Entry, bool) {
 // Get returns the entry for id from the cache, or loads it with load.
 // Errors from load (such as not found) are returned and not cached.
 func (c *Cache) Get(ctx context.Context, id int64, load Loader) (Entry, error) {
+	if !c.on.Load() {
+		return load(ctx)
+	}
 	c.mu.Lock()
 	if !c.enabled() {
 		c.mu.Unlock()
