@@ -58,6 +58,7 @@ type App struct {
 	api, admin     *http.Server
 	apiLn, adminLn net.Listener
 	migrated       atomic.Bool
+	poolWarmed     atomic.Bool // the request pool has held its minConns once
 	shuttingDown   atomic.Bool
 	ctx            context.Context
 	serveErr       chan error
