@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -106,11 +107,12 @@ func closedLoop(ctx context.Context, conns int, warm, d time.Duration, maxPerCon
 				cacheKind := ""
 				if err == nil {
 					cacheKind = res.Header.Get("X-Cache")
+					if res.StatusCode != wantStatus {
+						// Any wrong status is an error; its code says which.
+						err = fmt.Errorf("status %d %s", res.StatusCode, errorCode(res.Body))
+					}
 					_, _ = io.Copy(io.Discard, res.Body)
 					res.Body.Close()
-					if res.StatusCode != wantStatus {
-						err = fmt.Errorf("status %d", res.StatusCode) // any wrong status is an error
-					}
 				}
 				if !measuring.Load() {
 					warmCount.Add(1)
@@ -155,4 +157,18 @@ func closedLoop(ctx context.Context, conns int, warm, d time.Duration, maxPerCon
 	}
 	return result{Requests: total.Load(), Errors: errs.Load(), Duration: elapsed, warmRequests: warmCount.Load(),
 		P50: percentile(all, 0.50), P99: percentile(all, 0.99), lat: all, Hit: newSplit(hits), Miss: newSplit(misses)}
+}
+
+// errorCode reads the code of a pacer-api error body ({"error":{"code":...}}),
+// or "" if the body is not one.
+func errorCode(body io.Reader) string {
+	var e struct {
+		Error struct {
+			Code string `json:"code"`
+		} `json:"error"`
+	}
+	if json.NewDecoder(io.LimitReader(body, 4096)).Decode(&e) != nil {
+		return ""
+	}
+	return e.Error.Code
 }

@@ -1,6 +1,7 @@
 // Command loadgen benchmarks pacer-api against a bare baseline on loopback.
 //
 //	loadgen bench -pacer-api bin/pacer-api [-duration 10s] [-conns 64]
+//	loadgen startup -pacer-api bin/pacer-api [-runs 5] [-conns 64] (load at once when ready)
 //	loadgen bare -addr 127.0.0.1:18081        (the baseline server; bench starts it)
 //
 // It needs DATABASE_URL pointing at a PostgreSQL on this machine (see
@@ -22,7 +23,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: loadgen bench|bare [flags]")
+		fmt.Fprintln(os.Stderr, "usage: loadgen bench|startup|bare [flags]")
 		os.Exit(2)
 	}
 	var err error
@@ -49,6 +50,18 @@ func main() {
 		_ = fs.Parse(os.Args[2:])
 		o.dsn = os.Getenv("DATABASE_URL")
 		err = bench(ctx, o)
+	case "startup":
+		fs := flag.NewFlagSet("startup", flag.ExitOnError)
+		o := startupOptions{}
+		fs.StringVar(&o.pacerBin, "pacer-api", "bin/pacer-api", "pacer-api binary")
+		fs.IntVar(&o.runs, "runs", 5, "pacer-api processes started, one after the other")
+		fs.IntVar(&o.conns, "conns", 64, "concurrent keep-alive connections")
+		fs.DurationVar(&o.duration, "duration", 3*time.Second, "load per run, from the moment /readyz is true")
+		fs.BoolVar(&o.noWait, "no-wait", false, "load once /healthz answers (listening), without waiting for /readyz")
+		fs.StringVar(&o.extraConfig, "pacer-config", "", "YAML appended to the pacer-api config")
+		_ = fs.Parse(os.Args[2:])
+		o.dsn = os.Getenv("DATABASE_URL")
+		err = startup(ctx, o)
 	default:
 		err = fmt.Errorf("unknown command %q", os.Args[1])
 	}

@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/pprof"
 	"time"
@@ -30,7 +31,9 @@ func (a *App) adminHandler(enablePprof bool) http.Handler {
 	return mux
 }
 
-// readyz is true when the database answers and the schema is ready, and
+// readyz is true when the database answers, the schema is ready and the
+// request pool has held its minimum connections once (opening them if
+// needed), and
 // false from the moment shutdown starts. The ping uses the health pool's
 // own connection: a pod whose request pool is saturated by slow queries
 // is busy, not unready.
@@ -53,6 +56,20 @@ func (a *App) readyz(w http.ResponseWriter, r *http.Request) {
 	if err := a.health.Ping(ctx); err != nil {
 		notReady("database unreachable")
 		return
+	}
+	// Ready means ready for load: the request pool holds the connections it
+	// is configured to start with, rather than dialling them under the
+	// first burst (and failing it with 503 if the database refuses them).
+	// Checked until it first holds: afterwards pgxpool redials on demand,
+	// and a pool short for a moment (a reload's new pool while the old one
+	// drains, at the database's connection limit) must not take every pod
+	// out of rotation at once.
+	if !a.poolWarmed.Load() {
+		if have, want, err := a.pools.Warm(ctx); have < want {
+			notReady(fmt.Sprintf("database pool warming: %d of %d connections open (%v)", have, want, err))
+			return
+		}
+		a.poolWarmed.Store(true)
 	}
 	_, _ = w.Write([]byte("ok\n"))
 }

@@ -458,7 +458,11 @@ func TestAdversarialCacheHitNotQueuedBehindMisses(t *testing.T) {
 	release()
 	wg.Wait()
 	// Hits are counted like any request: 1 fill + 3 hits so far answered 2xx
-	// on the route, plus the two misses now done.
+	// on the route, plus the two misses now done. A request is counted just
+	// after its answer is sent, so the client may read it a moment before.
+	eventually(t, "6 answers counted 2xx on /v1/users/{id}", func() bool {
+		return a.metric(t, "pacer_http_requests_total", `route="/v1/users/{id}"`, `code="2xx"`) == 6
+	})
 	if n := a.metric(t, "pacer_http_requests_total", `route="/v1/users/{id}"`, `code="2xx"`); n != 6 {
 		t.Fatalf("2xx on /v1/users/{id} = %v, want 6", n)
 	}

@@ -58,6 +58,7 @@ type App struct {
 	api, admin     *http.Server
 	apiLn, adminLn net.Listener
 	migrated       atomic.Bool
+	poolWarmed     atomic.Bool // the request pool has held its minConns once
 	shuttingDown   atomic.Bool
 	ctx            context.Context
 	serveErr       chan error
@@ -132,6 +133,7 @@ func Start(ctx context.Context, opts Options) (*App, error) {
 	a.metrics.RegisterSources(telemetry.Sources{
 		Limiter:        a.limiter.Stats,
 		CacheEntries:   a.cache.Len,
+		CacheFills:     a.cache.FillStats,
 		RateLimitUsers: a.rateLimiter.Clients,
 		JobsPending:    a.jobs.Pending,
 		JobsOldestAge:  a.jobs.OldestAge,

@@ -30,6 +30,7 @@ type appOptions struct {
 	env        map[string]string    // extra environment
 	configPath string               // watched config file; cfg is read from it
 	mutate     func(*config.Config) // adjust the defaults
+	notReady   bool                 // return without waiting for /readyz
 }
 
 func startApp(t *testing.T, o appOptions) *testApp {
@@ -82,7 +83,9 @@ func startApp(t *testing.T, o appOptions) *testApp {
 			t.Logf("app logs:\n%s", logs.String())
 		}
 	})
-	eventually(t, "schema ready", func() bool { return ta.status(t, ta.admin+"/readyz") == 200 })
+	if !o.notReady {
+		eventually(t, "schema ready", func() bool { return ta.status(t, ta.admin+"/readyz") == 200 })
+	}
 	return ta
 }
 

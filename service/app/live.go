@@ -33,9 +33,23 @@ func (a *App) applyLive(cfg config.Config) {
 		ttl, entries = 0, 0
 	}
 	a.cache.Configure(ttl, entries, cfg.Server.RequestTimeout.Duration)
+	a.cache.LimitFills(fillLimits(cfg))
 
 	a.logLevel.Set(parseLevel(cfg.Log.Level))
 	a.metrics.ConfigGen.Set(float64(cfg.Generation))
+}
+
+// fillLimits gives cache fills a fair share of the database: half the pool,
+// so that misses of distinct keys leave the other half to writes and other
+// reads (fills are also bounded by the worker slots their callers hold). A
+// miss waits for a fill slot no longer than a request waits for a worker
+// slot, then gets 503 like a request shed from the queue.
+func fillLimits(cfg config.Config) limiter.Limits {
+	return limiter.Limits{
+		MaxInFlight:  max(1, int(cfg.Database.MaxConns)/2),
+		QueueDepth:   cfg.Workers.MaxInFlight, // never binds: each waiter holds a worker slot
+		QueueTimeout: cfg.Workers.QueueTimeout.Duration,
+	}
 }
 
 // applyConfig is the reload path: live fields at once, and a new pool

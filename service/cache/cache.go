@@ -20,10 +20,15 @@ package cache
 import (
 	"context"
 	"errors"
+	"fmt"
+	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/pacer-dev/pacer/service/limiter"
 )
 
 // Entry is a cached user: its row version and its JSON encoding, so a hit
@@ -53,12 +58,14 @@ type Metrics struct {
 	RemoteMisses           prometheus.Counter
 	RemoteErrors           prometheus.Counter
 	Evictions              prometheus.Counter
+	// FillRejections counts fills refused for want of a fill slot.
+	FillRejections prometheus.Counter
 }
 
 // NopMetrics returns counters that are not registered anywhere.
 func NopMetrics() Metrics {
 	c := func() prometheus.Counter { return prometheus.NewCounter(prometheus.CounterOpts{Name: "nop"}) }
-	return Metrics{c(), c(), c(), c(), c(), c()}
+	return Metrics{c(), c(), c(), c(), c(), c(), c()}
 }
 
 // Options configure a Cache.
@@ -73,7 +80,14 @@ type Options struct {
 	Metrics     Metrics
 	// OnRemoteError is told about each failed Remote call (for logging).
 	OnRemoteError func(error)
+	// Fills bounds the fills reading the database at once, and how long
+	// and how many may wait for one; MaxInFlight 0 means no bound.
+	Fills limiter.Limits
 }
+
+// ErrFillsBusy means a miss found every fill slot taken for longer than the
+// fill queue allows: the database is as busy as misses may make it.
+var ErrFillsBusy = errors.New("cache fills busy")
 
 const epochStripes = 1024
 
@@ -87,6 +101,9 @@ type Cache struct {
 	remote        Remote
 	onRemoteError func(error)
 	flights       flights
+	fills         *limiter.Limiter
+	// on mirrors enabled(), so a read with the cache off takes no lock.
+	on atomic.Bool
 
 	mu          sync.Mutex
 	ttl         time.Duration
@@ -106,6 +123,7 @@ func New(opts Options) *Cache {
 		remote:        opts.Remote,
 		onRemoteError: opts.OnRemoteError,
 		local:         newLRU(0),
+		fills:         limiter.New(fillLimits(opts.Fills)),
 	}
 	if c.onRemoteError == nil {
 		c.onRemoteError = func(error) {}
@@ -122,6 +140,7 @@ func (c *Cache) Configure(ttl time.Duration, maxEntries int, fillTimeout time.Du
 		fillTimeout = 5 * time.Second
 	}
 	c.ttl, c.fillTimeout = ttl, fillTimeout
+	c.on.Store(ttl > 0 && maxEntries > 0)
 	if ttl <= 0 || maxEntries <= 0 {
 		c.local.clear()
 		c.local.max = 0
@@ -129,6 +148,19 @@ func (c *Cache) Configure(ttl time.Duration, maxEntries int, fillTimeout time.Du
 	}
 	c.metrics.Evictions.Add(float64(c.local.resize(maxEntries)))
 }
+
+// LimitFills applies new fill limits live.
+func (c *Cache) LimitFills(l limiter.Limits) { c.fills.SetLimits(fillLimits(l)) }
+
+func fillLimits(l limiter.Limits) limiter.Limits {
+	if l.MaxInFlight == 0 {
+		l.MaxInFlight = math.MaxInt
+	}
+	return l
+}
+
+// FillStats reports the fills running and waiting, and their limits.
+func (c *Cache) FillStats() limiter.Stats { return c.fills.Stats() }
 
 // Len is the number of entries held in process.
 func (c *Cache) Len() int {
@@ -142,6 +174,9 @@ func (c *Cache) enabled() bool { return c.ttl > 0 && c.local.max > 0 }
 // Cached returns the entry for id if the in-process layer holds it. It
 // never loads, waits or counts a miss: the fast path before Get.
 func (c *Cache) Cached(id int64) (Entry, bool) {
+	if !c.on.Load() {
+		return Entry{}, false
+	}
 	c.mu.Lock()
 	if !c.enabled() {
 		c.mu.Unlock()
@@ -158,6 +193,9 @@ func (c *Cache) Cached(id int64) (Entry, bool) {
 // Get returns the entry for id from the cache, or loads it with load.
 // Errors from load (such as not found) are returned and not cached.
 func (c *Cache) Get(ctx context.Context, id int64, load Loader) (Entry, error) {
+	if !c.on.Load() {
+		return load(ctx)
+	}
 	c.mu.Lock()
 	if !c.enabled() {
 		c.mu.Unlock()
@@ -196,7 +234,7 @@ func (c *Cache) fill(ctx context.Context, id int64, epoch uint64, load Loader) (
 			c.metrics.RemoteMisses.Inc()
 		}
 	}
-	e, err := load(ctx)
+	e, err := c.limitedLoad(ctx, load)
 	if err != nil {
 		return Entry{}, err
 	}
@@ -207,6 +245,22 @@ func (c *Cache) fill(ctx context.Context, id int64, epoch uint64, load Loader) (
 	}
 	c.storeLocal(id, epoch, e)
 	return e, nil
+}
+
+// limitedLoad runs load within the fill limit: misses of distinct keys
+// reach the database a few at a time (one flight per key already merges
+// misses of the same key), so they neither take every pooled connection
+// from writes nor wait unboundedly for one.
+func (c *Cache) limitedLoad(ctx context.Context, load Loader) (Entry, error) {
+	if err := c.fills.Acquire(ctx); err != nil {
+		if ctx.Err() == nil {
+			c.metrics.FillRejections.Inc()
+			err = fmt.Errorf("%w: %w", ErrFillsBusy, err)
+		}
+		return Entry{}, err
+	}
+	defer c.fills.Release()
+	return load(ctx)
 }
 
 func (c *Cache) storeLocal(id int64, epoch uint64, e Entry) {

@@ -55,6 +55,16 @@ const (
 	// CacheErrorsTotal counts failed calls to the shared (Redis) layer; the
 	// request is still served from the database.
 	CacheErrorsTotal = "pacer_cache_errors_total"
+	// CacheFillsInFlight is the number of cache fills reading the database.
+	CacheFillsInFlight = "pacer_cache_fills_in_flight"
+	// CacheFillsWaiting is the number of cache fills waiting for a fill slot.
+	CacheFillsWaiting = "pacer_cache_fills_waiting"
+	// CacheFillLimit is the current bound on concurrent fills (half the
+	// database pool).
+	CacheFillLimit = "pacer_cache_fill_limit"
+	// CacheFillRejectionsTotal counts misses answered 503 because no fill
+	// slot freed within the queue timeout.
+	CacheFillRejectionsTotal = "pacer_cache_fill_rejections_total"
 )
 
 // PostgreSQL pool (pgxpool.Stat), summed over the pools alive during a swap.

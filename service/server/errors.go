@@ -106,6 +106,9 @@ func (s *server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		writeError(w, http.StatusNotFound, codeNotFound, "user not found")
 	case errors.Is(err, store.ErrDuplicateEmail):
 		writeError(w, http.StatusConflict, codeDuplicateEmail, "email already in use")
+	case errors.Is(err, cache.ErrFillsBusy):
+		writeAPIError(w, &apiError{status: http.StatusServiceUnavailable, code: codeOverloaded,
+			message: "server overloaded: too many cache misses waiting for the database, retry later", retryAfter: 1})
 	case errors.Is(err, store.ErrTimeout):
 		writeError(w, http.StatusGatewayTimeout, codeTimeout, "request timed out")
 	case errors.Is(err, store.ErrUnavailable):

@@ -207,3 +207,40 @@ func (s *Stats) addCounters(o Stats) {
 	s.EmptyAcquireCount += o.EmptyAcquireCount
 	s.CanceledAcquireCount += o.CanceledAcquireCount
 }
+
+// Warm opens connections until the current pool holds its MinConns open, and
+// reports how many it holds and wants. pgxpool opens them in the background
+// once, at start, and gives up on failure; a pod whose pool cannot open them
+// (the database's connection limit reached by others) would otherwise take
+// load and fail it with 503 from the connections dialled under load.
+// Connections are acquired one by one and held until enough exist, so each
+// acquire past the idle ones opens a new connection.
+func (p *Pools) Warm(ctx context.Context) (have, want int32, err error) {
+	pool := p.Current()
+	want = min(pool.Config().MinConns, pool.Config().MaxConns)
+	have = openConns(pool)
+	if have >= want {
+		return have, want, nil
+	}
+	var held []*pgxpool.Conn
+	defer func() {
+		for _, c := range held {
+			c.Release()
+		}
+	}()
+	for have < want && int32(len(held)) < want {
+		c, err := pool.Acquire(ctx)
+		if err != nil {
+			return openConns(pool), want, mapError(err)
+		}
+		held = append(held, c)
+		have = openConns(pool)
+	}
+	return have, want, nil
+}
+
+// openConns counts the pool's connections that are open, not being dialled.
+func openConns(pool *pgxpool.Pool) int32 {
+	st := pool.Stat()
+	return st.TotalConns() - st.ConstructingConns()
+}

@@ -42,6 +42,7 @@ func New() *Metrics {
 	misses := prometheus.NewCounterVec(prometheus.CounterOpts{Name: m.CacheMissesTotal, Help: "Cache misses by layer."}, []string{m.LabelLayer})
 	errs := prometheus.NewCounterVec(prometheus.CounterOpts{Name: m.CacheErrorsTotal, Help: "Failed calls to the shared cache layer; requests were still served."}, []string{m.LabelLayer})
 	evictions := prometheus.NewCounterVec(prometheus.CounterOpts{Name: m.CacheEvictionsTotal, Help: "Entries evicted from the in-process cache to respect its bound."}, []string{m.LabelLayer})
+	fillRejections := prometheus.NewCounter(prometheus.CounterOpts{Name: m.CacheFillRejectionsTotal, Help: "Cache misses answered 503 because no fill slot freed within the queue timeout."})
 
 	x := &Metrics{
 		Registry: reg,
@@ -80,12 +81,13 @@ func New() *Metrics {
 			Name: m.ConfigLastReloadSuccess, Help: "Unix time of the last successful config load.",
 		}),
 		Cache: cache.Metrics{
-			LocalHits:    hits.WithLabelValues(m.LayerLocal),
-			LocalMisses:  misses.WithLabelValues(m.LayerLocal),
-			RemoteHits:   hits.WithLabelValues(m.LayerRedis),
-			RemoteMisses: misses.WithLabelValues(m.LayerRedis),
-			RemoteErrors: errs.WithLabelValues(m.LayerRedis),
-			Evictions:    evictions.WithLabelValues(m.LayerLocal),
+			LocalHits:      hits.WithLabelValues(m.LayerLocal),
+			LocalMisses:    misses.WithLabelValues(m.LayerLocal),
+			RemoteHits:     hits.WithLabelValues(m.LayerRedis),
+			RemoteMisses:   misses.WithLabelValues(m.LayerRedis),
+			RemoteErrors:   errs.WithLabelValues(m.LayerRedis),
+			Evictions:      evictions.WithLabelValues(m.LayerLocal),
+			FillRejections: fillRejections,
 		},
 	}
 	// Zero-valued series exist from the start, so rates work from the first scrape.
@@ -96,7 +98,7 @@ func New() *Metrics {
 		x.ConfigReloads.WithLabelValues(r)
 	}
 	reg.MustRegister(x.Requests, x.RequestDuration, x.QueueRejections, x.RateLimited, x.WriteStalls, x.Panics,
-		x.Jobs.Enqueued, x.Jobs.Done, x.Jobs.Retried, x.Jobs.Failed, x.ConfigReloads, x.ConfigGen, x.ConfigLastOK, hits, misses, errs, evictions)
+		x.Jobs.Enqueued, x.Jobs.Done, x.Jobs.Retried, x.Jobs.Failed, x.ConfigReloads, x.ConfigGen, x.ConfigLastOK, hits, misses, errs, evictions, fillRejections)
 	return x
 }
 

@@ -14,6 +14,7 @@ import (
 type Sources struct {
 	Limiter        func() limiter.Stats
 	CacheEntries   func() int
+	CacheFills     func() limiter.Stats
 	RateLimitUsers func() int
 	JobsPending    func() int64
 	JobsOldestAge  func() time.Duration
@@ -32,6 +33,9 @@ func (x *Metrics) RegisterSources(s Sources) {
 		gauge(m.WorkerLimit, "Current maximum of requests in flight.", func() float64 { return float64(s.Limiter().Limits.MaxInFlight) }),
 		gauge(m.QueueDepthLimit, "Current maximum queue length.", func() float64 { return float64(s.Limiter().Limits.QueueDepth) }),
 		gauge(m.CacheEntries, "Entries in the in-process cache.", func() float64 { return float64(s.CacheEntries()) }),
+		gauge(m.CacheFillsInFlight, "Cache fills reading the database.", func() float64 { return float64(s.CacheFills().InFlight) }),
+		gauge(m.CacheFillsWaiting, "Cache fills waiting for a fill slot.", func() float64 { return float64(s.CacheFills().Queued) }),
+		gauge(m.CacheFillLimit, "Current bound on concurrent cache fills.", func() float64 { return float64(s.CacheFills().Limits.MaxInFlight) }),
 		gauge(m.RateLimitClients, "Client buckets held by the rate limiter.", func() float64 { return float64(s.RateLimitUsers()) }),
 		gauge(m.JobsQueued, "Background jobs pending in the outbox, every pod's.", func() float64 { return float64(s.JobsPending()) }),
 		gauge(m.JobsOldestPendingAge, "Age of the oldest pending background job in seconds.", func() float64 { return s.JobsOldestAge().Seconds() }),

@@ -1,0 +1,134 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/pacer-dev/pacer/internal/testenv"
+	"github.com/pacer-dev/pacer/service/cache"
+	"github.com/pacer-dev/pacer/service/jobs"
+	"github.com/pacer-dev/pacer/service/limiter"
+	"github.com/pacer-dev/pacer/service/ratelimit"
+	"github.com/pacer-dev/pacer/service/store"
+	"github.com/pacer-dev/pacer/service/telemetry"
+)
+
+// BenchmarkGetUserUncached reads one user by id through the whole API
+// handler with the cache off (every read a PostgreSQL query, as the
+// "uncached" row of hack/bench-service.sh), and through a bare handler
+// doing the same query and encoding/json (the loadgen baseline), in the
+// same process against the same database. Compare allocations and, with
+// -cpuprofile, where the handler's CPU goes; cpu-µs/op is the process's CPU
+// per read (user and system, GC included):
+//
+//	go test -run '^$' -bench GetUserUncached -benchmem -count 6 ./service/server/
+func BenchmarkGetUserUncached(b *testing.B) {
+	ctx := context.Background()
+	dsn := testenv.FreshDatabase(b)
+	pool, err := pgxpool.New(ctx, dsn)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(pool.Close)
+	if _, err := store.Migrate(ctx, pool); err != nil {
+		b.Fatal(err)
+	}
+	const users = 1000
+	if _, err := pool.Exec(ctx, `INSERT INTO users (name, email)
+		SELECT 'User ' || i, 'user' || i || '@example.com' FROM generate_series(1, $1::int) AS i`, users); err != nil {
+		b.Fatal(err)
+	}
+	pools := store.NewPools(pool)
+	m := telemetry.New()
+	handlers := map[string]http.Handler{
+		"pacer-api": NewServer(Deps{
+			Logger:      slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo})),
+			Users:       store.NewUsers(pools),
+			Cache:       cache.New(cache.Options{Metrics: m.Cache}), // TTL 0: off
+			Limiter:     limiter.New(limiter.Limits{MaxInFlight: 64, QueueDepth: 256, QueueTimeout: 250 * time.Millisecond}),
+			RateLimiter: ratelimit.New(ratelimit.Limits{}),
+			Jobs:        jobs.New(store.NewJobs(pools), jobs.Options{Log: slog.New(slog.DiscardHandler), Metrics: m.Jobs}),
+			Metrics:     m,
+			Settings:    NewSettings(Live{RequestTimeout: 5 * time.Second, MaxBodyBytes: 1 << 20}),
+			Migrated:    func() bool { return true },
+		}),
+		"bare": bareGetUser(pool),
+	}
+	for _, name := range []string{"bare", "pacer-api"} {
+		h := handlers[name]
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetParallelism(8) // 16 requests in flight on 2 cores, like a loaded pod
+			var n atomic.Int64
+			cpu := processCPU()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					i := n.Add(1)
+					// A cancellable context per request, as net/http gives one:
+					// pgx then watches it for both handlers alike.
+					rctx, cancel := context.WithCancel(ctx)
+					req := httptest.NewRequestWithContext(rctx, http.MethodGet, "/v1/users/"+strconv.FormatInt(1+i%users, 10), nil)
+					w := httptest.NewRecorder()
+					h.ServeHTTP(w, req)
+					cancel()
+					if w.Code != http.StatusOK {
+						b.Errorf("%s: %d %s", name, w.Code, w.Body)
+						return
+					}
+				}
+			})
+			// CPU of this process (user + system, GC included) per read: the
+			// figure hack/bench-service.sh reads from /proc, without the
+			// network and the load generator.
+			b.ReportMetric(float64(processCPU()-cpu)/float64(time.Microsecond)/float64(b.N), "cpu-µs/op")
+		})
+	}
+}
+
+// processCPU is the user and system CPU time this process has used.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// bareGetUser is hack/loadgen's baseline handler: one pgxpool query and
+// encoding/json, no middleware.
+func bareGetUser(pool *pgxpool.Pool) http.Handler {
+	type user struct {
+		ID        int64     `json:"id"`
+		Name      string    `json:"name"`
+		Email     string    `json:"email"`
+		Version   int64     `json:"version"`
+		CreatedAt time.Time `json:"created_at"`
+		UpdatedAt time.Time `json:"updated_at"`
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/users/{id}", func(w http.ResponseWriter, r *http.Request) {
+		id, _ := strconv.ParseInt(r.PathValue("id"), 10, 64)
+		var u user
+		err := pool.QueryRow(r.Context(), "SELECT id, name, email, version, created_at, updated_at FROM users WHERE id = $1", id).
+			Scan(&u.ID, &u.Name, &u.Email, &u.Version, &u.CreatedAt, &u.UpdatedAt)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		body, _ := json.Marshal(u)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(body)
+	})
+	return mux
+}
