@@ -5,7 +5,7 @@
 // manager, and pacer-api pods run by the node agent on PostgreSQL. It is a
 // shortened `make demo` with assertions. Run it with `make test-e2e`, or:
 //
-//	KUBEBUILDER_ASSETS=$(hack/envtest-assets.sh etcd kube-apiserver kube-controller-manager kube-scheduler) \
+//	KUBEBUILDER_ASSETS=$(hack/envtest-assets.sh etcd kube-apiserver kube-controller-manager kube-scheduler metrics-server kubectl) \
 //	PACER_TEST_DATABASE_URL=$(hack/postgres.sh) go test -tags e2e -v -timeout 15m ./test/e2e
 //
 // It needs bin/devcluster, bin/manager and bin/pacer-api (PACER_E2E_BIN
@@ -247,6 +247,8 @@ func TestEndToEnd(t *testing.T) {
 		w := scenario.Window(bins, i, i+5)
 		t.Logf("  t=%3ds offered=%4d ok=%4d p99=%7s errors=%d", i, w.Offered, w.OK, w.Quantile(0.99).Round(100*time.Microsecond), w.Errors())
 	}
+
+	t.Run("resource metrics", func(t *testing.T) { testResourceMetrics(ctx, t, r, assets) })
 
 	t.Run("the tuner in Auto changes settings after the load step and p99 returns within the objective", func(t *testing.T) {
 		stepStart := load.Start().Add(phases[0].Duration)
