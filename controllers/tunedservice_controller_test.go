@@ -349,14 +349,16 @@ func TestScaleSubresourceDrivesReplicasAndBudget(t *testing.T) {
 	g.Eventually(get(s.client, dep), eventually, poll).Should(Succeed())
 
 	// What `kubectl scale tsvc/scaled --replicas=3` does. The selector
-	// comes from status, written at the end of the first pass.
-	scale := &autoscalingv1.Scale{}
+	// comes from status, written at the end of the first pass. A status
+	// write between the read and the update is a conflict, which kubectl
+	// and the HPA answer by reading again; so does this.
 	g.Eventually(func(g Gomega) {
+		scale := &autoscalingv1.Scale{}
 		g.Expect(s.client.SubResource("scale").Get(context.Background(), ts, scale)).To(Succeed())
 		g.Expect(scale.Status.Selector).To(ContainSubstring("app.kubernetes.io/instance=scaled"))
+		scale.Spec.Replicas = 3
+		g.Expect(s.client.SubResource("scale").Update(context.Background(), ts, client.WithSubResourceBody(scale))).To(Succeed())
 	}, eventually, poll).Should(Succeed())
-	scale.Spec.Replicas = 3
-	g.Expect(s.client.SubResource("scale").Update(context.Background(), ts, client.WithSubResourceBody(scale))).To(Succeed())
 
 	pdb := &policyv1.PodDisruptionBudget{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "scaled"}}
 	g.Eventually(func(g Gomega) {
