@@ -91,6 +91,10 @@ tuning-scorecard: ## Run the tuner in the simulator against baselines; write doc
 demo: manifests ## The whole loop on this machine, no cluster needed (~3 min; DEMO_DURATION=1m shortens it).
 	hack/demo.sh
 
+.PHONY: demo-compare
+demo-compare: manifests ## The same load against static settings, a real HPA and Pacer, one after the other (~12 min; DEMO_DURATION=1m shortens each run).
+	hack/demo.sh --compare
+
 .PHONY: dev-cluster
 dev-cluster: manifests ## Run a local cluster (control plane, node agent, manager) until Ctrl-C; prints its kubeconfig.
 	go build -ldflags "-X main.defaultAPIImage=$(API_IMG)" -o bin/manager .
