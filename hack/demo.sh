@@ -3,6 +3,7 @@
 # hack/demo (the dev cluster, the manager, pacer-api pods, load in phases,
 # a live table and a report). Works on a fresh machine; the first run builds
 # the control-plane binaries (minutes). DEMO_DURATION=1m shortens it.
+# `make demo-compare` runs it with --compare (static, HPA, Pacer in turn).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
