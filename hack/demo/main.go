@@ -98,6 +98,7 @@ func main() {
 		out, err := scenario.RunCompare(ctx, scenario.CompareOptions{
 			Cluster: cluster, AdminDSN: dsn, DatabasePrefix: prefix, Phases: phases, Seed: seed,
 			ReportDir: dir, Out: os.Stdout, TableEvery: 5 * time.Second, Progress: isTerminal(os.Stdout),
+			Warmup: 10 * time.Second,
 		})
 		if err != nil {
 			dropAll()

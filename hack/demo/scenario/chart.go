@@ -17,7 +17,10 @@ type Point struct{ T, V float64 }
 type Line struct {
 	Name, Color string
 	Dashed      bool
-	Points      []Point
+	// Width is the stroke width (default 2): runs drawn wider underneath
+	// stay visible where a later run has the same values.
+	Width  float64
+	Points []Point
 }
 
 // Panel is one chart of the stack: its lines share a y axis, with an
@@ -64,7 +67,10 @@ func Chart(rows []WindowRow, decisions []pacerv1.Decision, start time.Time, obje
 }
 
 // Run colours of the comparison chart.
-var runColors = map[string]string{RunStatic: "#7f7f7f", RunHPA: "#1f77b4", RunPacer: "#d62728"}
+var runColors = map[string]string{RunStatic: "#9a9a9a", RunHPA: "#1f77b4", RunPacer: "#d62728"}
+
+// Run stroke widths: the first run widest, so equal values still show all.
+var runWidths = map[string]float64{RunStatic: 5, RunHPA: 2.5, RunPacer: 1.5}
 
 // ComparePanels are the comparison chart's data: for each run, p99
 // against the objective, served load (and the offered load, the same for
@@ -81,7 +87,7 @@ func ComparePanels(runs map[string][]WindowRow, objective time.Duration, budget 
 			continue
 		}
 		line := func(v func(WindowRow) float64) Line {
-			l := Line{Name: name, Color: runColors[name]}
+			l := Line{Name: name, Color: runColors[name], Width: runWidths[name], Dashed: name == RunHPA}
 			for _, r := range rows {
 				l.Points = append(l.Points, Point{r.Seconds, v(r)})
 			}
@@ -126,7 +132,7 @@ func DrawChart(title, footer string, panels []Panel, marks []float64) string {
 			}
 		}
 	}
-	h := top + len(panels)*(panelH+gap)
+	h := top + len(panels)*(panelH+gap) + 16
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="12">`+"\n", w, h)
 	fmt.Fprintf(&b, `<rect width="%d" height="%d" fill="white"/><text x="%d" y="22" font-size="16">%s</text>`+"\n", w, h, left, html.EscapeString(title))
@@ -174,6 +180,9 @@ func DrawChart(title, footer string, panels []Panel, marks []float64) string {
 		for _, v := range ticks {
 			fmt.Fprintf(&b, `<text x="%d" y="%.0f" text-anchor="end" fill="#555">%s</text>`+"\n", left-6, y(v)+4, tick(v))
 		}
+		for t := 0.0; t <= tMax; t += timeStep(tMax) {
+			fmt.Fprintf(&b, `<text x="%.1f" y="%.0f" text-anchor="middle" fill="#777" font-size="10">%.0f</text>`+"\n", x(t), y0+panelH+12, t)
+		}
 		for _, t := range marks {
 			if t < 0 || t > tMax {
 				continue
@@ -191,15 +200,29 @@ func DrawChart(title, footer string, panels []Panel, marks []float64) string {
 			}
 			dash := ""
 			if l.Dashed {
-				dash = ` stroke-dasharray="5,3"`
+				dash = ` stroke-dasharray="6,3"`
 			}
-			fmt.Fprintf(&b, `<polyline fill="none" stroke="%s" stroke-width="2"%s points="%s"/>`+"\n", l.Color, dash, strings.Join(pts, " "))
+			width := l.Width
+			if width == 0 {
+				width = 2
+			}
+			fmt.Fprintf(&b, `<polyline fill="none" stroke="%s" stroke-width="%g"%s points="%s"/>`+"\n", l.Color, width, dash, strings.Join(pts, " "))
 			fmt.Fprintf(&b, `<text x="%d" y="%.0f" fill="%s">%s</text>`+"\n", w-right-300+j*75, y0-6, l.Color, html.EscapeString(l.Name))
 		}
 	}
 	fmt.Fprintf(&b, `<text x="%d" y="%d" fill="#555">%s</text>`+"\n", left, h-8, html.EscapeString(footer))
 	b.WriteString("</svg>\n")
 	return b.String()
+}
+
+// timeStep is the spacing of the time axis's labels: about ten of them.
+func timeStep(tMax float64) float64 {
+	for _, s := range []float64{5, 10, 15, 30, 60, 120, 300, 600} {
+		if tMax/s <= 12 {
+			return s
+		}
+	}
+	return 1200
 }
 
 func tick(v float64) string {

@@ -27,6 +27,8 @@ type Comparison struct {
 	ReplicaBounds        [2]int32 `json:"replicaBounds"`
 	Load                 string   `json:"load"`
 	Seed                 uint64   `json:"seed"`
+	// WarmupSeconds of unmeasured load preceded each run.
+	WarmupSeconds float64 `json:"warmupSeconds"`
 	// WindowSeconds is the length of a window of the table and of
 	// violatingWindows.
 	WindowSeconds float64               `json:"windowSeconds"`

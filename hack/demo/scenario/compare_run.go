@@ -31,6 +31,8 @@ type CompareOptions struct {
 	Out        io.Writer
 	TableEvery time.Duration
 	Progress   bool
+	// Warmup is each run's unmeasured warm-up (DriveOptions.Warmup).
+	Warmup time.Duration
 }
 
 // Variant is the demo's TunedService for one run of the comparison,
@@ -95,6 +97,7 @@ func RunCompare(ctx context.Context, o CompareOptions) (string, error) {
 		ReplicaBounds:        [2]int32{base.Spec.Tuning.Bounds.Replicas.Min, base.Spec.Tuning.Bounds.Replicas.Max},
 		Load:                 describePhases(o.Phases),
 		Seed:                 o.Seed,
+		WarmupSeconds:        o.Warmup.Seconds(),
 		WindowSeconds:        max(o.TableEvery, time.Second).Seconds(),
 		Runs:                 map[string]CompareRun{},
 	}
@@ -147,7 +150,7 @@ func compareOne(ctx context.Context, cl *Cluster, ts *pacerv1.TunedService, run 
 			fmt.Fprintf(o.Out, "WARNING: removing run %s: %v\n", run, err)
 		}
 	}()
-	d := DriveOptions{Phases: o.Phases, Seed: o.Seed, Out: o.Out, TableEvery: o.TableEvery, Progress: o.Progress, Label: run}
+	d := DriveOptions{Phases: o.Phases, Seed: o.Seed, Out: o.Out, TableEvery: o.TableEvery, Progress: o.Progress, Label: run, Warmup: o.Warmup}
 	if run == RunHPA {
 		hpa, err := HPA(ts)
 		if err != nil {

@@ -26,6 +26,10 @@ type DriveOptions struct {
 	Progress bool
 	// Label prefixes the progress line (the run's name in a comparison).
 	Label string
+	// Warmup, when set, sends the first phase's starting rate for this
+	// long before the measured load, so a cold pod (empty cache, a pool
+	// still opening) does not decide the first window.
+	Warmup time.Duration
 }
 
 // RunRecord is what one run of load saw: the pure parts of the report
@@ -50,6 +54,15 @@ func Drive(ctx context.Context, r *Ready, o DriveOptions) (*RunRecord, error) {
 	duration := TotalDuration(o.Phases)
 	every := max(o.TableEvery, time.Second)
 
+	if o.Warmup > 0 && len(o.Phases) > 0 {
+		fmt.Fprintf(o.Out, "warming up: %s at %.0f req/s (not measured)\n", o.Warmup, o.Phases[0].RPS)
+		warm := &Load{Endpoints: r.Endpoints, IDs: r.IDs, WriteShare: load.WriteShare, MaxInFlight: load.MaxInFlight,
+			Seed: o.Seed + 1, Tag: load.Tag + "w"}
+		warm.Run(ctx, []Phase{{Name: "warmup", Duration: o.Warmup, RPS: o.Phases[0].RPS}})
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+	}
 	loadDone := make(chan struct{})
 	go func() { load.Run(ctx, o.Phases); close(loadDone) }()
 	fmt.Fprintf(o.Out, "\nload: %s (%.0f%% creates unless said), to the pods' addresses from the Service's EndpointSlices\n\n",

@@ -98,7 +98,10 @@ func (h *HPASample) String() string {
 	if h.CPUUtilization != nil {
 		cpu = fmt.Sprintf("cpu %d%%", *h.CPUUtilization)
 	}
-	s := fmt.Sprintf("hpa: %s, replicas %d → %d", cpu, h.CurrentReplicas, h.DesiredReplicas)
+	s := fmt.Sprintf("hpa: %s, replicas %d", cpu, h.CurrentReplicas)
+	if h.DesiredReplicas > 0 && h.DesiredReplicas != h.CurrentReplicas {
+		s += fmt.Sprintf(" → %d", h.DesiredReplicas)
+	}
 	if h.Active == string(corev1.ConditionFalse) {
 		s += ": " + h.ActiveMessage
 	}
