@@ -7,7 +7,7 @@
 // "report: <folder>".
 //
 // Env: DEMO_DURATION (load length, of each run with --compare, default
-// 3m), DEMO_RPS (steady load, default 240), DEMO_SEED (the request mix's
+// 3m), DEMO_RPS (steady load, default 300), DEMO_SEED (the request mix's
 // seed, default 1), DEMO_SHAPE (a load shape file, instead of the default
 // phases; docs/demo.md), DATABASE_URL (an admin DSN; hack/postgres.sh prints one),
 // KUBEBUILDER_ASSETS (control-plane binaries).
@@ -38,7 +38,7 @@ func main() {
 	if err != nil {
 		fail(fmt.Errorf("DEMO_DURATION: %w", err))
 	}
-	rps, err := strconv.ParseFloat(scenario.Getenv("DEMO_RPS", "240"), 64)
+	rps, err := strconv.ParseFloat(scenario.Getenv("DEMO_RPS", "300"), 64)
 	if err != nil {
 		fail(fmt.Errorf("DEMO_RPS: %w", err))
 	}
