@@ -77,6 +77,10 @@ bench-service: build ## Load pacer-api and a bare baseline side by side on loopb
 test-e2e: manifests ## End-to-end test on the dev cluster: a shortened demo with assertions.
 	hack/test-e2e.sh
 
+.PHONY: test-demo-compare
+test-demo-compare: manifests ## A shortened demo-compare on the dev cluster with assertions (~3 min).
+	hack/test-e2e.sh -tags e2e,compare -run TestDemoCompareSmoke
+
 .PHONY: test-devcluster
 test-devcluster: ## Vet and unit-test the dev cluster module (its own go.mod under hack/devcluster).
 	cd hack/devcluster && go vet ./... && go test -race -count=1 ./...
