@@ -160,18 +160,31 @@ func TestVariants(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for run, mode := range map[string]pacerv1.TuningMode{RunStatic: pacerv1.TuningDisabled, RunHPA: pacerv1.TuningDisabled, RunPacer: pacerv1.TuningAuto} {
-		ts := Variant(base, run)
-		if ts.Name != run || ts.Spec.Tuning.Mode != mode || ts.Spec.Database.URLSecretRef.Name != run+"-db" {
-			t.Errorf("%s: name %s, mode %s, secret %s", run, ts.Name, ts.Spec.Tuning.Mode, ts.Spec.Database.URLSecretRef.Name)
+	for _, tc := range []struct {
+		run           string
+		mode          pacerv1.TuningMode
+		workers, pool int32
+	}{
+		{RunStatic, pacerv1.TuningDisabled, base.Spec.Workers.MaxInFlight, base.Spec.Database.Pool.MaxConns},
+		{RunHPA, pacerv1.TuningDisabled, hpaWorkers, hpaPool},
+		{RunPacer, pacerv1.TuningAuto, base.Spec.Workers.MaxInFlight, base.Spec.Database.Pool.MaxConns},
+	} {
+		ts := Variant(base, tc.run)
+		if ts.Name != tc.run || ts.Spec.Tuning.Mode != tc.mode || ts.Spec.Database.URLSecretRef.Name != tc.run+"-db" {
+			t.Errorf("%s: name %s, mode %s, secret %s", tc.run, ts.Name, ts.Spec.Tuning.Mode, ts.Spec.Database.URLSecretRef.Name)
 		}
-		d := cmp.Diff(base.Spec.Workers, ts.Spec.Workers) + cmp.Diff(base.Spec.Database.Pool, ts.Spec.Database.Pool) + cmp.Diff(base.Spec.Replicas, ts.Spec.Replicas)
-		if d != "" {
-			t.Errorf("%s does not start from the base settings: %s", run, d)
+		if ts.Spec.Workers.MaxInFlight != tc.workers || ts.Spec.Database.Pool.MaxConns != tc.pool || *ts.Spec.Replicas != *base.Spec.Replicas {
+			t.Errorf("%s: %d replicas, %d workers, pool %d; want %d, %d, %d", tc.run, *ts.Spec.Replicas,
+				ts.Spec.Workers.MaxInFlight, ts.Spec.Database.Pool.MaxConns, *base.Spec.Replicas, tc.workers, tc.pool)
+		}
+		// The API server's rule: the most pods the bounds allow, at this pool, fit the budget.
+		if b := ts.Spec.Tuning.Bounds.Replicas.Max * ts.Spec.Database.Pool.MaxConns; b > *ts.Spec.Database.MaxTotalConnections {
+			t.Errorf("%s: %d pods × pool %d = %d connections, over the budget %d", tc.run, ts.Spec.Tuning.Bounds.Replicas.Max,
+				ts.Spec.Database.Pool.MaxConns, b, *ts.Spec.Database.MaxTotalConnections)
 		}
 	}
-	if base.Name != "demo" {
-		t.Errorf("Variant changed the base: name %s", base.Name)
+	if base.Name != "demo" || base.Spec.Workers.MaxInFlight != 4 {
+		t.Errorf("Variant changed the base: name %s, workers %d", base.Name, base.Spec.Workers.MaxInFlight)
 	}
 }
 
