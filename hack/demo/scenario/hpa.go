@@ -215,7 +215,7 @@ func TunerChanges(decisions []pacerv1.Decision, start time.Time) []Change {
 			continue
 		}
 		for _, c := range d.Changes {
-			out = append(out, Change{Seconds: d.Time.Sub(start).Round(time.Second).Seconds(), Setting: string(c.Setting), From: c.From, To: c.To, Reason: c.Reason})
+			out = append(out, Change{Seconds: d.Time.Sub(start).Round(time.Second).Seconds(), Setting: c.Setting, From: c.From, To: c.To, Reason: c.Reason})
 		}
 	}
 	return out

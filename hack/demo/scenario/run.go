@@ -101,7 +101,7 @@ func Deploy(ctx context.Context, cl *Cluster, ts *pacerv1.TunedService, adminDSN
 	ectx, stop := context.WithCancel(ctx)
 	r := &Ready{Cluster: cl, TS: ts, adminDSN: adminDSN, database: database, stop: stop}
 	fail := func(err error) (*Ready, error) {
-		r.Remove(context.WithoutCancel(ctx))
+		_ = r.Remove(context.WithoutCancel(ctx)) // the original error is the one to report
 		return nil, err
 	}
 	var err error
