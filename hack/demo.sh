@@ -15,4 +15,10 @@ KUBEBUILDER_ASSETS="$(hack/envtest-assets.sh etcd kube-apiserver kube-controller
 DATABASE_URL="$(hack/postgres.sh)"
 export KUBEBUILDER_ASSETS DATABASE_URL
 go build -o bin/demo ./hack/demo
+# The load generator measures latency: on a shared machine its own wait for
+# a CPU would count as the service's. Root runs it (and the cluster it
+# starts) at a higher priority; anyone else as is.
+if [ "$(id -u)" = 0 ]; then
+  exec nice -n -10 bin/demo "$@"
+fi
 exec bin/demo "$@"
