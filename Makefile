@@ -82,7 +82,8 @@ test-demo-compare: manifests ## A shortened demo-compare on the dev cluster with
 	hack/test-e2e.sh -tags e2e,compare -run TestDemoCompareSmoke
 
 .PHONY: test-devcluster
-test-devcluster: ## Vet and unit-test the dev cluster module (its own go.mod under hack/devcluster).
+test-devcluster: ## Vet and test the dev cluster module (its own go.mod under hack/devcluster; the kubelet API test runs envtest).
+	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh)" && export KUBEBUILDER_ASSETS && \
 	cd hack/devcluster && go vet ./... && go test -race -count=1 ./...
 
 .PHONY: tuning-scorecard
@@ -104,6 +105,7 @@ dev-cluster: manifests ## Run a local cluster (control plane, node agent, manage
 	go build -ldflags "-X main.defaultAPIImage=$(API_IMG)" -o bin/manager .
 	go build -o bin/pacer-api ./service/cmd/pacer-api
 	cd hack/devcluster && go build -o ../../bin/devcluster .
+	hack/envtest-assets.sh metrics-server kubectl >/dev/null || echo "WARNING: could not build metrics-server or kubectl; no resource metrics" >&2
 	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh etcd kube-apiserver kube-controller-manager kube-scheduler)" \
 	bin/devcluster --image pacer-api=bin/pacer-api --manager bin/manager
 

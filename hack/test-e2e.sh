@@ -8,7 +8,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 go build -o bin/manager .
 go build -o bin/pacer-api ./service/cmd/pacer-api
 (cd hack/devcluster && go build -o ../../bin/devcluster .)
-KUBEBUILDER_ASSETS="$(hack/envtest-assets.sh etcd kube-apiserver kube-controller-manager kube-scheduler)"
+KUBEBUILDER_ASSETS="$(hack/envtest-assets.sh etcd kube-apiserver kube-controller-manager kube-scheduler metrics-server kubectl)"
 PACER_TEST_DATABASE_URL="$(hack/postgres.sh)"
 export KUBEBUILDER_ASSETS PACER_TEST_DATABASE_URL
 exec go test -tags e2e -count=1 -v -timeout 15m ./test/e2e "$@"

@@ -31,6 +31,7 @@ import (
 	"github.com/pacer-dev/pacer/hack/devcluster/cgroups"
 	"github.com/pacer-dev/pacer/hack/devcluster/controlplane"
 	"github.com/pacer-dev/pacer/hack/devcluster/endpoints"
+	"github.com/pacer-dev/pacer/hack/devcluster/metricsserver"
 	"github.com/pacer-dev/pacer/hack/devcluster/nodeagent"
 	"github.com/pacer-dev/pacer/hack/devcluster/proc"
 )
@@ -75,6 +76,7 @@ func run() error {
 		mem         = flag.String("node-memory", defaults.Memory.String(), "the Node's memory capacity")
 		linkConfig  = flag.String("kubeconfig-link", "", "also make this path a symlink to the kubeconfig (removed on exit)")
 		verbose     = flag.Bool("v", false, "log the node agent's pod events to stderr")
+		msBinary    = flag.String("metrics-server", "", `metrics-server binary serving metrics.k8s.io (default: <assets>/metrics-server, built by "hack/envtest-assets.sh metrics-server"); "off": none`)
 	)
 	flag.Var(images, "image", "NAME=PATH: run image NAME (a full reference, or its last path element without tag) as the local binary PATH; repeatable")
 	flag.Parse()
@@ -117,6 +119,13 @@ func run() error {
 			return fmt.Errorf("hack/envtest-assets.sh: %w", err)
 		}
 		*assets = strings.TrimSpace(string(out))
+		// Best effort: without it the cluster runs, without resource metrics.
+		cmd = exec.Command("hack/envtest-assets.sh", "metrics-server")
+		cmd.Stderr = os.Stderr
+		_ = cmd.Run()
+	}
+	if *msBinary == "" {
+		*msBinary = filepath.Join(*assets, "metrics-server")
 	}
 
 	level := slog.LevelWarn
@@ -149,8 +158,17 @@ func run() error {
 		defer os.Remove(*linkConfig)
 	}
 
+	// The dev cluster's CA signs the kubelet API's and metrics-server's
+	// serving certificates, so metrics-server and the aggregator verify them.
+	pkiDir := filepath.Join(dir, "pki")
+	devCA, kubeletAPI, err := kubeletPKI(pkiDir, *nodeName, defaults.HostIP, cp.ClientCAFile())
+	if err != nil {
+		return err
+	}
+
 	o := defaults
 	o.NodeName, o.Dir, o.Images, o.Log, o.Cgroups = *nodeName, filepath.Join(dir, "pods"), images, log, cg
+	o.KubeletAPI = kubeletAPI
 	if o.CPU, err = resource.ParseQuantity(*cpu); err != nil {
 		return fmt.Errorf("--node-cpu: %w", err)
 	}
@@ -190,6 +208,14 @@ func run() error {
 	}
 	go func() { _ = endpoints.Run(agentCtx, clientset, log) }()
 
+	ms := startMetricsServer(ctx, cp, metricsserver.Options{
+		Binary: *msBinary, Dir: filepath.Join(dir, "metrics-server"),
+		CA: devCA, KubeletCAFile: filepath.Join(pkiDir, "dev-ca.crt"),
+	}, cg != nil, *msBinary == "off")
+	if ms != nil {
+		defer ms.Stop()
+	}
+
 	var mgr *exec.Cmd
 	mgrDone := make(chan struct{})
 	if *manager != "" {
@@ -224,6 +250,9 @@ func run() error {
 	fmt.Fprintln(os.Stderr, "stopping the dev cluster")
 	if mgr != nil {
 		proc.Stop(mgr, mgrDone, 10*time.Second)
+	}
+	if ms != nil {
+		ms.Stop()
 	}
 	stopAgentAndWait()
 	cp.Stop()

@@ -50,6 +50,9 @@ type Cluster struct {
 	// PodLimits is the dev cluster's word on pod limits: "enforced (…)" or
 	// "not enforced: <why>".
 	PodLimits string
+	// ResourceMetrics is the dev cluster's word on metrics.k8s.io
+	// (metrics-server): "ready" or "unavailable: <why>".
+	ResourceMetrics string
 }
 
 // Scheme has the built-in types and TunedService.
@@ -104,6 +107,9 @@ func StartCluster(ctx context.Context, o ClusterOptions) (*Cluster, error) {
 			}
 			if p, ok := strings.CutPrefix(line, "pod limits: "); ok {
 				c.PodLimits = p
+			}
+			if p, ok := strings.CutPrefix(line, "resource metrics: "); ok {
+				c.ResourceMetrics = p
 			}
 			if line == "dev cluster ready" {
 				cfg, err := clientcmd.BuildConfigFromFlags("", c.Kubeconfig)

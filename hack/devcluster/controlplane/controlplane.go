@@ -43,6 +43,7 @@ type ControlPlane struct {
 	// Kubeconfig is the path of an admin kubeconfig.
 	Kubeconfig string
 
+	certDir  string
 	children []*child
 }
 
@@ -87,14 +88,23 @@ func Start(ctx context.Context, o Options) (cp *ControlPlane, err error) {
 		},
 	}
 	// Events and node leases are worth keeping a while for kubectl describe.
-	env.ControlPlane.GetAPIServer().Configure().Set("event-ttl", "30m")
+	apiArgs := env.ControlPlane.GetAPIServer().Configure()
+	apiArgs.Set("event-ttl", "30m")
+	// The aggregation layer, for metrics-server's metrics.k8s.io.
+	fp, err := newFrontProxy(filepath.Join(o.Dir, "front-proxy"))
+	if err != nil {
+		return nil, fmt.Errorf("front-proxy certificates: %w", err)
+	}
+	for k, v := range aggregationFlags(fp) {
+		apiArgs.Set(k, v)
+	}
 
 	fmt.Fprintln(o.Log, "starting etcd and kube-apiserver")
 	if _, err := env.Start(); err != nil {
 		_ = env.Stop()
 		return nil, fmt.Errorf("start etcd and kube-apiserver: %w", err)
 	}
-	cp = &ControlPlane{env: env, opts: o}
+	cp = &ControlPlane{env: env, opts: o, certDir: certDir}
 	defer func() {
 		if err != nil {
 			cp.Stop()
@@ -121,11 +131,11 @@ func Start(ctx context.Context, o Options) (cp *ControlPlane, err error) {
 
 	// The controller manager and the scheduler authenticate with client
 	// certificates as the users Kubernetes binds their roles to.
-	kcmConfig, err := cp.userKubeconfig("kube-controller-manager", envtest.User{Name: "system:kube-controller-manager"})
+	kcmConfig, err := cp.UserKubeconfig("kube-controller-manager", envtest.User{Name: "system:kube-controller-manager"})
 	if err != nil {
 		return nil, err
 	}
-	schedConfig, err := cp.userKubeconfig("kube-scheduler", envtest.User{Name: "system:kube-scheduler"})
+	schedConfig, err := cp.UserKubeconfig("kube-scheduler", envtest.User{Name: "system:kube-scheduler"})
 	if err != nil {
 		return nil, err
 	}
@@ -148,6 +158,9 @@ func Start(ctx context.Context, o Options) (cp *ControlPlane, err error) {
 		"--root-ca-file="+caFile,
 		// Pods of a deleted ReplicaSet are collected at once.
 		"--concurrent-gc-syncs=5",
+		// The HPA controller (in "*") reads metrics.k8s.io when
+		// metrics-server runs; it syncs at its default pace, said here.
+		"--horizontal-pod-autoscaler-sync-period=15s",
 		"--v=1",
 	); err != nil {
 		return nil, err
@@ -167,7 +180,9 @@ func Start(ctx context.Context, o Options) (cp *ControlPlane, err error) {
 	return cp, nil
 }
 
-func (cp *ControlPlane) userKubeconfig(name string, u envtest.User) (string, error) {
+// UserKubeconfig writes Dir/NAME.kubeconfig for user u, who authenticates
+// with a client certificate, and returns its path.
+func (cp *ControlPlane) UserKubeconfig(name string, u envtest.User) (string, error) {
 	user, err := cp.env.AddUser(u, nil)
 	if err != nil {
 		return "", fmt.Errorf("add user %s: %w", u.Name, err)

@@ -72,6 +72,9 @@ type Options struct {
 	// Cgroups, when set, puts each container in its own cgroup with its
 	// limits, as a kubelet does; nil runs pods without limits.
 	Cgroups *cgroups.Manager
+	// KubeletAPI, when set, serves the kubelet's /metrics/resource over
+	// HTTPS on HostIP, for metrics-server.
+	KubeletAPI *KubeletAPI
 }
 
 // Agent runs pods.
@@ -91,6 +94,8 @@ type Agent struct {
 	ipBase   int
 	ipNext   int
 	warned   map[string]bool // warnings printed already
+
+	kubeletPort int32 // the kubelet API's port; 0: not served
 }
 
 // DefaultOptions are the options with this machine's capacity.
@@ -157,6 +162,14 @@ func Run(ctx context.Context, cfg *rest.Config, o Options, ready chan<- struct{}
 		}
 	}
 
+	var kubeletListener net.Listener
+	if o.KubeletAPI != nil {
+		if kubeletListener, a.kubeletPort, err = listenKubeletAPI(o.HostIP); err != nil {
+			return err
+		}
+		defer kubeletListener.Close()
+	}
+
 	pc, err := node.NewPodController(node.PodControllerConfig{
 		PodClient:         client.CoreV1(),
 		PodInformer:       podInformer,
@@ -181,7 +194,14 @@ func Run(ctx context.Context, cfg *rest.Config, o Options, ready chan<- struct{}
 	podFactory.Start(runCtx.Done())
 	factory.Start(runCtx.Done())
 
-	errs := make(chan error, 2)
+	errs := make(chan error, 3)
+	if kubeletListener != nil {
+		go func() {
+			if err := a.serveKubeletAPI(runCtx, kubeletListener, o.KubeletAPI); err != nil {
+				errs <- fmt.Errorf("kubelet API: %w", err)
+			}
+		}()
+	}
 	go func() { errs <- nc.Run(runCtx) }()
 	select {
 	case <-nc.Ready():
@@ -223,7 +243,7 @@ func (a *Agent) nodeObject() *corev1.Node {
 	cond := func(t corev1.NodeConditionType, s corev1.ConditionStatus, reason, msg string) corev1.NodeCondition {
 		return corev1.NodeCondition{Type: t, Status: s, Reason: reason, Message: msg, LastHeartbeatTime: now, LastTransitionTime: now}
 	}
-	return &corev1.Node{
+	n := &corev1.Node{
 		ObjectMeta: metav1.ObjectMeta{
 			Name: o.NodeName,
 			Labels: map[string]string{
@@ -256,6 +276,10 @@ func (a *Agent) nodeObject() *corev1.Node {
 			},
 		},
 	}
+	if a.kubeletPort != 0 {
+		n.Status.DaemonEndpoints.KubeletEndpoint.Port = a.kubeletPort
+	}
+	return n
 }
 
 // CreatePod starts a pod (virtual-kubelet's PodLifecycleHandler).

@@ -1,10 +1,11 @@
 //go:build tools
 
-// Package tools records the control-plane commands built from this module.
+// Package tools records the control-plane commands (and kubectl) built from this module.
 package tools
 
 import (
 	_ "k8s.io/kubernetes/cmd/kube-apiserver"
 	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
 	_ "k8s.io/kubernetes/cmd/kube-scheduler"
+	_ "k8s.io/kubernetes/cmd/kubectl"
 )
