@@ -20,8 +20,10 @@ var CompareRuns = []string{RunStatic, RunHPA, RunPacer}
 type Comparison struct {
 	Date    string `json:"date"`
 	Machine string `json:"machine"`
-	// PodLimits is the dev cluster's word on pod limits (cgroups).
+	// PodLimits is the dev cluster's word on pod limits (cgroups), and
+	// ResourceMetrics on metrics.k8s.io (metrics-server), which the HPA reads.
 	PodLimits            string   `json:"podLimits"`
+	ResourceMetrics      string   `json:"resourceMetrics"`
 	ObjectiveP99Ms       float64  `json:"objectiveP99Ms"`
 	TargetUtilizationPct int32    `json:"targetUtilizationPct"`
 	ReplicaBounds        [2]int32 `json:"replicaBounds"`

@@ -104,11 +104,13 @@ func RunCompare(ctx context.Context, o CompareOptions) (string, error) {
 	defer cl.Stop()
 	fmt.Fprintln(o.Out, "kubeconfig:", cl.Kubeconfig)
 	fmt.Fprintln(o.Out, "pod limits:", cl.PodLimits)
+	fmt.Fprintln(o.Out, "resource metrics:", cl.ResourceMetrics)
 	host, _ := os.Hostname()
 	cmp := Comparison{
 		Date:                 time.Now().UTC().Format(time.RFC3339),
 		Machine:              fmt.Sprintf("%s, %d CPUs, %s/%s", host, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH),
 		PodLimits:            cl.PodLimits,
+		ResourceMetrics:      cl.ResourceMetrics,
 		ObjectiveP99Ms:       ms(objective),
 		TargetUtilizationPct: *base.Spec.Tuning.Objective.TargetUtilization,
 		ReplicaBounds:        [2]int32{base.Spec.Tuning.Bounds.Replicas.Min, base.Spec.Tuning.Bounds.Replicas.Max},
@@ -215,8 +217,8 @@ func writeComparison(dir string, cmp Comparison, rows map[string][]WindowRow, ob
 	if err := os.WriteFile(filepath.Join(dir, "compare.json"), append(b, '\n'), 0o644); err != nil {
 		return err
 	}
-	md := fmt.Sprintf("# demo-compare, %s\n\nMachine: %s. Pod limits: %s.\nLoad: %s (seed %d).\n\n%s",
-		cmp.Date, cmp.Machine, cmp.PodLimits, cmp.Load, cmp.Seed, CompareTable(cmp))
+	md := fmt.Sprintf("# demo-compare, %s\n\nMachine: %s. Pod limits: %s. Resource metrics: %s.\nLoad: %s (seed %d).\n\n%s",
+		cmp.Date, cmp.Machine, cmp.PodLimits, cmp.ResourceMetrics, cmp.Load, cmp.Seed, CompareTable(cmp))
 	if err := os.WriteFile(filepath.Join(dir, "compare.md"), []byte(md), 0o644); err != nil {
 		return err
 	}
