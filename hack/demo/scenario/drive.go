@@ -100,6 +100,9 @@ func Drive(ctx context.Context, r *Ready, o DriveOptions) (*RunRecord, error) {
 		// Whole seconds only: the current second is still filling.
 		bins := load.Bins()
 		n := len(bins) - 1
+		if k := len(rec.Rows); k > 0 && rec.Rows[k-1].Seconds >= float64(n) {
+			continue // the load ended right after a row: no new second to show
+		}
 		width := int(every / time.Second)
 		row := Row(float64(n), load.Phase(), Window(bins, n-width, n), every, latest)
 		rec.Rows = append(rec.Rows, row)
