@@ -74,6 +74,7 @@ func Drive(ctx context.Context, r *Ready, o DriveOptions) (*RunRecord, error) {
 	defer sampleTick.Stop()
 	lastRow := time.Now()
 	var latest Sample
+	shown := 0 // whole seconds already in a row
 	label := ""
 	if o.Label != "" {
 		label = o.Label + ": "
@@ -100,11 +101,13 @@ func Drive(ctx context.Context, r *Ready, o DriveOptions) (*RunRecord, error) {
 		// Whole seconds only: the current second is still filling.
 		bins := load.Bins()
 		n := len(bins) - 1
-		if k := len(rec.Rows); k > 0 && rec.Rows[k-1].Seconds >= float64(n) {
+		if n <= shown {
 			continue // the load ended right after a row: no new second to show
 		}
-		width := int(every / time.Second)
-		row := Row(float64(n), load.Phase(), Window(bins, n-width, n), every, latest)
+		// Each whole second in exactly one window: a slow sample can
+		// stretch a window past TableEvery, never leave seconds out.
+		row := Row(float64(n), load.Phase(), Window(bins, shown, n), time.Duration(n-shown)*time.Second, latest)
+		shown = n
 		rec.Rows = append(rec.Rows, row)
 		left := max(duration-time.Since(load.Start()), 0).Round(time.Second)
 		if o.Progress {
