@@ -81,6 +81,7 @@ func Prepare(ctx context.Context, o Options, log io.Writer) (*Ready, error) {
 	}
 	fmt.Fprintln(log, "kubeconfig:", cl.Kubeconfig)
 	fmt.Fprintln(log, "pod limits:", cl.PodLimits)
+	fmt.Fprintln(log, "resource metrics:", cl.ResourceMetrics)
 	ts, err := TunedService("default")
 	if err != nil {
 		cl.Stop()
