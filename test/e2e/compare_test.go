@@ -78,8 +78,9 @@ func TestDemoCompareSmoke(t *testing.T) {
 			t.Errorf("compare.json has no run %q", run)
 			continue
 		}
-		// 10 s at 300 and 10 s at 600 req/s: 9000 requests offered.
-		if r.Requests < 4500 || r.Windows == 0 || r.PodSeconds < 20 || r.ConnectionBudget != 24 {
+		// 10 s at 300 and 10 s at 600 req/s: 9000 requests offered; at
+		// least one pod through the 20 s (less the first sample's second).
+		if r.Requests < 4500 || r.Windows == 0 || r.PodSeconds < 15 || r.ConnectionBudget != 24 {
 			t.Errorf("run %s: %d requests in %d windows, %.0f pod-seconds, budget %d", run, r.Requests, r.Windows, r.PodSeconds, r.ConnectionBudget)
 		}
 	}

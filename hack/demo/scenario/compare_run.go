@@ -138,7 +138,8 @@ func RunCompare(ctx context.Context, o CompareOptions) (string, error) {
 		fmt.Fprintf(o.Out, "run %s: p99 within %s in %.1f%% of %d windows, %d requests, %d errors, %.0f pod-seconds, %d changes\n",
 			run, objective, cr.WindowsInObjectivePct, cr.Windows, cr.Requests, cr.Errors.Total, cr.PodSeconds, cr.Changes)
 		if cr.MetricsAPI != "" && cr.MetricsAPI != "available" {
-			fmt.Fprintf(o.Out, "WARNING: run %s: the resource metrics API was %s; the HPA could not scale, so this run is a second static run\n", run, cr.MetricsAPI)
+			fmt.Fprintf(o.Out, "WARNING: run %s: the HPA read no CPU figure during the run (resource metrics: %s; the HPA: %s); it could not scale, so this run is a second static run\n",
+				run, cl.ResourceMetrics, strings.TrimPrefix(cr.MetricsAPI, "not available: "))
 		}
 	}
 	if err := writeComparison(o.ReportDir, cmp, rows, objective, budget); err != nil {
