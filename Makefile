@@ -77,6 +77,10 @@ bench-service: build ## Load pacer-api and a bare baseline side by side on loopb
 test-e2e: manifests ## End-to-end test on the dev cluster: a shortened demo with assertions.
 	hack/test-e2e.sh
 
+.PHONY: test-demo-compare
+test-demo-compare: manifests ## A shortened demo-compare on the dev cluster with assertions (~3 min).
+	hack/test-e2e.sh -tags e2e,compare -run TestDemoCompareSmoke
+
 .PHONY: test-devcluster
 test-devcluster: ## Vet and test the dev cluster module (its own go.mod under hack/devcluster; the kubelet API test runs envtest).
 	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh)" && export KUBEBUILDER_ASSETS && \
@@ -91,6 +95,10 @@ tuning-scorecard: ## Run the tuner in the simulator against baselines; write doc
 .PHONY: demo
 demo: manifests ## The whole loop on this machine, no cluster needed (~3 min; DEMO_DURATION=1m shortens it).
 	hack/demo.sh
+
+.PHONY: demo-compare
+demo-compare: manifests ## The same load against static settings, a real HPA and Pacer, one after the other (~12 min; DEMO_DURATION=1m shortens each run).
+	hack/demo.sh --compare
 
 .PHONY: dev-cluster
 dev-cluster: manifests ## Run a local cluster (control plane, node agent, manager) until Ctrl-C; prints its kubeconfig.

@@ -1,11 +1,14 @@
 // Command demo is `make demo`: it runs Pacer's whole loop on this machine
 // (the dev cluster, the manager, pacer-api pods on PostgreSQL), drives
 // load through it in phases, shows a live table, and writes a report.
+// With --compare it is `make demo-compare`: the same load, one run after
+// the other, against static settings, a real HPA, and Pacer (docs/demo.md).
 // hack/demo.sh builds what it needs and runs it. Its last line of output is
 // "report: <folder>".
 //
-// Env: DEMO_DURATION (load length, default 3m), DEMO_RPS (steady load,
-// default 150), DEMO_SHAPE (a load shape file, instead of the default
+// Env: DEMO_DURATION (load length, of each run with --compare, default
+// 3m), DEMO_RPS (steady load, default 300), DEMO_SEED (the request mix's
+// seed, default 1), DEMO_SHAPE (a load shape file, instead of the default
 // phases; docs/demo.md), DATABASE_URL (an admin DSN; hack/postgres.sh prints one),
 // KUBEBUILDER_ASSETS (control-plane binaries).
 package main
@@ -26,17 +29,22 @@ import (
 
 func main() {
 	var (
-		report = flag.String("report", "", "report folder (default reports/demo-<time>)")
-		bin    = flag.String("bin", "bin", "folder with devcluster, manager and pacer-api")
+		report  = flag.String("report", "", "report folder (default reports/demo-<time>, or reports/compare-<time>)")
+		bin     = flag.String("bin", "bin", "folder with devcluster, manager and pacer-api")
+		compare = flag.Bool("compare", false, "run the load against static settings, an HPA and Pacer, one after the other")
 	)
 	flag.Parse()
 	duration, err := time.ParseDuration(scenario.Getenv("DEMO_DURATION", "3m"))
 	if err != nil {
 		fail(fmt.Errorf("DEMO_DURATION: %w", err))
 	}
-	rps, err := strconv.ParseFloat(scenario.Getenv("DEMO_RPS", "150"), 64)
+	rps, err := strconv.ParseFloat(scenario.Getenv("DEMO_RPS", "300"), 64)
 	if err != nil {
 		fail(fmt.Errorf("DEMO_RPS: %w", err))
+	}
+	seed, err := strconv.ParseUint(scenario.Getenv("DEMO_SEED", "1"), 10, 64)
+	if err != nil || seed == 0 {
+		fail(fmt.Errorf("DEMO_SEED: want a whole number above 0"))
 	}
 	var phases []scenario.Phase
 	if path := os.Getenv("DEMO_SHAPE"); path != "" {
@@ -51,7 +59,11 @@ func main() {
 	}
 	dir := *report
 	if dir == "" {
-		dir = filepath.Join("reports", "demo-"+time.Now().UTC().Format("20060102-150405"))
+		kind := "demo-"
+		if *compare {
+			kind = "compare-"
+		}
+		dir = filepath.Join("reports", kind+time.Now().UTC().Format("20060102-150405"))
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		fail(err)
@@ -64,22 +76,47 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	cluster := scenario.ClusterOptions{
+		Devcluster: filepath.Join(*bin, "devcluster"),
+		Assets:     os.Getenv("KUBEBUILDER_ASSETS"),
+		PacerAPI:   filepath.Join(*bin, "pacer-api"),
+		Manager:    filepath.Join(*bin, "manager"),
+		CRDs:       "config/crd/bases",
+		Log:        clusterLog,
+	}
+	if *compare {
+		if len(phases) == 0 {
+			phases = scenario.Phases(duration, rps)
+		}
+		prefix := "pacer_compare_" + strconv.Itoa(os.Getpid())
+		dropAll := func() {
+			for _, run := range scenario.CompareRuns {
+				scenario.DropDatabase(dsn, prefix+"_"+run)
+			}
+		}
+		defer dropAll()
+		out, err := scenario.RunCompare(ctx, scenario.CompareOptions{
+			Cluster: cluster, AdminDSN: dsn, DatabasePrefix: prefix, Phases: phases, Seed: seed,
+			ReportDir: dir, Out: os.Stdout, TableEvery: 5 * time.Second, Progress: isTerminal(os.Stdout),
+			Warmup: 10 * time.Second,
+		})
+		if err != nil {
+			dropAll()
+			fail(fmt.Errorf("%w (dev cluster log: %s)", err, clusterLog.Name()))
+		}
+		fmt.Println("report:", out)
+		return
+	}
 	// The run's own database, dropped at the end.
 	database := "pacer_demo_" + strconv.Itoa(os.Getpid())
 	defer scenario.DropDatabase(dsn, database)
 	out, err := scenario.Run(ctx, scenario.Options{
-		Cluster: scenario.ClusterOptions{
-			Devcluster: filepath.Join(*bin, "devcluster"),
-			Assets:     os.Getenv("KUBEBUILDER_ASSETS"),
-			PacerAPI:   filepath.Join(*bin, "pacer-api"),
-			Manager:    filepath.Join(*bin, "manager"),
-			CRDs:       "config/crd/bases",
-			Log:        clusterLog,
-		},
+		Cluster:    cluster,
 		AdminDSN:   dsn,
 		Database:   database,
 		Duration:   duration,
 		BaseRPS:    rps,
+		Seed:       seed,
 		Phases:     phases,
 		ReportDir:  dir,
 		Out:        os.Stdout,

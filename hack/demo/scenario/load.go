@@ -175,6 +175,9 @@ type Load struct {
 	MaxInFlight int
 	// Tag makes created emails unique per run.
 	Tag string
+	// Seed makes the sequence of requests (read or create, which user)
+	// the same in every run with the same phases; 0 picks one at random.
+	Seed uint64
 
 	start   time.Time
 	mu      sync.Mutex
@@ -197,6 +200,13 @@ func (l *Load) Run(ctx context.Context, phases []Phase) {
 	l.mu.Lock()
 	l.start = time.Now()
 	l.mu.Unlock()
+	seed := l.Seed
+	if seed == 0 {
+		seed = rand.Uint64()
+	}
+	// One generator, drawn from in order on this goroutine: the same seed
+	// gives the same requests whatever the timing.
+	rng := rand.New(rand.NewPCG(seed, 0x9e3779b97f4a7c15))
 	sem := make(chan struct{}, l.MaxInFlight)
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -219,13 +229,14 @@ func (l *Load) Run(ctx context.Context, phases []Phase) {
 			due := ph.Due(time.Since(phaseStart)) - sent
 			for range due {
 				sent++
+				req := l.next(rng, share)
 				select {
 				case sem <- struct{}{}:
 					wg.Add(1)
 					go func() {
 						defer wg.Done()
 						defer func() { <-sem }()
-						l.one(ctx, share)
+						l.one(ctx, req)
 					}()
 				default:
 					l.record(time.Now(), func(b *Bin) { b.Offered++; b.Dropped++ })
@@ -242,7 +253,28 @@ func (l *Load) Phase() string {
 	return s
 }
 
-func (l *Load) one(ctx context.Context, writeShare float64) {
+// request is one request of the mix: a create, or a read of user id.
+type request struct {
+	create bool
+	id     int64
+}
+
+// next draws the next request: a create with probability writeShare, else
+// a read of a user picked with a skew, so a few hot users get most reads
+// and a cache helps.
+func (l *Load) next(rng *rand.Rand, writeShare float64) request {
+	if rng.Float64() < writeShare {
+		return request{create: true}
+	}
+	id := int64(1)
+	if len(l.IDs) > 0 {
+		i := int(float64(len(l.IDs)) * rng.Float64() * rng.Float64() * rng.Float64())
+		id = l.IDs[min(i, len(l.IDs)-1)]
+	}
+	return request{id: id}
+}
+
+func (l *Load) one(ctx context.Context, r request) {
 	start := time.Now()
 	addr := l.Endpoints.Pick()
 	if addr == "" {
@@ -251,7 +283,7 @@ func (l *Load) one(ctx context.Context, writeShare float64) {
 	}
 	var req *http.Request
 	var err error
-	if rand.Float64() < writeShare {
+	if r.create {
 		n := l.created.Add(1)
 		body := fmt.Sprintf(`{"name":"Load %d","email":"load-%s-%d@example.com"}`, n, l.Tag, n)
 		req, err = http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+"/v1/users", bytes.NewBufferString(body))
@@ -259,13 +291,7 @@ func (l *Load) one(ctx context.Context, writeShare float64) {
 			req.Header.Set("Content-Type", "application/json")
 		}
 	} else {
-		id := int64(1)
-		if len(l.IDs) > 0 {
-			// A skewed pick: a few hot users get most reads.
-			i := int(float64(len(l.IDs)) * rand.Float64() * rand.Float64() * rand.Float64())
-			id = l.IDs[min(i, len(l.IDs)-1)]
-		}
-		req, err = http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/v1/users/"+strconv.FormatInt(id, 10), nil)
+		req, err = http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/v1/users/"+strconv.FormatInt(r.id, 10), nil)
 	}
 	if err != nil {
 		return

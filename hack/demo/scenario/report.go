@@ -3,7 +3,6 @@ package scenario
 import (
 	"encoding/json"
 	"fmt"
-	"html"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,8 +13,11 @@ import (
 
 // WindowRow is one row of the live table and of the report: a window of load.
 type WindowRow struct {
-	Seconds    float64 `json:"t"`
-	Phase      string  `json:"phase"`
+	Seconds float64 `json:"t"`
+	Phase   string  `json:"phase"`
+	// Requests were offered in the window, Errors of them failed.
+	Requests   int     `json:"requests"`
+	Errors     int     `json:"errors"`
 	OfferedRPS float64 `json:"offeredRPS"`
 	ServedRPS  float64 `json:"servedRPS"`
 	P99Ms      float64 `json:"p99Ms"`
@@ -38,14 +40,19 @@ type WindowRow struct {
 // Row builds a table row from the window's bins and the latest sample.
 func Row(seconds float64, phase string, w Bin, width time.Duration, s Sample) WindowRow {
 	sec := width.Seconds()
+	decision, tuned := LastDecision(s.History), s.TunedReason
+	if s.HPA != nil {
+		decision, tuned = s.HPA.String(), s.HPA.ActiveReason
+	}
 	return WindowRow{
+		Requests: w.Offered, Errors: w.Errors(),
 		Seconds: seconds, Phase: phase,
 		OfferedRPS: float64(w.Offered) / sec, ServedRPS: float64(w.OK) / sec,
 		P99Ms: float64(w.Quantile(0.99).Microseconds()) / 1000,
 		R429:  w.R429, R503: w.R503, R5xx: w.R5xx + w.Other, NetErrors: w.Net + w.NoEndpoint + w.Dropped,
 		Pods: s.Pods, ReadyPods: s.ReadyPods, Replicas: s.Replicas, Workers: s.Workers, Pool: s.Pool,
 		PoolTotal: s.PoolTotal, PGConns: s.PGConns, CacheHit: s.CacheHit,
-		Decision: LastDecision(s.History), Tuned: s.TunedReason,
+		Decision: decision, Tuned: tuned,
 	}
 }
 
@@ -59,7 +66,7 @@ func TableHeader(objective time.Duration, budget int32) string {
 // Format renders a row for the live table.
 func (r WindowRow) Format(objective time.Duration) string {
 	mark := " "
-	if r.P99Ms > float64(objective.Microseconds())/1000 {
+	if r.Requests > 0 && !r.MeetsObjective(objective) {
 		mark = "!"
 	}
 	cache := "-"
@@ -78,26 +85,60 @@ func (r WindowRow) Format(objective time.Duration) string {
 		r.ReadyPods, r.Pods, r.Workers, fmt.Sprintf("%d×%d=%d", r.Pool, r.Pods, r.PoolTotal), r.PGConns, cache, dec)
 }
 
+// MeetsObjective says whether the window met the p99 objective: its
+// served requests' p99 was within it and at most 1% of the offered
+// requests failed (a fast error is no success; more than 1% of them and
+// the p99 of all requests is past any objective). A window with no load
+// counts neither way (false, and CountWindows skips it).
+func (r WindowRow) MeetsObjective(objective time.Duration) bool {
+	if r.Requests == 0 || r.ServedRPS == 0 {
+		return false
+	}
+	return r.P99Ms <= float64(objective.Microseconds())/1000 && r.Errors*100 <= r.Requests
+}
+
+// CountWindows counts the windows with offered load, and those of them
+// that missed the objective.
+func CountWindows(rows []WindowRow, objective time.Duration) (windows, violating int) {
+	for _, r := range rows {
+		if r.Requests == 0 {
+			continue
+		}
+		windows++
+		if !r.MeetsObjective(objective) {
+			violating++
+		}
+	}
+	return windows, violating
+}
+
+// ErrorKinds count failed requests by kind.
+type ErrorKinds struct {
+	R429 int `json:"429"`
+	R503 int `json:"503"`
+	R5xx int `json:"5xx"`
+	// Net: network errors, no ready endpoint, or dropped by the client's
+	// concurrency cap.
+	Net int `json:"network"`
+}
+
 // Summary is summary.json.
 type Summary struct {
 	WindowsInObjectivePct float64 `json:"windowsInObjectivePct"`
 	Windows               int     `json:"windows"`
-	Requests              int     `json:"requests"`
-	Errors                int     `json:"errors"`
-	ErrorsByKind          struct {
-		R429 int `json:"429"`
-		R503 int `json:"503"`
-		R5xx int `json:"5xx"`
-		Net  int `json:"network"`
-	} `json:"errorsByKind"`
-	Changes                   int     `json:"changes"`
-	PeakConnections           int     `json:"peakConnections"`
-	PeakConfiguredConnections int     `json:"peakConfiguredConnections"`
-	ConnectionBudget          int32   `json:"connectionBudget"`
-	ObjectiveP99Ms            float64 `json:"objectiveP99Ms"`
-	PeakReplicas              int32   `json:"peakReplicas"`
-	PeakWorkers               int32   `json:"peakWorkers"`
-	DurationSeconds           float64 `json:"durationSeconds"`
+	// ViolatingWindows missed the objective (MeetsObjective).
+	ViolatingWindows          int        `json:"violatingWindows"`
+	Requests                  int        `json:"requests"`
+	Errors                    int        `json:"errors"`
+	ErrorsByKind              ErrorKinds `json:"errorsByKind"`
+	Changes                   int        `json:"changes"`
+	PeakConnections           int        `json:"peakConnections"`
+	PeakConfiguredConnections int        `json:"peakConfiguredConnections"`
+	ConnectionBudget          int32      `json:"connectionBudget"`
+	ObjectiveP99Ms            float64    `json:"objectiveP99Ms"`
+	PeakReplicas              int32      `json:"peakReplicas"`
+	PeakWorkers               int32      `json:"peakWorkers"`
+	DurationSeconds           float64    `json:"durationSeconds"`
 	// PodLimits says whether the pods ran under their CPU and memory
 	// limits (cgroups), as the dev cluster reported it at start.
 	PodLimits string `json:"podLimits"`
@@ -106,18 +147,9 @@ type Summary struct {
 // Summarize computes the summary of a run.
 func Summarize(rows []WindowRow, bins []Bin, samples []Sample, decisions []pacerv1.Decision, objective time.Duration, budget int32) Summary {
 	s := Summary{ConnectionBudget: budget, ObjectiveP99Ms: float64(objective.Microseconds()) / 1000, DurationSeconds: float64(len(bins))}
-	in := 0
-	for _, r := range rows {
-		if r.ServedRPS == 0 {
-			continue
-		}
-		s.Windows++
-		if r.P99Ms <= s.ObjectiveP99Ms {
-			in++
-		}
-	}
+	s.Windows, s.ViolatingWindows = CountWindows(rows, objective)
 	if s.Windows > 0 {
-		s.WindowsInObjectivePct = float64(int(1000*float64(in)/float64(s.Windows))) / 10
+		s.WindowsInObjectivePct = float64(int(1000*float64(s.Windows-s.ViolatingWindows)/float64(s.Windows))) / 10
 	}
 	all := Window(bins, 0, len(bins))
 	s.Requests, s.Errors = all.Offered, all.Errors()
@@ -201,85 +233,4 @@ func WriteReport(dir string, sum Summary, rows []WindowRow, decisions []pacerv1.
 		return err
 	}
 	return os.WriteFile(filepath.Join(dir, "chart.svg"), []byte(Chart(rows, decisions, start, objective)), 0o644)
-}
-
-// Chart draws four stacked panels over time: p99 against the objective,
-// offered and served load, replicas, and workers; decisions are marked
-// with vertical lines.
-func Chart(rows []WindowRow, decisions []pacerv1.Decision, start time.Time, objective time.Duration) string {
-	const (
-		w, panelH, left, right, top, gap = 960, 150, 70, 20, 40, 40
-	)
-	tMax := 1.0
-	for _, r := range rows {
-		tMax = max(tMax, r.Seconds)
-	}
-	type series struct {
-		name, color string
-		val         func(WindowRow) float64
-	}
-	panels := []struct {
-		title string
-		lines []series
-		ref   float64
-	}{
-		{"p99 latency (ms) vs objective", []series{{"p99", "#d62728", func(r WindowRow) float64 { return r.P99Ms }}}, float64(objective.Microseconds()) / 1000},
-		{"load (requests/s)", []series{
-			{"offered", "#7f7f7f", func(r WindowRow) float64 { return r.OfferedRPS }},
-			{"served", "#1f77b4", func(r WindowRow) float64 { return r.ServedRPS }}}, -1},
-		{"replicas (ready pods)", []series{
-			{"replicas", "#2ca02c", func(r WindowRow) float64 { return float64(r.Replicas) }},
-			{"ready", "#98df8a", func(r WindowRow) float64 { return float64(r.ReadyPods) }}}, -1},
-		{"workers per pod", []series{{"workers", "#9467bd", func(r WindowRow) float64 { return float64(r.Workers) }}}, -1},
-	}
-	h := top + len(panels)*(panelH+gap)
-	var b strings.Builder
-	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="12">`+"\n", w, h)
-	fmt.Fprintf(&b, `<rect width="%d" height="%d" fill="white"/><text x="%d" y="22" font-size="16">Pacer demo: the tuner under a load step and a spike</text>`+"\n", w, h, left)
-	x := func(t float64) float64 { return left + t/tMax*float64(w-left-right) }
-	for i, p := range panels {
-		y0 := float64(top + i*(panelH+gap) + 20)
-		yMax := 1.0
-		for _, r := range rows {
-			for _, s := range p.lines {
-				yMax = max(yMax, s.val(r))
-			}
-		}
-		if p.ref > 0 {
-			yMax = max(yMax, p.ref*1.5)
-		}
-		yMax *= 1.1
-		y := func(v float64) float64 { return y0 + panelH - v/yMax*panelH }
-		fmt.Fprintf(&b, `<text x="%d" y="%.0f" font-weight="bold">%s</text>`+"\n", left, y0-6, html.EscapeString(p.title))
-		fmt.Fprintf(&b, `<rect x="%d" y="%.0f" width="%d" height="%d" fill="none" stroke="#ccc"/>`+"\n", left, y0, w-left-right, panelH)
-		for _, frac := range []float64{0, 0.5, 1} {
-			v := yMax * frac
-			fmt.Fprintf(&b, `<text x="%d" y="%.0f" text-anchor="end" fill="#555">%.0f</text>`+"\n", left-6, y(v)+4, v)
-		}
-		for _, d := range decisions {
-			if !d.Applied {
-				continue
-			}
-			t := d.Time.Sub(start).Seconds()
-			if t < 0 || t > tMax {
-				continue
-			}
-			fmt.Fprintf(&b, `<line x1="%.1f" x2="%.1f" y1="%.0f" y2="%.0f" stroke="#ff7f0e" stroke-dasharray="3,3"/>`+"\n", x(t), x(t), y0, y0+panelH)
-		}
-		if p.ref > 0 {
-			fmt.Fprintf(&b, `<line x1="%d" x2="%d" y1="%.1f" y2="%.1f" stroke="#000" stroke-dasharray="6,4"/><text x="%d" y="%.1f" text-anchor="end">objective %s</text>`+"\n",
-				left, w-right, y(p.ref), y(p.ref), w-right-4, y(p.ref)-4, objective)
-		}
-		for j, s := range p.lines {
-			var pts []string
-			for _, r := range rows {
-				pts = append(pts, fmt.Sprintf("%.1f,%.1f", x(r.Seconds), y(s.val(r))))
-			}
-			fmt.Fprintf(&b, `<polyline fill="none" stroke="%s" stroke-width="2" points="%s"/>`+"\n", s.color, strings.Join(pts, " "))
-			fmt.Fprintf(&b, `<text x="%d" y="%.0f" fill="%s">%s</text>`+"\n", w-right-200+j*90, y0-6, s.color, s.name)
-		}
-	}
-	fmt.Fprintf(&b, `<text x="%d" y="%d" fill="#555">time (s); dashed orange lines: settings applied by the tuner</text>`+"\n", left, h-8)
-	b.WriteString("</svg>\n")
-	return b.String()
 }

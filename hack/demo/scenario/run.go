@@ -13,6 +13,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	pacerv1 "github.com/pacer-dev/pacer/api/v1alpha1"
@@ -33,6 +35,8 @@ type Options struct {
 	// Phases, when set (DEMO_SHAPE), replace the default phases of
 	// Duration and BaseRPS; Duration is then their total.
 	Phases []Phase
+	// Seed makes the request mix the same from run to run (0: random).
+	Seed uint64
 	// ReportDir receives the report.
 	ReportDir string
 	// Out receives the live table.
@@ -62,41 +66,61 @@ type Ready struct {
 	IDs       []int64
 	PG        *pgx.Conn
 	DSN       string
+
+	adminDSN, database string
+	stop               context.CancelFunc // stops following the endpoints
 }
 
-// Prepare starts the cluster, the database, the TunedService, waits for a
-// ready endpoint and seeds users. Close the result's cluster when done.
+// Prepare starts the cluster, then deploys the demo's TunedService on it
+// (Deploy). Close the result when done: it stops the cluster.
 func Prepare(ctx context.Context, o Options, log io.Writer) (*Ready, error) {
 	fmt.Fprintln(log, "starting the dev cluster (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, node agent, manager)")
 	cl, err := StartCluster(ctx, o.Cluster)
 	if err != nil {
 		return nil, err
 	}
-	r := &Ready{Cluster: cl}
-	fail := func(err error) (*Ready, error) {
-		r.Close()
-		return nil, err
-	}
 	fmt.Fprintln(log, "kubeconfig:", cl.Kubeconfig)
 	fmt.Fprintln(log, "pod limits:", cl.PodLimits)
-	if r.DSN, err = PrepareDatabase(ctx, o.AdminDSN, o.Database); err != nil {
+	fmt.Fprintln(log, "resource metrics:", cl.ResourceMetrics)
+	ts, err := TunedService("default")
+	if err != nil {
+		cl.Stop()
+		return nil, err
+	}
+	r, err := Deploy(ctx, cl, ts, o.AdminDSN, o.Database, log)
+	if err != nil {
+		cl.Stop()
+		return nil, err
+	}
+	return r, nil
+}
+
+// Deploy (re)creates database on the server of adminDSN, applies ts with a
+// Secret holding the database's URL, waits for a ready endpoint and seeds
+// users. Remove undoes it and leaves the cluster running.
+func Deploy(ctx context.Context, cl *Cluster, ts *pacerv1.TunedService, adminDSN, database string, log io.Writer) (*Ready, error) {
+	ectx, stop := context.WithCancel(ctx)
+	r := &Ready{Cluster: cl, TS: ts, adminDSN: adminDSN, database: database, stop: stop}
+	fail := func(err error) (*Ready, error) {
+		_ = r.Remove(context.WithoutCancel(ctx)) // the original error is the one to report
+		return nil, err
+	}
+	var err error
+	if r.DSN, err = PrepareDatabase(ctx, adminDSN, database); err != nil {
 		return fail(err)
 	}
-	if r.PG, err = pgx.Connect(ctx, o.AdminDSN); err != nil {
+	if r.PG, err = pgx.Connect(ctx, adminDSN); err != nil {
 		return fail(err)
 	}
-	if r.TS, err = TunedService("default"); err != nil {
+	if err := Apply(ctx, cl.Client, ts, r.DSN); err != nil {
 		return fail(err)
 	}
-	if err := Apply(ctx, cl.Client, r.TS, r.DSN); err != nil {
-		return fail(err)
-	}
-	fmt.Fprintf(log, "applied TunedService %s (Auto, p99 objective %s, connection budget %d); waiting for a ready pod\n",
-		r.TS.Name, r.TS.Spec.Tuning.Objective.LatencyP99.Duration, *r.TS.Spec.Database.MaxTotalConnections)
-	r.Endpoints = NewEndpoints(ctx, cl.Client, r.TS.Namespace, r.TS.Name, "http")
+	fmt.Fprintf(log, "applied TunedService %s (%s, p99 objective %s, connection budget %d); waiting for a ready pod\n",
+		ts.Name, ts.Spec.Tuning.Mode, ts.Spec.Tuning.Objective.LatencyP99.Duration, *ts.Spec.Database.MaxTotalConnections)
+	r.Endpoints = NewEndpoints(ectx, cl.Client, ts.Namespace, ts.Name, "http")
 	deadline := time.Now().Add(3 * time.Minute)
 	for len(r.Endpoints.Addrs()) == 0 {
-		if err := podsThatCannotRun(ctx, cl.Client, r.TS); err != nil {
+		if err := podsThatCannotRun(ctx, cl.Client, ts); err != nil {
 			return fail(err)
 		}
 		if time.Now().After(deadline) {
@@ -131,12 +155,57 @@ func podsThatCannotRun(ctx context.Context, c client.Client, ts *pacerv1.TunedSe
 	return nil
 }
 
-// Close stops the cluster and closes the database connection.
+// Close closes the database connection and stops the cluster.
 func (r *Ready) Close() {
+	if r.stop != nil {
+		r.stop()
+	}
 	if r.PG != nil {
 		_ = r.PG.Close(context.Background())
 	}
 	r.Cluster.Stop()
+}
+
+// Remove deletes the TunedService and its Secret, waits (up to 2 minutes)
+// until its pods are gone, and drops the database; the cluster keeps
+// running, so the next deployment starts with fresh pods and data.
+func (r *Ready) Remove(ctx context.Context) error {
+	if r.stop != nil {
+		r.stop()
+	}
+	if r.PG != nil {
+		_ = r.PG.Close(ctx)
+		r.PG = nil
+	}
+	c := r.Cluster.Client
+	var errs []error
+	for _, obj := range []client.Object{
+		r.TS,
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: r.TS.Spec.Database.URLSecretRef.Name, Namespace: r.TS.Namespace}},
+	} {
+		if err := c.Delete(ctx, obj, client.PropagationPolicy(metav1.DeletePropagationForeground)); err != nil && !apierrors.IsNotFound(err) {
+			errs = append(errs, err)
+		}
+	}
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		var pods corev1.PodList
+		err := c.List(ctx, &pods, client.InNamespace(r.TS.Namespace), SelectorLabels(r.TS))
+		if err == nil && len(pods.Items) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			errs = append(errs, fmt.Errorf("the pods of %s were not gone 2 minutes after its deletion", r.TS.Name))
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+	DropDatabase(r.adminDSN, r.database)
+	return errors.Join(errs...)
 }
 
 // Run is `make demo`: it prepares everything, drives the phases while
@@ -151,72 +220,21 @@ func Run(ctx context.Context, o Options) (string, error) {
 
 	objective := r.TS.Spec.Tuning.Objective.LatencyP99.Duration
 	budget := *r.TS.Spec.Database.MaxTotalConnections
-	load := &Load{Endpoints: r.Endpoints, IDs: r.IDs, WriteShare: 0.1, MaxInFlight: 256, Tag: strconv.FormatInt(time.Now().UnixNano(), 36)}
-	sampler := &Sampler{C: r.Cluster.Client, TS: r.TS, Database: o.Database, PG: r.PG}
 	phases := o.Phases
 	if len(phases) == 0 {
 		phases = Phases(o.Duration, o.BaseRPS)
 	}
-	o.Duration = TotalDuration(phases)
-
-	loadDone := make(chan struct{})
-	go func() { load.Run(ctx, phases); close(loadDone) }()
-	fmt.Fprintf(o.Out, "\nload: %s (%.0f%% creates unless said), to the pods' addresses from the Service's EndpointSlices\n\n",
-		describePhases(phases), load.WriteShare*100)
-	fmt.Fprint(o.Out, TableHeader(objective, budget))
-
-	var samples []Sample
-	var rows []WindowRow
-	every := o.TableEvery
-	sampleTick := time.NewTicker(time.Second)
-	defer sampleTick.Stop()
-	lastRow := time.Now()
-	var latest Sample
-	running := true
-	for running {
-		select {
-		case <-ctx.Done():
-			return "", ctx.Err()
-		case <-loadDone:
-			running = false
-		case <-sampleTick.C:
-		}
-		sctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-		if s, err := sampler.Take(sctx); err == nil {
-			latest = s
-			samples = append(samples, s)
-		}
-		cancel()
-		if time.Since(lastRow) >= every || !running {
-			lastRow = time.Now()
-			// Whole seconds only: the current second is still filling.
-			bins := load.Bins()
-			n := len(bins) - 1
-			width := int(every / time.Second)
-			row := Row(float64(n), load.Phase(), Window(bins, n-width, n), every, latest)
-			rows = append(rows, row)
-			left := max(o.Duration-time.Since(load.Start()), 0).Round(time.Second)
-			if o.Progress {
-				fmt.Fprint(o.Out, "\r\033[K")
-			}
-			fmt.Fprint(o.Out, row.Format(objective))
-			if o.Progress && running {
-				fmt.Fprintf(o.Out, "  ▶ phase %s (%s), %s left", load.Phase(), phaseList(phases, load.Phase()), left)
-			} else if running {
-				fmt.Fprintf(o.Out, "  progress: phase %s, %s left\n", load.Phase(), left)
-			}
-		}
+	rec, err := Drive(ctx, r, DriveOptions{Phases: phases, Seed: o.Seed, Out: o.Out, TableEvery: o.TableEvery, Progress: o.Progress})
+	if err != nil {
+		return "", err
 	}
-	fmt.Fprintln(o.Out)
-
-	decisions := CollectDecisions(samples)
-	sum := Summarize(rows, load.Bins(), samples, decisions, objective, budget)
+	sum := Summarize(rec.Rows, rec.Bins, rec.Samples, rec.Decisions, objective, budget)
 	sum.PodLimits = r.Cluster.PodLimits
 	dir := o.ReportDir
 	if dir == "" {
 		dir = filepath.Join("reports", "demo-"+time.Now().UTC().Format("20060102-150405"))
 	}
-	if err := WriteReport(dir, sum, rows, decisions, load.Start(), objective); err != nil {
+	if err := WriteReport(dir, sum, rec.Rows, rec.Decisions, rec.Start, objective); err != nil {
 		return "", err
 	}
 	if !strings.HasPrefix(sum.PodLimits, "enforced") {
@@ -224,7 +242,7 @@ func Run(ctx context.Context, o Options) (string, error) {
 	}
 	fmt.Fprintf(o.Out, "\n%d requests, %d errors; p99 within %s in %.0f%% of %d windows; %d settings changed; peak %d database connections (budget %d)\n",
 		sum.Requests, sum.Errors, objective, sum.WindowsInObjectivePct, sum.Windows, sum.Changes, sum.PeakConnections, budget)
-	for _, d := range decisions {
+	for _, d := range rec.Decisions {
 		fmt.Fprintf(o.Out, "  %s\n", LastDecision([]pacerv1.Decision{d}))
 	}
 	fmt.Fprintln(o.Out, "stopping the dev cluster")

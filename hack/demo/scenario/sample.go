@@ -45,6 +45,8 @@ type Sample struct {
 	TunedReason, TunedMessage string `json:"-"`
 	// History is status.history.
 	History []pacerv1.Decision `json:"-"`
+	// HPA is the HPA's status, when the run has one.
+	HPA *HPASample `json:"-"`
 }
 
 // Sampler reads the TunedService, its pods and the database.
@@ -53,8 +55,10 @@ type Sampler struct {
 	TS       *pacerv1.TunedService
 	Database string
 	PG       *pgx.Conn
-	http     *http.Client
-	mu       sync.Mutex
+	// HPA, when set, names an HPA to sample too.
+	HPA  string
+	http *http.Client
+	mu   sync.Mutex
 }
 
 // Take one sample.
@@ -112,6 +116,11 @@ func (s *Sampler) Take(ctx context.Context) (Sample, error) {
 		out.PoolTotal += int(m[metrics.DBPoolMaxConns])
 		if g, ok := m[metrics.ConfigGeneration]; ok {
 			out.Generations[p.Name] = int64(g)
+		}
+	}
+	if s.HPA != "" {
+		if h, err := SampleHPA(ctx, s.C, ts.Namespace, s.HPA); err == nil {
+			out.HPA = h
 		}
 	}
 	if s.PG != nil {

@@ -92,6 +92,10 @@ func Detect(name string) (*Manager, error) {
 			return nil, fmt.Errorf("cgroups not writable: %w", err)
 		}
 	}
+	if err := m.outweighOtherWork(); err != nil {
+		m.Remove()
+		return nil, err
+	}
 	if m.v2 {
 		// Children of the cluster folder (pods, then containers) get the controllers.
 		own := filepath.Dir(m.base[""])
@@ -103,6 +107,27 @@ func Detect(name string) (*Manager, error) {
 		}
 	}
 	return m, nil
+}
+
+// maxWeight is cgroup v2's top cpu.weight (v1's top cpu.shares is maxShares).
+const maxWeight = 10000
+
+// outweighOtherWork gives the cluster folder the top CPU weight. On a
+// node, the kubelet's kubepods cgroup holds the node's allocatable CPU
+// against a few system slices, so a pod's request is what it gets when the
+// node is busy. Here the folder competes with every process of a shared
+// machine (compilers, tests: often a dozen runnable), and with the default
+// weight a 200m pod got well under 200m, so adding replicas added no
+// capacity. The pods' own quotas still cap what they take.
+func (m *Manager) outweighOtherWork() error {
+	file, val := filepath.Join(m.base["cpu"], "cpu.shares"), maxShares
+	if m.v2 {
+		file, val = filepath.Join(m.base[""], "cpu.weight"), maxWeight
+	}
+	if err := os.WriteFile(file, []byte(strconv.Itoa(val)), 0o644); err != nil {
+		return fmt.Errorf("cgroups: setting the cluster's CPU weight: %w", err)
+	}
+	return nil
 }
 
 // Locate finds the cluster folder's paths without creating anything (for

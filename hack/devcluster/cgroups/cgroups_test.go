@@ -117,6 +117,23 @@ func waitMember(t *testing.T, g *Group, pid int) {
 	}
 }
 
+// The cluster folder carries the top CPU weight, so the pods get their
+// requests on a busy machine, as under a kubelet's kubepods cgroup.
+func TestClusterFolderOutweighsOtherWork(t *testing.T) {
+	m := manager(t)
+	file, want := filepath.Join(m.base["cpu"], "cpu.shares"), int64(maxShares)
+	if m.v2 {
+		file, want = filepath.Join(m.base[""], "cpu.weight"), maxWeight
+	}
+	got, err := readInt(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != want {
+		t.Errorf("%s = %d, want %d", file, got, want)
+	}
+}
+
 func TestCPUQuotaLimitsABusyLoop(t *testing.T) {
 	m := manager(t)
 	g, err := m.Container("uid-cpu", "busy", Limits{CPULimitMilli: 200, CPURequestMilli: 100})
