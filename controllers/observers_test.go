@@ -3,10 +3,8 @@ package controllers
 import (
 	"context"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,6 +17,7 @@ import (
 
 	pacerv1 "github.com/pacer-dev/pacer/api/v1alpha1"
 	"github.com/pacer-dev/pacer/controllers/render"
+	"github.com/pacer-dev/pacer/internal/testenv"
 	"github.com/pacer-dev/pacer/service/telemetry"
 )
 
@@ -37,11 +36,11 @@ func TestHungMetricsDelayNoRepair(t *testing.T) {
 		ts.Spec.Tuning.Interval = &metav1.Duration{Duration: time.Hour}
 	})
 	// The pod first: the first observation, made at once, finds it.
-	l := hangingListener(t)
-	fakePod(t, s, hung, s.dialer.register(t, l.addr(), render.AdminPort))
+	l := testenv.ListenHanging(t, "127.0.0.1:0")
+	fakePod(t, s, hung, s.dialer.register(t, l.Addr().String(), render.AdminPort))
 	create(t, s.client, hung)
 	select {
-	case <-l.accepted:
+	case <-l.Accepted:
 	case <-time.After(eventually):
 		t.Fatal("the hung pod was never scraped")
 	}
@@ -61,8 +60,8 @@ func TestHungMetricsDelayNoRepair(t *testing.T) {
 		g.Expect(deploy.UID).NotTo(Equal(oldDeploy))
 	}, eventually, poll).Should(Succeed())
 
-	g.Expect(l.open()).To(Equal(1), "the hung scrape ended before the repairs: they waited for it")
-	g.Expect(l.count()).To(Equal(1), "the hung pod was scraped again while its scrape was outstanding")
+	g.Expect(l.Open()).To(Equal(1), "the hung scrape ended before the repairs: they waited for it")
+	g.Expect(l.Total()).To(Equal(1), "the hung pod was scraped again while its scrape was outstanding")
 }
 
 // An observer runs while its TunedService is in Auto, its finished
@@ -131,74 +130,6 @@ func fakePod(t *testing.T, s *testSuite, ts *pacerv1.TunedService, ip string) {
 	if err := s.client.Status().Update(context.Background(), p); err != nil {
 		t.Fatalf("mark pod ready: %v", err)
 	}
-}
-
-// hanging is a loopback listener that accepts connections and never
-// answers, counting those accepted and those its peer has not closed.
-type hanging struct {
-	net.Listener
-	accepted chan struct{}
-
-	mu           sync.Mutex
-	total, alive int
-	conns        []net.Conn
-}
-
-func hangingListener(t *testing.T) *hanging {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := &hanging{Listener: ln, accepted: make(chan struct{}, 1)}
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			h.mu.Lock()
-			h.total++
-			h.alive++
-			h.conns = append(h.conns, c)
-			h.mu.Unlock()
-			select {
-			case h.accepted <- struct{}{}:
-			default:
-			}
-			wg.Go(func() {
-				_, _ = io.Copy(io.Discard, c) // until the peer closes
-				h.mu.Lock()
-				h.alive--
-				h.mu.Unlock()
-			})
-		}
-	})
-	t.Cleanup(func() {
-		_ = ln.Close()
-		h.mu.Lock()
-		for _, c := range h.conns {
-			_ = c.Close()
-		}
-		h.mu.Unlock()
-		wg.Wait()
-	})
-	return h
-}
-
-func (h *hanging) addr() string { return h.Addr().String() }
-
-func (h *hanging) open() int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.alive
-}
-
-func (h *hanging) count() int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.total
 }
 
 // An idle service in Auto, whose pod answers with pacer-api's own metrics

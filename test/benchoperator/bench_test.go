@@ -8,7 +8,6 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -17,7 +16,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -39,6 +37,7 @@ import (
 
 	pacerv1 "github.com/pacer-dev/pacer/api/v1alpha1"
 	"github.com/pacer-dev/pacer/controllers/render"
+	"github.com/pacer-dev/pacer/internal/testenv"
 	"github.com/pacer-dev/pacer/service/limiter"
 	"github.com/pacer-dev/pacer/service/store"
 	"github.com/pacer-dev/pacer/service/telemetry"
@@ -83,9 +82,9 @@ func runOnce(b *testing.B) {
 
 	// The pods' admin ports: one loopback address each, port 9090, as the
 	// operator dials pod IPs.
-	hung := make([]*hangingListener, hungServices)
+	hung := make([]*testenv.Hanging, hungServices)
 	for i := range hung {
-		hung[i] = listenHanging(b, podIP(1, i))
+		hung[i] = testenv.ListenHanging(b, net.JoinHostPort(podIP(1, i), strconv.Itoa(render.AdminPort)))
 	}
 	metricsHandler := pacerAPIMetrics()
 	for i := range healthyAuto {
@@ -168,7 +167,7 @@ func runOnce(b *testing.B) {
 		}
 		open := 0
 		for _, h := range hung {
-			open += h.open()
+			open += h.Open()
 		}
 		minHanging = min(minHanging, open)
 		latencies = append(latencies, repair(b, c, obj))
@@ -323,59 +322,6 @@ func serveMetrics(b *testing.B, ip string, h http.Handler) {
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = srv.Serve(l) }()
 	b.Cleanup(func() { _ = srv.Close() })
-}
-
-// hangingListener accepts connections and never answers.
-type hangingListener struct {
-	net.Listener
-	mu    sync.Mutex
-	alive int
-	conns []net.Conn
-}
-
-func listenHanging(b *testing.B, ip string) *hangingListener {
-	l, err := net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(render.AdminPort)))
-	if err != nil {
-		b.Fatal(err)
-	}
-	h := &hangingListener{Listener: l}
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		for {
-			conn, err := l.Accept()
-			if err != nil {
-				return
-			}
-			h.mu.Lock()
-			h.alive++
-			h.conns = append(h.conns, conn)
-			h.mu.Unlock()
-			wg.Go(func() {
-				_, _ = io.Copy(io.Discard, conn) // until the scraper gives up
-				_ = conn.Close()
-				h.mu.Lock()
-				h.alive--
-				h.mu.Unlock()
-			})
-		}
-	})
-	b.Cleanup(func() {
-		_ = l.Close()
-		h.mu.Lock()
-		for _, conn := range h.conns {
-			_ = conn.Close()
-		}
-		h.mu.Unlock()
-		wg.Wait()
-	})
-	return h
-}
-
-// open is the number of scrapes outstanding on this pod.
-func (h *hangingListener) open() int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.alive
 }
 
 // managerProcess is the real manager binary, run as an admin user.
