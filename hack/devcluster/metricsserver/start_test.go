@@ -2,7 +2,6 @@ package metricsserver
 
 import (
 	"context"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -11,27 +10,15 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
+	"github.com/pacer-dev/pacer/hack/devcluster/internal/kubetest"
 	"github.com/pacer-dev/pacer/hack/devcluster/pki"
 )
 
 // A metrics-server that cannot start leaves no APIService behind: an
 // unavailable one would fail discovery for the whole cluster.
 func TestAFailedStartUnregisters(t *testing.T) {
-	assets := os.Getenv("KUBEBUILDER_ASSETS")
-	if assets == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("KUBEBUILDER_ASSETS is not set (hack/envtest-assets.sh)")
-		}
-		t.Skip("KUBEBUILDER_ASSETS is not set (make test-devcluster sets it)")
-	}
-	env := &envtest.Environment{BinaryAssetsDirectory: assets}
-	cfg, err := env.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = env.Stop() }()
+	cfg := kubetest.Start(t).Config
 	ca, err := pki.NewCA("ca")
 	if err != nil {
 		t.Fatal(err)

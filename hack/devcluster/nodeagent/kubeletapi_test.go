@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -21,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/pacer-dev/pacer/hack/devcluster/cgroups"
+	"github.com/pacer-dev/pacer/hack/devcluster/internal/kubetest"
 	"github.com/pacer-dev/pacer/hack/devcluster/pki"
 )
 
@@ -28,19 +28,8 @@ import (
 // server authenticates (client certificate or token) and allows get
 // nodes/metrics on this node, as a kubelet in webhook mode does.
 func TestKubeletAPIChecksClientsAsAKubeletDoes(t *testing.T) {
-	assets := os.Getenv("KUBEBUILDER_ASSETS")
-	if assets == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("KUBEBUILDER_ASSETS is not set (hack/envtest-assets.sh)")
-		}
-		t.Skip("KUBEBUILDER_ASSETS is not set (make test-devcluster sets it)")
-	}
-	env := &envtest.Environment{BinaryAssetsDirectory: assets}
-	cfg, err := env.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = env.Stop() }()
+	env := kubetest.Start(t)
+	cfg := env.Config
 	ctx := context.Background()
 	admin := kubernetes.NewForConfigOrDie(cfg)
 
