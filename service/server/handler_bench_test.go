@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/pacer-dev/pacer/internal/bare"
 	"github.com/pacer-dev/pacer/internal/testenv"
 	"github.com/pacer-dev/pacer/service/cache"
 	"github.com/pacer-dev/pacer/service/jobs"
@@ -63,7 +63,7 @@ func BenchmarkGetUserUncached(b *testing.B) {
 			Settings:    NewSettings(Live{RequestTimeout: 5 * time.Second, MaxBodyBytes: 1 << 20}),
 			Migrated:    func() bool { return true },
 		}),
-		"bare": bareGetUser(pool),
+		"bare": bare.Handler(pool),
 	}
 	for _, name := range []string{"bare", "pacer-api"} {
 		h := handlers[name]
@@ -103,32 +103,4 @@ func processCPU() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// bareGetUser is hack/loadgen's baseline handler: one pgxpool query and
-// encoding/json, no middleware.
-func bareGetUser(pool *pgxpool.Pool) http.Handler {
-	type user struct {
-		ID        int64     `json:"id"`
-		Name      string    `json:"name"`
-		Email     string    `json:"email"`
-		Version   int64     `json:"version"`
-		CreatedAt time.Time `json:"created_at"`
-		UpdatedAt time.Time `json:"updated_at"`
-	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /v1/users/{id}", func(w http.ResponseWriter, r *http.Request) {
-		id, _ := strconv.ParseInt(r.PathValue("id"), 10, 64)
-		var u user
-		err := pool.QueryRow(r.Context(), "SELECT id, name, email, version, created_at, updated_at FROM users WHERE id = $1", id).
-			Scan(&u.ID, &u.Name, &u.Email, &u.Version, &u.CreatedAt, &u.UpdatedAt)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-			return
-		}
-		body, _ := json.Marshal(u)
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write(body)
-	})
-	return mux
 }
