@@ -204,19 +204,7 @@ func runPod(t *testing.T, s *testSuite, ts *pacerv1.TunedService) *testPod {
 	})
 
 	// A Pod object with an address only this test's dialer knows.
-	podIP := s.dialer.register(t, a.AdminAddr(), render.AdminPort)
-	p := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ts.Namespace, Name: ts.Name + "-pod", Labels: render.Labels(ts)},
-		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: render.ContainerName, Image: "pacer-api"}}},
-	}
-	create(t, s.client, p)
-	p.Status = corev1.PodStatus{
-		Phase: corev1.PodRunning, PodIP: podIP,
-		Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}},
-	}
-	if err := s.client.Status().Update(context.Background(), p); err != nil {
-		t.Fatalf("mark pod ready: %v", err)
-	}
+	fakePod(t, s, ts, s.dialer.register(t, a.AdminAddr(), render.AdminPort))
 
 	api := "http://" + a.APIAddr()
 	NewWithT(t).Eventually(func() (int, error) {
