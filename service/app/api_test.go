@@ -226,15 +226,33 @@ func TestWelcomeJobRuns(t *testing.T) {
 	eventually(t, "job counted", func() bool { return a.metric(t, "pacer_jobs_done_total") == 1 })
 }
 
+// A request still waiting for the database at the request timeout is
+// answered 504 on a connection that then closes (its context was cancelled:
+// deadlines.go), and the next request is served on a new one. The statement
+// timeout is out of the way, so only the request timeout can end the wait.
 func TestRequestTimeoutIs504(t *testing.T) {
 	t.Parallel()
-	a := startApp(t, appOptions{mutate: func(c *config.Config) {
-		c.Server.RequestTimeout = config.D(time.Nanosecond) // expired before the query
+	dsn := testenv.FreshDatabase(t)
+	a := startApp(t, appOptions{dsn: dsn, mutate: func(c *config.Config) {
+		c.Server.RequestTimeout = config.D(300 * time.Millisecond)
+		c.Database.StatementTimeout = config.D(0)
 		c.Cache.TTL = config.D(0)
 	}})
+	seedUsers(t, a, 1)
+	release := lockUsers(t, dsn)
 	res := a.do(t, "GET", "/v1/users/1", nil)
 	if res.status != 504 || res.errorCode(t) != "timeout" {
 		t.Fatalf("%d %s, want 504 timeout", res.status, res.body)
+	}
+	if !res.closed {
+		t.Fatal("the connection of a timed-out request stays open; want Connection: close")
+	}
+	release()
+	if res := a.do(t, "GET", "/v1/users/1", nil); res.status != 200 {
+		t.Fatalf("next request: %d %s", res.status, res.body)
+	}
+	if got := a.metric(t, "pacer_http_requests_total", `route="/v1/users/{id}"`, `code="5xx"`); got != 1 {
+		t.Fatalf("5xx count %v, want the one timeout", got)
 	}
 }
 

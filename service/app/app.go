@@ -228,6 +228,8 @@ func (a *App) listen(cfg config.Config) error {
 		MaxHeaderBytes:    headerLimit,
 		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
 	}
+	// The request timeout, enforced per connection (no timer per request).
+	server.NewRequestDeadlines().Track(a.api)
 	a.admin = &http.Server{
 		Handler:           a.adminHandler(cfg.Server.EnablePprof),
 		ReadHeaderTimeout: 10 * time.Second,

@@ -105,6 +105,7 @@ type response struct {
 	status int
 	header http.Header
 	body   []byte
+	closed bool // the server said Connection: close
 }
 
 func (r response) json(t *testing.T, v any) {
@@ -165,7 +166,7 @@ func (a *testApp) do(t *testing.T, method, path string, body any, header ...stri
 	if res.Header.Get("X-Request-Id") == "" || res.Header.Get("X-Process-Time") == "" {
 		t.Fatalf("%s %s: response without X-Request-Id or X-Process-Time: %v", method, path, res.Header)
 	}
-	return response{status: res.StatusCode, header: res.Header, body: raw}
+	return response{status: res.StatusCode, header: res.Header, body: raw, closed: res.Close}
 }
 
 func (a *testApp) status(t *testing.T, url string) int {

@@ -34,7 +34,8 @@ func TestReloadAppliesEveryLiveField(t *testing.T) {
 	cfg := testConfig()
 	cfg.Generation = 1
 	testenv.WriteConfig(t, path, cfg)
-	a := startApp(t, appOptions{configPath: path})
+	dsn := testenv.FreshDatabase(t)
+	a := startApp(t, appOptions{configPath: path, dsn: dsn})
 	u1 := createUser(t, a, "One", "one@example.com")
 	u2 := createUser(t, a, "Two", "two@example.com")
 	get := func(u user) response { return a.do(t, "GET", fmt.Sprintf("/v1/users/%d", u.ID), nil) }
@@ -94,9 +95,15 @@ func TestReloadAppliesEveryLiveField(t *testing.T) {
 		}
 	})
 	t.Run("request timeout", func(t *testing.T) {
-		reloadTo(t, a, path, &cfg, func(c *config.Config) { c.Server.RequestTimeout = config.D(time.Nanosecond) })
-		if res := get(u1); res.status != 504 {
-			t.Fatalf("with a 1ns timeout: %d", res.status)
+		reloadTo(t, a, path, &cfg, func(c *config.Config) {
+			c.Server.RequestTimeout = config.D(200 * time.Millisecond)
+			c.Database.StatementTimeout = config.D(0)
+		})
+		release := lockUsers(t, dsn) // the read waits until the request timeout
+		res := get(u1)
+		release()
+		if res.status != 504 {
+			t.Fatalf("with a 200ms timeout and the table locked: %d", res.status)
 		}
 		reloadTo(t, a, path, &cfg, func(c *config.Config) { c.Server.RequestTimeout = config.D(5 * time.Second) })
 		if res := get(u1); res.status != 200 {
@@ -116,6 +123,7 @@ func TestReloadAppliesEveryLiveField(t *testing.T) {
 		}
 	})
 	t.Run("database pool", func(t *testing.T) {
+		swaps := a.metric(t, "pacer_db_pool_swaps_total") // the request timeout's subtest swapped too
 		reloadTo(t, a, path, &cfg, func(c *config.Config) {
 			c.Database.MaxConns, c.Database.MinConns = 5, 1
 			c.Database.StatementTimeout = config.D(time.Second)
@@ -124,7 +132,7 @@ func TestReloadAppliesEveryLiveField(t *testing.T) {
 			c.Database.HealthCheckPeriod = config.D(10 * time.Second)
 		})
 		eventually(t, "pool swapped", func() bool {
-			return a.metric(t, "pacer_db_pool_swaps_total") == 1 && a.metric(t, "pacer_db_pool_max_conns") == 5
+			return a.metric(t, "pacer_db_pool_swaps_total") == swaps+1 && a.metric(t, "pacer_db_pool_max_conns") == 5
 		})
 		var timeout string
 		if err := a.pools.Current().QueryRow(context.Background(), "SHOW statement_timeout").Scan(&timeout); err != nil || timeout != "1s" {

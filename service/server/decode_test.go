@@ -164,8 +164,8 @@ func FuzzDecodeBatch(f *testing.F) {
 
 func TestRequestIDs(t *testing.T) {
 	g := newRequestIDs()
-	a, b := g.next(), g.next()
-	if a == b || !validRequestID(a) {
+	a, b := string(g.append(nil, g.next())), string(g.append(nil, g.next()))
+	if a == b || !validRequestID(a) || !validRequestID(b) {
 		t.Fatalf("ids %q %q: want distinct valid ids", a, b)
 	}
 	for _, bad := range []string{"", "has space", strings.Repeat("x", 129), "new\nline"} {

@@ -74,15 +74,15 @@ func (s *server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	if errors.As(err, &panicked) {
 		s.Metrics.Panics.Inc()
 		s.Logger.Error("cache fill panicked", "panic", panicked.Value, "stack", string(panicked.Stack),
-			"request_id", w.Header().Get(headerRequestID), "method", r.Method, "path", r.URL.Path)
+			"request_id", requestID(w), "method", r.Method, "path", r.URL.Path)
 	}
-	if r.Context().Err() != nil {
+	if clientGone(r) {
 		// The client gave up (its connection closed) while the database
 		// worked: nobody reads an answer, and the failure is its, not the
 		// server's. Record 499 so the tuner never reads it as a 5xx.
 		markClientClosed(w)
 		s.Logger.Debug("client closed request", "status", StatusClientClosedRequest, "err", err,
-			"request_id", w.Header().Get(headerRequestID), "method", r.Method, "path", r.URL.Path)
+			"request_id", requestID(w), "method", r.Method, "path", r.URL.Path)
 		return
 	}
 	var be *store.BatchError
@@ -114,12 +114,12 @@ func (s *server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.Is(err, store.ErrUnavailable):
 		// Every request fails alike during an outage: one line a second says it.
 		s.outageLog.Do(func() {
-			s.Logger.Warn("database unavailable; answering 503", "err", err, "request_id", w.Header().Get(headerRequestID))
+			s.Logger.Warn("database unavailable; answering 503", "err", err, "request_id", requestID(w))
 		})
 		writeAPIError(w, &apiError{status: http.StatusServiceUnavailable, code: codeDatabaseUnavailable,
 			message: "database unavailable, retry later", retryAfter: 1})
 	default:
-		s.Logger.Error("request failed", "err", err, "request_id", w.Header().Get(headerRequestID),
+		s.Logger.Error("request failed", "err", err, "request_id", requestID(w),
 			"method", r.Method, "path", r.URL.Path)
 		writeError(w, http.StatusInternalServerError, codeInternal, "internal error")
 	}

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"io"
 	"math"
@@ -12,18 +13,32 @@ import (
 	m "github.com/pacer-dev/pacer/service/metrics"
 )
 
-// serveHTTP is the outermost layer: request id, process time, metrics.
+// serveHTTP is the outermost layer: request id, process time, request
+// deadline, metrics.
 func (s *server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	id := r.Header.Get(headerRequestID)
-	if !validRequestID(id) {
-		id = s.ids.next()
+	timeout := s.Settings.Load().RequestTimeout
+	rec := &recorder{ResponseWriter: w, start: start, status: http.StatusOK, writeGrace: timeout,
+		ids: s.ids, id: r.Header.Get(headerRequestID)}
+	if !validRequestID(rec.id) {
+		rec.id, rec.idNum = "", s.ids.next()
 	}
-	w.Header()[headerRequestID] = []string{id}
-
-	rec := recorders.Get().(*recorder)
-	*rec = recorder{ResponseWriter: w, start: start, status: http.StatusOK,
-		writeGrace: s.Settings.Load().RequestTimeout}
+	if rec.conn = connDeadlineOf(r); rec.conn != nil {
+		if !rec.conn.arm(start, timeout) {
+			// Pipelined behind a request that timed out: the connection's
+			// context is cancelled and it closes after this answer.
+			writeAPIError(rec, &apiError{status: http.StatusServiceUnavailable, code: codeOverloaded,
+				message: "connection closing after a timed-out request; retry", retryAfter: 1})
+			s.observe(nil, r.Method, rec.status, time.Since(start))
+			return
+		}
+	} else if timeout > 0 {
+		// Served without a tracked connection (in process, by tests or
+		// another server): a timer per request does the same job.
+		ctx, cancel := context.WithTimeoutCause(r.Context(), timeout, ErrRequestTimeout)
+		defer cancel()
+		r = r.WithContext(ctx)
+	}
 	defer func() {
 		if p := recover(); p != nil {
 			if p == http.ErrAbortHandler {
@@ -31,7 +46,7 @@ func (s *server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 			s.Metrics.Panics.Inc()
 			s.Logger.Error("handler panicked", "panic", p, "stack", string(debug.Stack()),
-				"request_id", id, "method", r.Method, "path", r.URL.Path)
+				"request_id", rec.requestID(), "method", r.Method, "path", r.URL.Path)
 			if !rec.wroteHeader {
 				writeError(rec, http.StatusInternalServerError, codeInternal, "internal error")
 			}
@@ -41,6 +56,9 @@ func (s *server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		case rec.clientClosed:
 			// Nobody is there to read an answer: record 499, write nothing.
 			rec.status = StatusClientClosedRequest
+			if rec.conn != nil {
+				rec.conn.disarm()
+			}
 		default:
 			rec.WriteHeader(http.StatusOK)
 		}
@@ -49,14 +67,26 @@ func (s *server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			// The client stopped reading: the write deadline cut it off and
 			// the worker slot is already free.
 			s.Metrics.WriteStalls.Inc()
-			s.Logger.Debug("response write stalled; connection closed", "request_id", id,
+			s.Logger.Debug("response write stalled; connection closed", "request_id", rec.requestID(),
 				"method", r.Method, "path", r.URL.Path)
 		}
 		s.observe(rec.route, r.Method, rec.status, time.Since(start))
-		*rec = recorder{}
-		recorders.Put(rec)
 	}()
 	s.mux.ServeHTTP(rec, r)
+}
+
+// requestID is the id of the request w answers, for logs.
+func requestID(w http.ResponseWriter) string {
+	if rec, ok := w.(*recorder); ok {
+		return rec.requestID()
+	}
+	return w.Header().Get(headerRequestID)
+}
+
+// clientGone reports whether r's client went away (its context ended for
+// another reason than the request timeout).
+func clientGone(r *http.Request) bool {
+	return r.Context().Err() != nil && !timedOut(r.Context())
 }
 
 // withRoute tells the outer layer which route matched, for its labels.
@@ -119,20 +149,22 @@ func withCacheHit(hit cacheHit, next http.Handler) http.Handler {
 func (s *server) withWorkerLimit(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if err := s.Limiter.Acquire(r.Context()); err != nil {
-			reason := m.ReasonQueueFull
+			reason, message := m.ReasonQueueFull, err.Error()
 			switch {
 			case errors.Is(err, limiter.ErrQueueTimeout):
 				reason = m.ReasonQueueTimeout
+			case timedOut(r.Context()):
+				reason, message = m.ReasonQueueTimeout, "server overloaded: request timed out while queued"
 			case r.Context().Err() != nil:
 				// The client left while queued; nobody reads an answer.
 				markClientClosed(w)
 				s.Logger.Debug("client closed request while queued", "status", StatusClientClosedRequest,
-					"request_id", w.Header().Get(headerRequestID), "method", r.Method, "path", r.URL.Path)
+					"request_id", requestID(w), "method", r.Method, "path", r.URL.Path)
 				return
 			}
 			s.Metrics.QueueRejections.WithLabelValues(reason).Inc()
 			writeAPIError(w, &apiError{status: http.StatusServiceUnavailable, code: codeOverloaded,
-				message: err.Error(), retryAfter: 1})
+				message: message, retryAfter: 1})
 			return
 		}
 		defer s.Limiter.Release()

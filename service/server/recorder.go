@@ -6,13 +6,14 @@ import (
 	"net/http"
 	"os"
 	"strconv"
-	"sync"
 	"time"
 )
 
-// recorder wraps the ResponseWriter to stamp X-Process-Time just before the
-// header goes out, to bound how long writing the response may take, and to
-// remember the status and route for metrics.
+// recorder wraps the ResponseWriter to stamp X-Request-Id and
+// X-Process-Time just before the header goes out, to bound how long writing
+// the response may take, and to remember the status and route for metrics.
+// One is made per request: the header map holds slices of its values array
+// until net/http has written the header, after the handler returned.
 type recorder struct {
 	http.ResponseWriter
 	start       time.Time
@@ -26,6 +27,16 @@ type recorder struct {
 	writeGrace time.Duration
 	// stalled marks a response the client did not read in time.
 	stalled bool
+	// conn is the connection's request deadline, nil when the server does
+	// not track deadlines (see deadlines.go).
+	conn *connDeadline
+	// id is the request id: the client's, or made from idNum when first
+	// needed (most requests need it only in the header, made with the
+	// process time in one allocation).
+	id     string
+	ids    *requestIDs
+	idNum  uint64
+	values [2]string // X-Request-Id, X-Process-Time
 }
 
 // StatusClientClosedRequest is recorded, never sent, for a request whose
@@ -51,8 +62,6 @@ func markClientClosed(w http.ResponseWriter) {
 	}
 }
 
-var recorders = sync.Pool{New: func() any { return new(recorder) }}
-
 // deadlineSetter and errorFlusher are implemented by net/http's writer
 // (what http.ResponseController uses, without its allocation).
 type (
@@ -67,10 +76,12 @@ func (rec *recorder) WriteHeader(status int) {
 	rec.wroteHeader = true
 	rec.status = status
 	now := time.Now()
-	var buf [24]byte
-	elapsed := strconv.AppendFloat(buf[:0], now.Sub(rec.start).Seconds(), 'f', 6, 64)
 	h := rec.Header()
-	h[headerProcessTime] = []string{string(elapsed)}
+	rec.stampHeader(h, now.Sub(rec.start))
+	if rec.conn != nil && !rec.conn.disarm() {
+		// The request timed out: its connection's context is cancelled.
+		h["Connection"] = connectionClose
+	}
 	if ds, ok := rec.ResponseWriter.(deadlineSetter); ok {
 		size := 0
 		if cl := h["Content-Length"]; len(cl) == 1 {
@@ -81,6 +92,39 @@ func (rec *recorder) WriteHeader(status int) {
 		_ = ds.SetWriteDeadline(writeDeadline(now, rec.writeGrace, size))
 	}
 	rec.ResponseWriter.WriteHeader(status)
+}
+
+var connectionClose = []string{"close"}
+
+// stampHeader sets X-Request-Id and X-Process-Time (seconds, six decimals)
+// with one string allocation.
+func (rec *recorder) stampHeader(h http.Header, elapsed time.Duration) {
+	var buf [64]byte
+	b := buf[:0]
+	if rec.id == "" {
+		b = rec.ids.append(b, rec.idNum)
+	}
+	idLen := len(b)
+	us := elapsed.Microseconds()
+	b = strconv.AppendInt(b, us/1e6, 10)
+	frac := us % 1e6
+	b = append(b, '.', byte('0'+frac/1e5), byte('0'+frac/1e4%10), byte('0'+frac/1e3%10),
+		byte('0'+frac/100%10), byte('0'+frac/10%10), byte('0'+frac%10))
+	str := string(b)
+	if rec.id == "" {
+		rec.id = str[:idLen]
+	}
+	rec.values = [2]string{rec.id, str[idLen:]}
+	h[headerRequestID] = rec.values[0:1:1]
+	h[headerProcessTime] = rec.values[1:2:2]
+}
+
+// requestID is the request's id, made now if it was not yet.
+func (rec *recorder) requestID() string {
+	if rec.id == "" {
+		rec.id = string(rec.ids.append(nil, rec.idNum))
+	}
+	return rec.id
 }
 
 func (rec *recorder) Write(b []byte) (int, error) {

@@ -26,10 +26,12 @@ func newRequestIDs() *requestIDs {
 	return &requestIDs{prefix: hex.EncodeToString(b) + "-"}
 }
 
-func (g *requestIDs) next() string {
-	var buf [40]byte
-	out := append(buf[:0], g.prefix...)
-	return string(strconv.AppendUint(out, g.n.Add(1), 36))
+// next returns a new id's number; append spells it.
+func (g *requestIDs) next() uint64 { return g.n.Add(1) }
+
+// append appends the id numbered n to b.
+func (g *requestIDs) append(b []byte, n uint64) []byte {
+	return strconv.AppendUint(append(b, g.prefix...), n, 36)
 }
 
 // validRequestID accepts a client's id only if it is short printable ASCII,

@@ -16,7 +16,7 @@ func (s *server) routes() {
 
 // handle mounts h under pattern behind the per-route middleware, outermost
 // first: route label, schema gate, rate limit, worker limit, body limit.
-// Handlers apply the request timeout themselves (requestContext).
+// The request timeout is on r.Context() (serveHTTP, deadlines.go).
 func (s *server) handle(pattern string, h http.HandlerFunc) {
 	s.handleCached(pattern, nil, h)
 }

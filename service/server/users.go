@@ -59,8 +59,7 @@ func (s *server) getUser(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, e.Body)
 		return
 	}
-	ctx, cancel := s.requestContext(r)
-	defer cancel()
+	ctx := r.Context()
 	e, err := s.Cache.Get(ctx, id, func(ctx context.Context) (cache.Entry, error) {
 		u, err := s.Users.Get(ctx, id)
 		if err != nil {
@@ -86,8 +85,7 @@ func contextError(ctx context.Context, err error) error {
 }
 
 func (s *server) createUser(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := s.requestContext(r)
-	defer cancel()
+	ctx := r.Context()
 	var n store.NewUser
 	if err := decodeJSON(r.Body, &n); err != nil {
 		s.fail(w, r, err)
@@ -107,8 +105,7 @@ func (s *server) createUser(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *server) createUsers(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := s.requestContext(r)
-	defer cancel()
+	ctx := r.Context()
 	req, err := decodeBatch(r.Body)
 	if err != nil {
 		s.fail(w, r, err)
@@ -127,8 +124,7 @@ func (s *server) createUsers(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *server) updateUser(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := s.requestContext(r)
-	defer cancel()
+	ctx := r.Context()
 	id, err := pathID(r)
 	if err != nil {
 		s.fail(w, r, err)
@@ -158,8 +154,7 @@ func (s *server) updateUser(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *server) deleteUser(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := s.requestContext(r)
-	defer cancel()
+	ctx := r.Context()
 	id, err := pathID(r)
 	if err != nil {
 		s.fail(w, r, err)
@@ -188,8 +183,7 @@ func writeUsers(w http.ResponseWriter, status int, users []store.User, nextAfter
 }
 
 func (s *server) listUsers(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := s.requestContext(r)
-	defer cancel()
+	ctx := r.Context()
 	q := r.URL.Query()
 	if q.Has("ids") {
 		ids, err := parseIDs(q.Get("ids"))
@@ -261,11 +255,4 @@ func intParam(raw, name string, def, lo, hi int64) (int64, error) {
 			message: fmt.Sprintf("%s: must be between %d and %d, got %d", name, lo, hi, v)}
 	}
 	return v, nil
-}
-
-// requestContext bounds what follows, database queries included, by the
-// request timeout. Handlers take it only when they need it, so a cache hit
-// pays for no timer.
-func (s *server) requestContext(r *http.Request) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(r.Context(), s.Settings.Load().RequestTimeout)
 }

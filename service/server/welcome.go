@@ -10,8 +10,7 @@ var acceptedBody = []byte(`{"status":"queued"}`)
 // user. 202 means the job is committed in the outbox: it runs even if this
 // pod stops right after answering.
 func (s *server) welcomeUser(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := s.requestContext(r)
-	defer cancel()
+	ctx := r.Context()
 	id, err := pathID(r)
 	if err != nil {
 		s.fail(w, r, err)
