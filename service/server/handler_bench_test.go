@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -71,13 +72,20 @@ func BenchmarkGetUserUncached(b *testing.B) {
 			b.ReportAllocs()
 			b.SetParallelism(8) // 16 requests in flight on 2 cores, like a loaded pod
 			var n atomic.Int64
+			deadlines := NewRequestDeadlines()
 			cpu := processCPU()
 			b.RunParallel(func(pb *testing.PB) {
+				// One keep-alive connection per goroutine, with the context
+				// net/http would give it (tracked, as pacer-api's server is).
+				client, server := net.Pipe()
+				defer client.Close()
+				defer deadlines.close(server)
+				connCtx := deadlines.open(ctx, server)
 				for pb.Next() {
 					i := n.Add(1)
 					// A cancellable context per request, as net/http gives one:
 					// pgx then watches it for both handlers alike.
-					rctx, cancel := context.WithCancel(ctx)
+					rctx, cancel := context.WithCancel(connCtx)
 					req := httptest.NewRequestWithContext(rctx, http.MethodGet, "/v1/users/"+strconv.FormatInt(1+i%users, 10), nil)
 					w := httptest.NewRecorder()
 					h.ServeHTTP(w, req)
