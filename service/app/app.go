@@ -206,6 +206,7 @@ func (a *App) listen(cfg config.Config) error {
 	if a.apiLn, err = net.Listen("tcp", cfg.Server.Addr); err != nil {
 		return fmt.Errorf("server.addr: %w", err)
 	}
+	a.apiLn = server.CountStalls(a.apiLn, a.metrics.WriteStalls)
 	if a.adminLn, err = net.Listen("tcp", cfg.Server.AdminAddr); err != nil {
 		a.apiLn.Close()
 		return fmt.Errorf("server.adminAddr: %w", err)

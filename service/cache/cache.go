@@ -171,6 +171,9 @@ func (c *Cache) Len() int {
 
 func (c *Cache) enabled() bool { return c.ttl > 0 && c.local.max > 0 }
 
+// On reports, without a lock, whether the cache is on (a TTL above zero).
+func (c *Cache) On() bool { return c.on.Load() }
+
 // Cached returns the entry for id if the in-process layer holds it. It
 // never loads, waits or counts a miss: the fast path before Get.
 func (c *Cache) Cached(id int64) (Entry, bool) {

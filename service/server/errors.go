@@ -128,9 +128,18 @@ func (s *server) fail(w http.ResponseWriter, r *http.Request, err error) {
 func writeJSON(w http.ResponseWriter, status int, body []byte) {
 	h := w.Header()
 	h["Content-Type"] = contentTypeJSON
-	h["Content-Length"] = []string{strconv.Itoa(len(body))}
+	if len(body) > bufferBeforeChunking {
+		// Otherwise net/http sets Content-Length itself (without a header
+		// map entry) once the handler returns with the body buffered.
+		h["Content-Length"] = []string{strconv.Itoa(len(body))}
+	}
 	w.WriteHeader(status)
 	_, _ = w.Write(body)
 }
+
+// bufferBeforeChunking is net/http's bufferBeforeChunkingSize: a body
+// larger than this goes out while the handler runs, so it needs a
+// Content-Length set beforehand or it is sent chunked.
+const bufferBeforeChunking = 2048
 
 var contentTypeJSON = []string{"application/json"}

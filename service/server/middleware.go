@@ -62,14 +62,6 @@ func (s *server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		default:
 			rec.WriteHeader(http.StatusOK)
 		}
-		rec.flush()
-		if rec.stalled {
-			// The client stopped reading: the write deadline cut it off and
-			// the worker slot is already free.
-			s.Metrics.WriteStalls.Inc()
-			s.Logger.Debug("response write stalled; connection closed", "request_id", rec.requestID(),
-				"method", r.Method, "path", r.URL.Path)
-		}
 		s.observe(rec.route, r.Method, rec.status, time.Since(start))
 	}()
 	s.mux.ServeHTTP(rec, r)

@@ -25,8 +25,6 @@ type recorder struct {
 	clientClosed bool
 	// writeGrace is the base of the write deadline (the request timeout).
 	writeGrace time.Duration
-	// stalled marks a response the client did not read in time.
-	stalled bool
 	// conn is the connection's request deadline, nil when the server does
 	// not track deadlines (see deadlines.go).
 	conn *connDeadline
@@ -62,12 +60,9 @@ func markClientClosed(w http.ResponseWriter) {
 	}
 }
 
-// deadlineSetter and errorFlusher are implemented by net/http's writer
-// (what http.ResponseController uses, without its allocation).
-type (
-	deadlineSetter interface{ SetWriteDeadline(time.Time) error }
-	errorFlusher   interface{ FlushError() error }
-)
+// deadlineSetter is implemented by net/http's writer (what
+// http.ResponseController uses, without its allocation).
+type deadlineSetter interface{ SetWriteDeadline(time.Time) error }
 
 func (rec *recorder) WriteHeader(status int) {
 	if rec.wroteHeader {
@@ -131,25 +126,7 @@ func (rec *recorder) Write(b []byte) (int, error) {
 	if !rec.wroteHeader {
 		rec.WriteHeader(http.StatusOK)
 	}
-	n, err := rec.ResponseWriter.Write(b)
-	if err != nil && isTimeout(err) {
-		rec.stalled = true
-	}
-	return n, err
-}
-
-// flush sends what is buffered while the write deadline holds, so that a
-// stall on a small response is seen (and counted) here rather than in
-// net/http after the handler.
-func (rec *recorder) flush() {
-	if rec.stalled || !rec.wroteHeader {
-		return
-	}
-	if f, ok := rec.ResponseWriter.(errorFlusher); ok {
-		if err := f.FlushError(); err != nil && isTimeout(err) {
-			rec.stalled = true
-		}
-	}
+	return rec.ResponseWriter.Write(b)
 }
 
 func isTimeout(err error) bool {

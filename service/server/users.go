@@ -36,6 +36,9 @@ var (
 // cachedUser is getUser's fast path, run without a worker slot: it answers
 // only an in-process hit (no deadline needed: nothing waits).
 func (s *server) cachedUser(w http.ResponseWriter, r *http.Request) bool {
+	if !s.Cache.On() {
+		return false
+	}
 	id, err := pathID(r)
 	if err != nil {
 		return false // getUser answers the error
