@@ -61,8 +61,11 @@ func (d *RequestDeadlines) Track(srv *http.Server) {
 		return d.open(ctx, c)
 	}
 	srv.ConnState = func(c net.Conn, state http.ConnState) {
-		if state == http.StateClosed || state == http.StateHijacked {
-			d.close(c)
+		switch state {
+		case http.StateClosed:
+			d.close(c, true)
+		case http.StateHijacked:
+			d.close(c, false) // its requests' contexts are the hijacker's now
 		}
 		if prevState != nil {
 			prevState(c, state)
@@ -100,12 +103,13 @@ func (d *RequestDeadlines) open(ctx context.Context, c net.Conn) context.Context
 	return context.WithValue(ctx, connDeadlineKey{}, cd)
 }
 
-func (d *RequestDeadlines) close(c net.Conn) {
+// close stops tracking c, cancelling its context if cancel is set.
+func (d *RequestDeadlines) close(c net.Conn, cancel bool) {
 	d.mu.Lock()
 	cd := d.conns[c]
 	delete(d.conns, c)
 	d.mu.Unlock()
-	if cd != nil {
+	if cd != nil && cancel {
 		cd.cancel(context.Canceled)
 	}
 }

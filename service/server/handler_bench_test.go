@@ -79,7 +79,7 @@ func BenchmarkGetUserUncached(b *testing.B) {
 				// net/http would give it (tracked, as pacer-api's server is).
 				client, server := net.Pipe()
 				defer client.Close()
-				defer deadlines.close(server)
+				defer deadlines.close(server, true)
 				connCtx := deadlines.open(ctx, server)
 				for pb.Next() {
 					i := n.Add(1)
