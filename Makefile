@@ -73,6 +73,10 @@ bench-operator: manifests ## 1,000 TunedServices in envtest, 100 with hung /metr
 bench-service: build ## Load pacer-api and a bare baseline side by side on loopback.
 	PACER_BENCH_DATABASE_URL="$$(hack/postgres.sh)" hack/bench-service.sh
 
+.PHONY: bench-instructions
+bench-instructions: ## Instructions per uncached read, pacer-api vs the bare baseline, under callgrind (~5 min; load-independent).
+	PACER_BENCH_DATABASE_URL="$$(hack/postgres.sh)" hack/bench-instructions.sh
+
 .PHONY: test-e2e
 test-e2e: manifests ## End-to-end test on the dev cluster: a shortened demo with assertions.
 	hack/test-e2e.sh

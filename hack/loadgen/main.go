@@ -2,6 +2,7 @@
 //
 //	loadgen bench -pacer-api bin/pacer-api [-duration 10s] [-conns 64]
 //	loadgen startup -pacer-api bin/pacer-api [-runs 5] [-conns 64] (load at once when ready)
+//	loadgen instructions -pacer-api bin/pacer-api [-requests 5000] (callgrind: instructions per read)
 //	loadgen bare -addr 127.0.0.1:18081        (the baseline server; bench starts it)
 //
 // It needs DATABASE_URL pointing at a PostgreSQL on this machine (see
@@ -23,7 +24,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: loadgen bench|startup|bare [flags]")
+		fmt.Fprintln(os.Stderr, "usage: loadgen bench|startup|instructions|bare [flags]")
 		os.Exit(2)
 	}
 	var err error
@@ -62,6 +63,17 @@ func main() {
 		_ = fs.Parse(os.Args[2:])
 		o.dsn = os.Getenv("DATABASE_URL")
 		err = startup(ctx, o)
+	case "instructions":
+		fs := flag.NewFlagSet("instructions", flag.ExitOnError)
+		o := instructionsOptions{}
+		fs.StringVar(&o.pacerBin, "pacer-api", "bin/pacer-api", "pacer-api binary (built with CGO_ENABLED=0 for valgrind)")
+		fs.IntVar(&o.requests, "requests", 5000, "reads per measurement; each server is measured at this and 3× this")
+		fs.IntVar(&o.conns, "conns", 16, "concurrent keep-alive connections")
+		fs.IntVar(&o.repeats, "repeats", 2, "runs per server, alternating")
+		fs.StringVar(&o.out, "out", "", "also write the markdown table to this file")
+		_ = fs.Parse(os.Args[2:])
+		o.dsn = os.Getenv("DATABASE_URL")
+		err = instructions(ctx, o)
 	default:
 		err = fmt.Errorf("unknown command %q", os.Args[1])
 	}
