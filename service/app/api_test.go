@@ -248,8 +248,8 @@ func TestRequestTimeoutIs504(t *testing.T) {
 		t.Fatal("the connection of a timed-out request stays open; want Connection: close")
 	}
 	release()
-	if res := a.do(t, "GET", "/v1/users/1", nil); res.status != 200 {
-		t.Fatalf("next request: %d %s", res.status, res.body)
+	if res := a.do(t, "GET", "/v1/users/1", nil); res.status != 200 || res.header.Get("X-Cache") != "" {
+		t.Fatalf("next request: %d %s, X-Cache %q (none with the cache off)", res.status, res.body, res.header.Get("X-Cache"))
 	}
 	if got := a.metric(t, "pacer_http_requests_total", `route="/v1/users/{id}"`, `code="5xx"`); got != 1 {
 		t.Fatalf("5xx count %v, want the one timeout", got)

@@ -13,17 +13,18 @@ import (
 // without reflection: users are encoded on every database read, so this is
 // the hot path of uncached reads, batch reads and writes.
 func appendUser(b []byte, u store.User) []byte {
-	if !utf8.ValidString(u.Name) || !utf8.ValidString(u.Email) {
-		// json.Marshal's replacement of invalid bytes is rare enough to borrow.
-		raw, _ := json.Marshal(u)
-		return append(b, raw...)
-	}
+	start := len(b)
 	b = append(b, `{"id":`...)
 	b = strconv.AppendInt(b, u.ID, 10)
 	b = append(b, `,"name":`...)
-	b = appendString(b, u.Name)
+	b, okName := appendString(b, u.Name)
 	b = append(b, `,"email":`...)
-	b = appendString(b, u.Email)
+	b, okEmail := appendString(b, u.Email)
+	if !okName || !okEmail {
+		// json.Marshal's replacement of invalid UTF-8 is rare enough to borrow.
+		raw, _ := json.Marshal(u)
+		return append(b[:start], raw...)
+	}
 	b = append(b, `,"version":`...)
 	b = strconv.AppendInt(b, u.Version, 10)
 	b = append(b, `,"created_at":"`...)
@@ -46,15 +47,25 @@ func appendUsers(b []byte, users []store.User) []byte {
 
 const hexDigits = "0123456789abcdef"
 
-// appendString appends s (valid UTF-8) as a JSON string with the escapes
-// encoding/json uses, HTML-safe ones included.
-func appendString(b []byte, s string) []byte {
+// plainASCII marks the bytes encoding/json writes as they are (HTML-safe:
+// <, > and & are escaped).
+var plainASCII = func() (t [utf8.RuneSelf]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
+	}
+	return t
+}()
+
+// appendString appends s as a JSON string with the escapes encoding/json
+// uses, HTML-safe ones included. It reports false if s is not valid UTF-8
+// (json.Marshal replaces such bytes; the caller falls back to it).
+func appendString(b []byte, s string) ([]byte, bool) {
 	b = append(b, '"')
 	start := 0
 	for i := 0; i < len(s); {
 		c := s[i]
 		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+			if plainASCII[c] {
 				i++
 				continue
 			}
@@ -80,6 +91,9 @@ func appendString(b []byte, s string) []byte {
 			continue
 		}
 		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			return b, false
+		}
 		if r == '\u2028' || r == '\u2029' {
 			b = append(b, s[start:i]...)
 			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
@@ -90,5 +104,5 @@ func appendString(b []byte, s string) []byte {
 		i += size
 	}
 	b = append(b, s[start:]...)
-	return append(b, '"')
+	return append(b, '"'), true
 }

@@ -25,7 +25,8 @@ func entryOf(u store.User) (cache.Entry, error) {
 }
 
 // headerCache says where GET /v1/users/{id} was answered from: "hit" from
-// the pod's in-process cache, "miss" from Redis or PostgreSQL.
+// the pod's in-process cache, "miss" from Redis or PostgreSQL. It is not
+// sent while the cache is off.
 const headerCache = "X-Cache"
 
 var (
@@ -74,7 +75,9 @@ func (s *server) getUser(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, contextError(ctx, err))
 		return
 	}
-	w.Header()[headerCache] = cacheMissValue
+	if s.Cache.On() { // with the cache off there is nothing to hit or miss
+		w.Header()[headerCache] = cacheMissValue
+	}
 	writeJSON(w, http.StatusOK, e.Body)
 }
 
