@@ -23,7 +23,7 @@ func render(o benchOptions, scenarios []scenario, results []result) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Measured %s, %d cores (GOMAXPROCS %d), %d keep-alive connections, %s measured per scenario in %d alternating rounds (each after a %s warm-up); load generator, servers and PostgreSQL on the same machine; 1-minute load average %s at the start, %s at the end.\n\n",
 		time.Now().UTC().Format("2006-01-02 15:04 MST"), runtime.NumCPU(), runtime.GOMAXPROCS(0), o.conns, o.duration, o.rounds, o.warmup, o.loadBefore, loadAverage())
-	b.WriteString("| scenario | req/s | p50 ms | p99 ms | p99 ms of hits / misses (X-Cache) | errors | server CPU µs/req | PostgreSQL CPU µs/req | vs baseline (req/s) | target | pacer-api RSS (now / peak) |\n")
+	b.WriteString("| scenario | req/s | p50 ms | p99 ms | p99 ms of hits / misses (X-Cache) | errors | server CPU µs/req | PostgreSQL CPU µs/req | vs baseline (req/s; server CPU per request) | target | pacer-api RSS (now / peak) |\n")
 	b.WriteString("| --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | --- | --- |\n")
 	for i, s := range scenarios {
 		r := results[i]
@@ -34,6 +34,10 @@ func render(o benchOptions, scenarios []scenario, results []result) string {
 		if s.pacer && results[s.vs].Duration > 0 {
 			base := results[s.vs]
 			ratio = fmt.Sprintf("%.0f%% of %q", 100*r.RPS()/base.RPS(), scenarios[s.vs].name)
+			if r.cpuRequests > 0 && base.cpuRequests > 0 && base.cpu > 0 {
+				perReq := func(x result) float64 { return float64(x.cpu) / float64(x.cpuRequests) }
+				ratio += fmt.Sprintf("; CPU/req %.2f×", perReq(r)/perReq(base))
+			}
 		}
 		if s.target > 0 && results[s.vs].Duration > 0 {
 			verdict := "met"
