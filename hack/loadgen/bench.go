@@ -45,20 +45,11 @@ const (
 )
 
 func bench(ctx context.Context, o benchOptions) error {
-	if err := requireLoopback(o.dsn); err != nil {
-		return err
-	}
-	dsn, dropDB, err := freshDatabase(ctx, o.dsn, "pacer_bench")
+	dsn, dir, cleanup, err := workspace(ctx, o.dsn, "pacer_bench")
 	if err != nil {
 		return err
 	}
-	defer dropDB()
-
-	dir, err := os.MkdirTemp("", "pacer-bench")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
+	defer cleanup()
 
 	env := append(os.Environ(), "DATABASE_URL="+dsn)
 	cached, err := startProcess(ctx, env, dir, "cached", o.pacerBin, configFile(dir, "cached", cachedAddr, cachedAdmin, "ttl: 30s", o.extraConfig))
@@ -235,6 +226,23 @@ func requireLoopback(dsn string) error {
 		return fmt.Errorf("DATABASE_URL must point at this machine (loopback), not %q", cfg.Host)
 	}
 	return nil
+}
+
+// workspace checks that dsn is on this machine and makes a fresh database
+// named name on it and a temporary folder; cleanup drops and removes both.
+func workspace(ctx context.Context, dsn, name string) (db, dir string, cleanup func(), err error) {
+	if err := requireLoopback(dsn); err != nil {
+		return "", "", nil, err
+	}
+	db, dropDB, err := freshDatabase(ctx, dsn, name)
+	if err != nil {
+		return "", "", nil, err
+	}
+	if dir, err = os.MkdirTemp("", name); err != nil {
+		dropDB()
+		return "", "", nil, err
+	}
+	return db, dir, func() { _ = os.RemoveAll(dir); dropDB() }, nil
 }
 
 func freshDatabase(ctx context.Context, dsn, name string) (string, func(), error) {

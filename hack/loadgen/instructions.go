@@ -36,24 +36,16 @@ type instructionsOptions struct {
 const instrUsers = 1000
 
 func instructions(ctx context.Context, o instructionsOptions) error {
-	if err := requireLoopback(o.dsn); err != nil {
-		return err
-	}
 	for _, tool := range []string{"valgrind", "callgrind_control"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			return fmt.Errorf("%s not found (Debian: apt-get install valgrind)", tool)
 		}
 	}
-	dsn, dropDB, err := freshDatabase(ctx, o.dsn, "pacer_bench_instr")
+	dsn, dir, cleanup, err := workspace(ctx, o.dsn, "pacer_bench_instr")
 	if err != nil {
 		return err
 	}
-	defer dropDB()
-	dir, err := os.MkdirTemp("", "pacer-instr")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
+	defer cleanup()
 	// callgrind cannot follow Go's asynchronous preemption signals.
 	env := append(os.Environ(), "DATABASE_URL="+dsn, "GODEBUG=asyncpreemptoff=1")
 	pacerArgs := []string{o.pacerBin, configFile(dir, "uncached", uncachedAddr, uncachedAdmin, "ttl: 0s", "")}

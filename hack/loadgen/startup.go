@@ -28,19 +28,11 @@ const (
 // starts at once, without a warm-up. Every answer but 200 is counted with
 // its status and error code.
 func startup(ctx context.Context, o startupOptions) error {
-	if err := requireLoopback(o.dsn); err != nil {
-		return err
-	}
-	dsn, dropDB, err := freshDatabase(ctx, o.dsn, "pacer_bench_startup")
+	dsn, dir, cleanup, err := workspace(ctx, o.dsn, "pacer_bench_startup")
 	if err != nil {
 		return err
 	}
-	defer dropDB()
-	dir, err := os.MkdirTemp("", "pacer-startup")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
+	defer cleanup()
 	env := append(os.Environ(), "DATABASE_URL="+dsn)
 	cfg := configFile(dir, "startup", startupAddr, startupAdmin, "ttl: 0s", o.extraConfig)
 	base := "http://" + startupAddr
