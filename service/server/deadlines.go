@@ -27,7 +27,9 @@ import (
 // A connection whose context was cancelled cannot serve another request
 // (net/http would give it a cancelled context), so its answer carries
 // "Connection: close". The deadline covers a request until its answer
-// starts; from then on the write deadline (recorder.go) bounds it.
+// starts; from then on the write deadline (recorder.go) bounds it. Only
+// HTTP/1 requests use it (one request at a time per connection); others,
+// and requests served without a tracked connection, get a timer.
 
 // ErrRequestTimeout is the cause of a request context cancelled at the
 // request timeout, to tell it from a client that went away.
@@ -140,6 +142,7 @@ func (d *RequestDeadlines) sweep() {
 			// A handler blocked reading a trickled body wakes up too.
 			_ = cd.conn.SetReadDeadline(aLongTimeAgo)
 		}
+		clear(late) // keep no closed connection reachable
 	}
 }
 

@@ -23,7 +23,11 @@ func (s *server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if !validRequestID(rec.id) {
 		rec.id, rec.idNum = "", s.ids.next()
 	}
-	if rec.conn = connDeadlineOf(r); rec.conn != nil {
+	if rec.conn = connDeadlineOf(r); r.ProtoMajor != 1 {
+		rec.conn = nil // an HTTP/2 connection carries concurrent requests
+	}
+	switch {
+	case rec.conn != nil:
 		if !rec.conn.arm(start, timeout) {
 			// Pipelined behind a request that timed out: the connection's
 			// context is cancelled and it closes after this answer.
@@ -32,9 +36,9 @@ func (s *server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			s.observe(nil, r.Method, rec.status, time.Since(start))
 			return
 		}
-	} else if timeout > 0 {
-		// Served without a tracked connection (in process, by tests or
-		// another server): a timer per request does the same job.
+	case timeout > 0:
+		// Served without a tracked HTTP/1 connection (in process, by tests
+		// or another server): a timer per request does the same job.
 		ctx, cancel := context.WithTimeoutCause(r.Context(), timeout, ErrRequestTimeout)
 		defer cancel()
 		r = r.WithContext(ctx)
@@ -56,8 +60,9 @@ func (s *server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		case rec.clientClosed:
 			// Nobody is there to read an answer: record 499, write nothing.
 			rec.status = StatusClientClosedRequest
-			if rec.conn != nil {
-				rec.conn.disarm()
+			if rec.conn != nil && !rec.conn.disarm() {
+				// net/http still writes an empty 200; its connection must close.
+				rec.Header()["Connection"] = connectionClose
 			}
 		default:
 			rec.WriteHeader(http.StatusOK)
@@ -166,7 +171,8 @@ func (s *server) withWorkerLimit(next http.Handler) http.Handler {
 
 // withBodyLimit caps the request body: reading past its size fails with
 // 413, and it must arrive within the request timeout of the worker slot
-// being taken, or reading fails with 408. Without the deadline a client
+// being taken (and before the request's own deadline: deadlines.go), or
+// reading fails with 408. Without the deadline a client
 // trickling its body could hold a worker slot for as long as it liked.
 func (s *server) withBodyLimit(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -176,6 +182,11 @@ func (s *server) withBodyLimit(next http.Handler) http.Handler {
 			rc := http.NewResponseController(w)
 			if err := rc.SetReadDeadline(time.Now().Add(live.RequestTimeout)); err == nil {
 				body = &deadlineBody{ReadCloser: body, rc: rc}
+				if r.Context().Err() != nil {
+					// Timed out while taking the slot: the deadline just set
+					// must not undo the sweeper's past one.
+					_ = rc.SetReadDeadline(aLongTimeAgo)
+				}
 			}
 			r.Body = http.MaxBytesReader(w, body, live.MaxBodyBytes)
 		}
