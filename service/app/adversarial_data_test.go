@@ -270,11 +270,18 @@ func deadlockBatch(t *testing.T, a *testApp, dsn string, losses int) response {
 	if err != nil {
 		t.Fatalf("deadlock_timeout %q: %v", deadlockTimeout, err)
 	}
+	done := make(chan response, 1)
 	waiters := func(n int) {
 		t.Helper()
 		for deadline := time.Now().Add(30 * time.Second); lockWaiters(t, observer) != n; time.Sleep(10 * time.Millisecond) {
 			if time.Now().After(deadline) {
-				t.Fatalf("not within 30s: %d sessions waiting for locks; sessions:\n%s", n, sessions(t, observer))
+				batch := "the batch has not answered"
+				select {
+				case res := <-done:
+					batch = fmt.Sprintf("the batch answered %d %s", res.status, res.body)
+				default:
+				}
+				t.Fatalf("not within 30s: %d sessions waiting for locks (%s); sessions:\n%s", n, batch, sessions(t, observer))
 			}
 		}
 	}
@@ -283,7 +290,6 @@ func deadlockBatch(t *testing.T, a *testApp, dsn string, losses int) response {
 	other, gate1, gate2 := beginSession(t, dsn), beginSession(t, dsn), beginSession(t, dsn)
 	other.insert(k[4])
 	gate1.insert(k[3])
-	done := make(chan response, 1)
 	go func() { done <- a.do(t, "POST", "/v1/users/batch", batchBody([]string{k[2], k[0], k[4], k[1], k[3]})) }()
 
 	// Attempt 1 holds k0..k2 and waits on gate1 (k3).
