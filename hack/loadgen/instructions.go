@@ -131,29 +131,22 @@ func countOne(ctx context.Context, env []string, dir, name string, args []string
 	return (totals[1] - totals[0]) / float64(2*o.requests), nil
 }
 
-// dumpTotal waits for callgrind's dump number n of out and returns its
-// instruction total.
+// dumpTotal waits for callgrind's dump number n of out (written as out.n)
+// and returns its instruction total.
 func dumpTotal(out string, n int) (float64, error) {
-	deadline := time.Now().Add(time.Minute)
-	for time.Now().Before(deadline) {
-		matches, _ := filepath.Glob(out + ".*")
-		for _, m := range matches {
-			if !strings.HasSuffix(m, "."+strconv.Itoa(n)) && !strings.Contains(m, "."+strconv.Itoa(n)+"-") {
-				continue
-			}
-			raw, err := os.ReadFile(m)
-			if err != nil {
-				continue
-			}
-			for _, line := range strings.Split(string(raw), "\n") {
-				if v, ok := strings.CutPrefix(line, "totals: "); ok {
-					return strconv.ParseFloat(strings.Fields(v)[0], 64)
-				}
+	path := fmt.Sprintf("%s.%d", out, n)
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(raw), "\n") {
+			if v, ok := strings.CutPrefix(line, "totals: "); ok {
+				return strconv.ParseFloat(strings.Fields(v)[0], 64)
 			}
 		}
-		time.Sleep(200 * time.Millisecond)
 	}
-	return 0, fmt.Errorf("no callgrind dump %d of %s within a minute", n, out)
+	return 0, fmt.Errorf("no callgrind dump %s within a minute", path)
 }
 
 // readN sends exactly n uncached reads over conns keep-alive connections,

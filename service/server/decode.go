@@ -51,7 +51,7 @@ func decodeError(err error) error {
 	case errors.As(err, &tooLarge):
 		return &apiError{status: http.StatusRequestEntityTooLarge, code: codeBodyTooLarge,
 			message: fmt.Sprintf("request body over %d bytes", tooLarge.Limit)}
-	case isReadTimeout(err):
+	case isTimeout(err):
 		return &apiError{status: http.StatusRequestTimeout, code: codeBodyTimeout,
 			message: "request body not received within the request timeout"}
 	case errors.Is(err, io.EOF):
@@ -190,9 +190,9 @@ func validateBatch(req batchCreateRequest) *apiError {
 	return nil
 }
 
-// isReadTimeout reports whether reading the body hit the read deadline
-// withBodyLimit set.
-func isReadTimeout(err error) bool {
+// isTimeout reports whether a read or write on the connection hit its
+// deadline (the body's, withBodyLimit; the answer's, recorder.go).
+func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
 }

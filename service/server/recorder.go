@@ -1,10 +1,7 @@
 package server
 
 import (
-	"errors"
-	"net"
 	"net/http"
-	"os"
 	"strconv"
 	"time"
 )
@@ -127,11 +124,6 @@ func (rec *recorder) Write(b []byte) (int, error) {
 		rec.WriteHeader(http.StatusOK)
 	}
 	return rec.ResponseWriter.Write(b)
-}
-
-func isTimeout(err error) bool {
-	var ne net.Error
-	return errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
 }
 
 // Unwrap lets http.ResponseController reach the connection.

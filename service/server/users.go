@@ -35,7 +35,7 @@ var (
 )
 
 // cachedUser is getUser's fast path, run without a worker slot: it answers
-// only an in-process hit (no deadline needed: nothing waits).
+// only an in-process hit (nothing waits, so nothing can time out).
 func (s *server) cachedUser(w http.ResponseWriter, r *http.Request) bool {
 	if !s.Cache.On() {
 		return false
