@@ -109,7 +109,27 @@ type Change struct {
 	To int32 `json:"to"`
 	// reason says why, in words.
 	Reason string `json:"reason"`
+	// source is who made the change: Tuner (a tuning decision), User (an
+	// edit of the spec that wins over a tuned value), Revert (the tuner
+	// undoing its own last change because it made p99 worse at the same
+	// load), Spec (a step back to the spec's value after leaving Auto) or
+	// Budget (a cut that keeps the connections within the budget). Empty in
+	// history written before this field existed.
+	// +optional
+	Source ChangeSource `json:"source,omitempty"`
 }
+
+// ChangeSource says who made a change.
+// +kubebuilder:validation:Enum=Tuner;User;Revert;Spec;Budget
+type ChangeSource string
+
+const (
+	ChangeByTuner  ChangeSource = "Tuner"
+	ChangeByUser   ChangeSource = "User"
+	ChangeByRevert ChangeSource = "Revert"
+	ChangeToSpec   ChangeSource = "Spec"
+	ChangeByBudget ChangeSource = "Budget"
+)
 
 // Recommendation is the tuner's latest decision.
 type Recommendation struct {
