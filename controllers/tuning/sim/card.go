@@ -1,31 +1,64 @@
 package sim
 
 import (
+	"fmt"
 	"runtime"
 	"sync"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
-// Variant is a change of the model for the sensitivity table.
+// Variant is one setting of the scorecard's dimensions: the tuning
+// interval, and at most one change of the model or the pods.
 type Variant struct {
 	Name, About string
-	Apply       func(*Model)
-	// Dynamic is true when the change touches only what a static setting
-	// never meets (pods starting, configs propagating after the start):
-	// static-best's search and runs are then the base case's.
-	Dynamic bool
+	// Interval is spec.tuning.interval.
+	Interval time.Duration
+	// Apply changes the scenario (nil: the base case at Interval).
+	Apply func(*Scenario)
+	// Model names the model the change leaves for static settings and
+	// the baselines: their searches are shared by the variants with the
+	// same Model (an interval, a CPU limit or pod start-up changes
+	// nothing a static setting or a baseline's choice of per-pod settings
+	// depends on).
+	Model string
 }
 
-// DefaultVariant is the base case.
-const DefaultVariant = "default"
+// DefaultVariant is the base case: the CRD's default interval.
+const DefaultVariant = "default@30s"
 
-// Variants are the scorecard's: the base case, then one change each.
+// Intervals are the tuning intervals every trace runs at.
+var Intervals = []time.Duration{10 * time.Second, 30 * time.Second, 60 * time.Second}
+
+// Variants are the scorecard's: at every interval, the base case, then
+// one change each.
 func Variants() []Variant {
-	return []Variant{
-		{Name: DefaultVariant, About: "the model as described", Apply: func(*Model) {}},
-		{Name: "noise-10%", About: "arrival noise 10% instead of 3%", Apply: func(m *Model) { m.Noise = 0.10 }},
-		{Name: "pod-start-60s", About: "pods ready 60 s after they are asked for instead of 10 s", Apply: func(m *Model) { m.PodStartup = 60 }, Dynamic: true},
-		{Name: "contention-off", About: "no contention term (CPU per request independent of requests in flight)", Apply: func(m *Model) { m.Overhead = 0 }},
+	var out []Variant
+	for _, iv := range Intervals {
+		at := func(kind, model, about string, apply func(*Scenario)) Variant {
+			return Variant{Name: fmt.Sprintf("%s@%ds", kind, int(iv.Seconds())), About: about, Interval: iv, Apply: apply, Model: model}
+		}
+		out = append(out,
+			at("default", "default", "the model as described", nil),
+			at("no-cpu-limit", "default", "pods without a CPU limit: the tuner is told none (the HPA still reads CPU against the request)", func(sc *Scenario) { sc.NoCPULimit = true }),
+			at("noise-10%", "noise-10%", "arrival noise 10% instead of 3%", func(sc *Scenario) { sc.Model.Noise = 0.10 }),
+			at("pod-start-60s", "default", "pods ready 60 s after they are asked for instead of 10 s", func(sc *Scenario) { sc.Model.PodStartup = 60 }),
+		)
 	}
+	return out
+}
+
+// Scenario is sc as v runs it.
+func (v Variant) Scenario(sc Scenario) Scenario {
+	sc.Tuning = *sc.Tuning.DeepCopy()
+	if v.Interval > 0 {
+		sc.Tuning.Interval = &metav1.Duration{Duration: v.Interval}
+	}
+	if v.Apply != nil {
+		v.Apply(&sc)
+	}
+	return sc
 }
 
 // Options say what a scorecard runs.
@@ -44,62 +77,58 @@ type Card struct {
 	// Baselines are hpa-like's and kpa-like's per-pod settings, per variant.
 	Baselines map[string][2]Fixed
 	// Example is pacer's run on the first trace with a 2× step, base case, first seed.
-	Example Result
+	Example      Result
+	exampleTrace int
 }
 
 // Scorecard runs every policy on every trace, seed and variant. The
-// searches (static-best per trace and variant, the baselines' settings
-// per variant) use the first seed; every policy is then scored on every
-// seed with what the search chose.
+// searches (static-best per trace, the baselines' per-pod settings over
+// all traces) run once per model on the first seed; every policy is then
+// run on every variant and seed with what the search chose.
 func Scorecard(sc Scenario, opt Options) Card {
 	card := Card{Scenario: sc, Options: opt, Baselines: map[string][2]Fixed{}}
-	scenarios := make([]Scenario, len(opt.Variants))
-	for i, v := range opt.Variants {
-		scenarios[i] = sc
-		v.Apply(&scenarios[i].Model)
-		scenarios[i].Seed = opt.Seeds[0]
+	models := map[string]Scenario{}
+	var kinds []string
+	for _, v := range opt.Variants {
+		if _, ok := models[v.Model]; !ok {
+			s := v.Scenario(sc)
+			s.Seed = opt.Seeds[0]
+			models[v.Model] = s
+			kinds = append(kinds, v.Model)
+		}
 	}
 
-	// Searches. A baseline's grid runs are on the first seed and kept:
-	// the chosen point's are its first-seed rows below.
-	type runKey struct {
-		v, t int
-		pol  Policy
+	// Searches.
+	type gridKey struct {
+		model string
+		trace int
+		pol   Policy
 	}
 	var mu sync.Mutex
-	searched := map[runKey]Row{}
-	statics := make([][]Static, len(opt.Variants))
-	fixed := make([][2]Fixed, len(opt.Variants))
+	searched := map[gridKey]Row{}
+	statics := map[string][]Static{}
 	var jobs []func()
-	for vi := range opt.Variants {
-		statics[vi] = make([]Static, len(opt.Traces))
+	for _, k := range kinds {
+		statics[k] = make([]Static, len(opt.Traces))
 		for ti, tr := range opt.Traces {
-			if vi == 0 || !opt.Variants[vi].Dynamic {
-				jobs = append(jobs, func() { statics[vi][ti] = StaticBest(scenarios[vi], tr, opt.Sweep) })
-			}
-			var grid []Policy
-			for _, f := range opt.Sweep.HPA {
-				grid = append(grid, HPALike{Fixed: f})
-			}
-			for _, f := range opt.Sweep.KPA {
-				grid = append(grid, KPALike{Fixed: f})
-			}
-			for _, pol := range grid {
+			jobs = append(jobs, func() { statics[k][ti] = StaticBest(models[k], tr, opt.Sweep) })
+			for _, pol := range baselineGrid(opt.Sweep) {
 				jobs = append(jobs, func() {
-					row := Score(tr.withDefaults(), Run(scenarios[vi], tr, pol))
+					row := Score(tr.withDefaults(), Run(models[k], tr, pol))
 					mu.Lock()
 					defer mu.Unlock()
-					searched[runKey{vi, ti, pol}] = row
+					searched[gridKey{k, ti, pol}] = row
 				})
 			}
 		}
 	}
 	parallel(jobs)
-	for vi := range opt.Variants {
+	fixed := map[string][2]Fixed{}
+	for _, k := range kinds {
 		score := func(pol Policy) fixedScore {
 			var s fixedScore
 			for ti := range opt.Traces {
-				r := searched[runKey{vi, ti, pol}]
+				r := searched[gridKey{k, ti, pol}]
 				s.violations += r.ViolatingWindows
 				s.podSeconds += r.PodSeconds
 			}
@@ -112,7 +141,7 @@ func Scorecard(sc Scenario, opt Options) Card {
 		for _, f := range opt.Sweep.KPA {
 			ks = append(ks, score(KPALike{Fixed: f}))
 		}
-		fixed[vi] = [2]Fixed{pickFixed(opt.Sweep.HPA, hs), pickFixed(opt.Sweep.KPA, ks)}
+		fixed[k] = [2]Fixed{pickFixed(opt.Sweep.HPA, hs), pickFixed(opt.Sweep.KPA, ks)}
 	}
 
 	// Runs.
@@ -120,26 +149,19 @@ func Scorecard(sc Scenario, opt Options) Card {
 	rows := map[key]Row{}
 	jobs = jobs[:0]
 	for vi, v := range opt.Variants {
-		card.Baselines[v.Name] = fixed[vi]
-		pols := []Policy{Pacer{}, statics[vi][0], HPALike{Fixed: fixed[vi][0]}, KPALike{Fixed: fixed[vi][1]}}
+		card.Baselines[v.Name] = fixed[v.Model]
+		vsc := v.Scenario(sc)
 		for ti, tr := range opt.Traces {
-			pols := append([]Policy(nil), pols...)
-			pols[1] = statics[vi][ti]
+			pols := []Policy{Pacer{}, statics[v.Model][ti], HPALike{Fixed: fixed[v.Model][0]}, KPALike{Fixed: fixed[v.Model][1]}}
 			for si, seed := range opt.Seeds {
 				for pi, pol := range pols {
-					if pi == 1 && vi > 0 && v.Dynamic {
-						continue // the base case's row, below
-					}
 					jobs = append(jobs, func() {
-						s := scenarios[vi]
+						s := vsc
 						s.Seed = seed
-						row, reused := searched[runKey{vi, ti, pol}]
-						var res Result
-						if !reused || si > 0 {
-							res = Run(s, tr, pol)
-							row = Score(tr.withDefaults(), res)
-						}
+						res := Run(s, tr, pol)
+						row := Score(tr.withDefaults(), res)
 						row.Seed, row.Variant = seed, v.Name
+						row.Interval, row.CPULimit = int(s.interval().Seconds()), !s.NoCPULimit
 						switch p := pol.(type) {
 						case Static:
 							row.Static = Describe(p.Settings)
@@ -151,8 +173,8 @@ func Scorecard(sc Scenario, opt Options) Card {
 						mu.Lock()
 						defer mu.Unlock()
 						rows[key{vi, ti, si, pi}] = row
-						if vi == 0 && si == 0 && pi == 0 && tr.Step2x && card.Example.Trace == "" {
-							card.Example = res
+						if v.Name == DefaultVariant && si == 0 && pi == 0 && tr.Step2x && (card.Example.Trace == "" || ti < card.exampleTrace) {
+							card.Example, card.exampleTrace = res, ti
 						}
 					})
 				}
@@ -160,16 +182,11 @@ func Scorecard(sc Scenario, opt Options) Card {
 		}
 	}
 	parallel(jobs)
-	for vi, v := range opt.Variants {
+	for vi := range opt.Variants {
 		for ti := range opt.Traces {
 			for si := range opt.Seeds {
 				for pi := range 4 {
-					row, ok := rows[key{vi, ti, si, pi}]
-					if !ok && v.Dynamic {
-						row = rows[key{0, ti, si, pi}]
-						row.Variant = v.Name
-					}
-					card.Rows = append(card.Rows, row)
+					card.Rows = append(card.Rows, rows[key{vi, ti, si, pi}])
 				}
 			}
 		}
@@ -177,9 +194,21 @@ func Scorecard(sc Scenario, opt Options) Card {
 	return card
 }
 
+// baselineGrid is every grid point of both baselines' searches.
+func baselineGrid(sw SweepSpace) []Policy {
+	var grid []Policy
+	for _, f := range sw.HPA {
+		grid = append(grid, HPALike{Fixed: f})
+	}
+	for _, f := range sw.KPA {
+		grid = append(grid, KPALike{Fixed: f})
+	}
+	return grid
+}
+
 // DefaultOptions are the scorecard's.
 func DefaultOptions() Options {
-	return Options{Traces: Traces(), Variants: Variants(), Seeds: []uint64{1, 2, 3, 4, 5}, Sweep: DefaultSweep()}
+	return Options{Traces: Generate(ReportSplit), Variants: Variants(), Seeds: []uint64{1, 2, 3, 4, 5}, Sweep: DefaultSweep()}
 }
 
 // parallel runs the jobs on as many goroutines as there are CPUs.

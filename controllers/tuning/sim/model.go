@@ -57,6 +57,10 @@ type Model struct {
 	RequestTimeout float64
 	// PodStartup is the time a new pod takes to become ready, in seconds.
 	PodStartup float64
+	// TerminationGrace is how long a removed pod keeps its database
+	// connections (the preStop sleep and the drain of its requests), in
+	// seconds.
+	TerminationGrace float64
 	// ConfigDelay and ConfigSpread are when a new config reaches a running
 	// pod: each pod at its own time, uniformly within
 	// [ConfigDelay, ConfigDelay+ConfigSpread] seconds after the decision
@@ -70,25 +74,26 @@ type Model struct {
 // DefaultModel is the model the scorecard uses.
 func DefaultModel() Model {
 	return Model{
-		PodCores:       2,
-		CPUPerRequest:  0.003,
-		KneePerCore:    4,
-		Overhead:       0.00025, // measured: see ContentionSource
-		QueryTime:      0.010,
-		DBCPUPerQuery:  0.001,
-		DBCores:        8,
-		MaxConnections: 80,
-		ConnIdleTime:   300,
-		KeySpace:       1e6,
-		HostileKeys:    1e9,
-		CacheTTL:       60,
-		QueueDepth:     256,
-		QueueTimeout:   0.25,
-		RequestTimeout: 5,
-		PodStartup:     10,
-		ConfigDelay:    2,
-		ConfigSpread:   60,
-		Noise:          0.03,
+		PodCores:         2,
+		CPUPerRequest:    0.003,
+		KneePerCore:      4,
+		Overhead:         0.00025, // measured: see ContentionSource
+		QueryTime:        0.010,
+		DBCPUPerQuery:    0.001,
+		DBCores:          8,
+		MaxConnections:   80,
+		ConnIdleTime:     300,
+		KeySpace:         1e6,
+		HostileKeys:      1e9,
+		CacheTTL:         60,
+		QueueDepth:       256,
+		QueueTimeout:     0.25,
+		RequestTimeout:   5,
+		PodStartup:       10,
+		TerminationGrace: 15,
+		ConfigDelay:      2,
+		ConfigSpread:     60,
+		Noise:            0.03,
 	}
 }
 

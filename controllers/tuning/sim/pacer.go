@@ -16,9 +16,9 @@ func (Pacer) Name() string { return "pacer" }
 func (Pacer) ReadsLatency() bool { return true }
 
 func (Pacer) Start(sc Scenario) (pacerv1.Settings, Controller) {
-	spec := tuning.Spec{
-		Tuning: sc.Tuning, Settings: sc.Start, MaxTotalConnections: sc.Budget,
-		PodCPULimit: sc.Model.PodCores, // the pods' CPU limit
+	spec := tuning.Spec{Tuning: sc.Tuning, Settings: sc.Start, MaxTotalConnections: sc.Budget}
+	if !sc.NoCPULimit {
+		spec.PodCPULimit = sc.Model.PodCores // the pods' CPU limit
 	}
 	return sc.Start, &pacerCtl{loop: tuning.NewLoop(tuning.Seed{}), spec: spec}
 }
@@ -32,8 +32,9 @@ func (p *pacerCtl) Step(s Step) tuning.Decision {
 	if s.Window == nil {
 		return hold(s)
 	}
-	res := p.loop.Step(tuning.Tick{Now: s.Now, Spec: p.spec, Window: s.Window})
+	res := p.loop.Step(tuning.Tick{Now: s.Now, Spec: p.spec, Window: s.Window, Terminating: int32(s.Terminating)})
 	d := tuning.Decision{Settings: res.Settings, Summary: res.Condition.Message}
+
 	if res.Decision != nil {
 		d.Changes = res.Decision.Changes
 	}

@@ -20,6 +20,9 @@ type Scenario struct {
 	Budget int32
 	Start  pacerv1.Settings
 	Seed   uint64
+	// NoCPULimit runs the pods without a CPU limit: they have the same
+	// cores, but the tuner is not told how many.
+	NoCPULimit bool
 }
 
 // DefaultScenario is the scorecard's scenario: a 100ms p99 objective at a
@@ -80,6 +83,25 @@ func (sc Scenario) clampReplicas(n int32) int32 {
 	return max(n, 1)
 }
 
+// baselineMax is the maxReplicas a careful operator gives an autoscaler
+// beside a database: the connection budget over every connection a pod
+// opens, within the replica bounds.
+func (sc Scenario) baselineMax(pool int32) int32 {
+	hi := int32(math.MaxInt32)
+	if b := sc.Tuning.Bounds.Replicas; b != nil {
+		hi = b.Max
+	}
+	if sc.Budget > 0 {
+		hi = min(hi, int32(int64(sc.Budget)/tuning.PodConnections(pool)))
+	}
+	return max(hi, 1)
+}
+
+// clampBaseline keeps a baseline's replicas within its bounds and its maxReplicas.
+func (sc Scenario) clampBaseline(n, pool int32) int32 {
+	return min(sc.clampReplicas(n), sc.baselineMax(pool))
+}
+
 // Policy is a way of choosing settings; Start makes a fresh, stateful
 // controller for one run.
 type Policy interface {
@@ -103,6 +125,11 @@ type Step struct {
 	// (in flight and queued, all pods), as Knative's queue-proxy counts.
 	Ready       int
 	Concurrency float64
+	// CPU is the mean CPU use of a ready pod this second, in cores, as
+	// metrics-server would average it.
+	CPU float64
+	// Terminating is the removed pods still holding their connections.
+	Terminating int
 	// Window is the operator's observation, at the end of an interval only.
 	Window *tuning.Window
 }
@@ -146,21 +173,29 @@ func (f Fixed) String() string {
 }
 
 // HPALike scales replicas on CPU use against the target utilization, as
-// the HorizontalPodAutoscaler does every interval: 10% tolerance; pods not
-// ready are not counted and hold scale-ups; scale-up by at most
-// max(100%, 4 pods); scale-down to the highest recommendation of the
-// scale-down window. Workers, pool and cache stay at Fixed. It knows
-// nothing of the connection budget.
+// the HorizontalPodAutoscaler does on its own 15 s sync period, whatever
+// the TunedService's interval, from CPU averaged as metrics-server does:
+// 10% tolerance; pods not ready are not counted and hold scale-ups;
+// scale-up by at most max(100%, 4 pods); scale-down to the highest
+// recommendation of the scale-down window. Workers, pool and cache stay at
+// Fixed; maxReplicas is the connection budget over a pod's connections,
+// as a careful operator sets it.
 type HPALike struct{ Fixed Fixed }
+
+// hpaSync is the HPA controller's --horizontal-pod-autoscaler-sync-period.
+const hpaSync = 15
 
 func (HPALike) Name() string { return "hpa-like" }
 func (h HPALike) Start(sc Scenario) (pacerv1.Settings, Controller) {
-	return h.Fixed.settings(sc), &hpaCtl{sc: sc}
+	return h.Fixed.settings(sc), &hpaCtl{sc: sc, pool: h.Fixed.Pool}
 }
 
 type hpaCtl struct {
 	sc   Scenario
+	pool int32
 	recs []timedRec // newest last
+	cpu  []float64  // per-second CPU per ready pod since the last sync
+	n    int
 }
 
 type timedRec struct {
@@ -169,18 +204,23 @@ type timedRec struct {
 }
 
 func (h *hpaCtl) Step(s Step) tuning.Decision {
-	w := s.Window
-	if w == nil || w.Pods <= 0 {
+	if s.Ready > 0 {
+		h.cpu = append(h.cpu, s.CPU)
+	}
+	h.n++
+	if h.n%hpaSync != 0 || len(h.cpu) == 0 {
 		return hold(s)
 	}
+	cores := mean(h.cpu)
+	h.cpu = h.cpu[:0]
 	cur := s.Current
 	podCPU := h.sc.Model.PodCores
-	ratio := w.CPUCores / podCPU / h.sc.target()
-	want := int32(w.Pods)
+	ratio := cores / podCPU / h.sc.target()
+	want := int32(s.Ready)
 	if math.Abs(ratio-1) > 0.1 {
-		want = int32(math.Ceil(float64(w.Pods) * ratio))
+		want = int32(math.Ceil(float64(s.Ready) * ratio))
 	}
-	if int(cur.Replicas) != w.Pods && want > cur.Replicas {
+	if int(cur.Replicas) != s.Ready && want > cur.Replicas {
 		want = cur.Replicas // pods still starting
 	}
 	h.recs = append(h.recs, timedRec{s.Now, want})
@@ -194,8 +234,8 @@ func (h *hpaCtl) Step(s Step) tuning.Decision {
 		}
 		want = min(want, cur.Replicas)
 	}
-	want = h.sc.clampReplicas(min(want, max(2*cur.Replicas, cur.Replicas+4)))
-	return replicasTo(cur, want, fmt.Sprintf("CPU %.2f of %.1f cores", w.CPUCores, podCPU))
+	want = h.sc.clampBaseline(min(want, max(2*cur.Replicas, cur.Replicas+4)), h.pool)
+	return replicasTo(cur, want, fmt.Sprintf("CPU %.2f of %.1f cores", cores, podCPU))
 }
 
 func replicasTo(cur pacerv1.Settings, want int32, why string) tuning.Decision {
@@ -229,11 +269,12 @@ func (k KPALike) Start(sc Scenario) (pacerv1.Settings, Controller) {
 	if target <= 0 {
 		target = sc.target() * float64(k.Fixed.Workers)
 	}
-	return k.Fixed.settings(sc), &kpaCtl{sc: sc, target: math.Max(0.1, target)}
+	return k.Fixed.settings(sc), &kpaCtl{sc: sc, target: math.Max(0.1, target), pool: k.Fixed.Pool}
 }
 
 type kpaCtl struct {
 	sc        Scenario
+	pool      int32
 	target    float64
 	samples   []float64 // concurrency per second, newest last
 	n         int
@@ -279,7 +320,7 @@ func (k *kpaCtl) Step(s Step) tuning.Decision {
 	if want < cur.Replicas && ready < cur.Replicas {
 		want = cur.Replicas // pods still starting
 	}
-	want = k.sc.clampReplicas(want)
+	want = k.sc.clampBaseline(want, k.pool)
 	mode := "stable"
 	if k.panicking {
 		mode = "panic"

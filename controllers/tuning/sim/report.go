@@ -256,3 +256,35 @@ func mean(xs []float64) float64 {
 	}
 	return s / math.Max(1, float64(len(xs)))
 }
+
+// PerTrace formats one line per variant and trace: each policy's violating
+// windows and pod-seconds, means over the seeds.
+func PerTrace(c Card) string {
+	type key struct{ v, t, p string }
+	sum := map[key][2]float64{}
+	n := map[key]float64{}
+	for _, r := range c.Rows {
+		k := key{r.Variant, r.Trace, r.Policy}
+		s := sum[k]
+		sum[k] = [2]float64{s[0] + float64(r.ViolatingWindows), s[1] + r.PodSeconds}
+		n[k]++
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%-18s %-40s", "variant", "trace")
+	for _, p := range Policies {
+		fmt.Fprintf(&b, " %18s", p)
+	}
+	b.WriteString("\n")
+	for _, v := range c.Options.Variants {
+		for _, tr := range c.Options.Traces {
+			fmt.Fprintf(&b, "%-18s %-40s", v.Name, tr.Name)
+			for _, p := range Policies {
+				k := key{v.Name, tr.Name, p}
+				s := sum[k]
+				fmt.Fprintf(&b, " %5.1f vw %7.0f ps", s[0]/max(n[k], 1), s[1]/max(n[k], 1))
+			}
+			b.WriteString("\n")
+		}
+	}
+	return b.String()
+}

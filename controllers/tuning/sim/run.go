@@ -87,6 +87,7 @@ type pod struct {
 	backlog  float64
 	demand   float64 // connections its queries kept busy last second (Erlangs)
 	group    int     // its group this second
+	goneAt   float64 // when a terminating pod is gone
 }
 
 // latencyReader is a policy that reads the windows' latency quantiles;
@@ -129,8 +130,10 @@ func run(sc Scenario, tr Trace, pol Policy, stopAfter int) Result {
 		acc       windowAcc
 		groups    []group
 		violating int
-		refusing  []bool
-		caches    = map[cacheKey]cacheState{}
+		// terminating are removed pods that still hold their connections.
+		terminating []pod
+		refusing    []bool
+		caches      = map[cacheKey]cacheState{}
 	)
 	for t := start; t < end; t++ {
 		load := tr.Load(math.Max(t, 0))
@@ -138,7 +141,8 @@ func run(sc Scenario, tr Trace, pol Policy, stopAfter int) Result {
 		if t >= 0 {
 			res.PodSeconds += float64(len(pods))
 		}
-		conf := len(pods) * int(cur.PoolMaxConns)
+		terminating = drained(terminating, t)
+		conf := worstCase(pods, terminating)
 		res.PeakConnections = max(res.PeakConnections, conf)
 		if sc.Budget > 0 && conf > int(sc.Budget) {
 			res.OverBudgetSeconds++
@@ -157,13 +161,13 @@ func run(sc Scenario, tr Trace, pol Policy, stopAfter int) Result {
 				}
 			}
 		}
-		refusing = connect(refusing, pods, t, m)
+		refusing = connect(refusing, pods, terminating, t, m)
 		if acc.n == 0 {
 			acc.minReady = ready
 		}
 		acc.minReady = min(acc.minReady, ready)
 		acc.n++
-		concurrency := 0.0
+		concurrency, cpu := 0.0, 0.0
 		if ready == 0 {
 			acc.addDown(lambda)
 		} else {
@@ -183,6 +187,7 @@ func run(sc Scenario, tr Trace, pol Policy, stopAfter int) Result {
 				acc.add(g.pt, g.n, lp)
 				refused += g.pt.refused * float64(g.n)
 				concurrency += (g.pt.inFlight + g.pt.queue) * float64(g.n)
+				cpu += g.pt.cpu * float64(g.n) / float64(ready)
 			}
 			for i := range pods {
 				if pods[i].readyAt <= t {
@@ -199,7 +204,7 @@ func run(sc Scenario, tr Trace, pol Policy, stopAfter int) Result {
 			}
 		}
 
-		step := Step{Now: epoch.Add(seconds(t + 1)), Current: cur, Ready: ready, Concurrency: concurrency}
+		step := Step{Now: epoch.Add(seconds(t + 1)), Current: cur, Ready: ready, Concurrency: concurrency, CPU: cpu, Terminating: len(terminating)}
 		wEnd := t + 1
 		if math.Mod(wEnd-start, iv) == 0 {
 			// End of an interval: a window, scored, and shown to the policy.
@@ -245,10 +250,45 @@ func run(sc Scenario, tr Trace, pol Policy, stopAfter int) Result {
 		for len(pods) < int(next.Replicas) {
 			pods = append(pods, pod{readyAt: wEnd + m.PodStartup, cfg: next, gen: gen, nextAt: math.Inf(1), genSince: wEnd, busyAt: wEnd})
 		}
+		for _, p := range pods[min(int(next.Replicas), len(pods)):] {
+			if p.readyAt <= wEnd && p.conns > 0 {
+				p.goneAt = wEnd + m.TerminationGrace
+				terminating = append(terminating, p)
+			}
+		}
 		pods = pods[:next.Replicas] // the newest (not yet ready first) go
 		cur = next
 	}
 	return res
+}
+
+// drained drops the terminating pods that are gone by t.
+func drained(ps []pod, t float64) []pod {
+	kept := ps[:0]
+	for _, p := range ps {
+		if p.goneAt > t {
+			kept = append(kept, p)
+		}
+	}
+	return kept
+}
+
+// worstCase is every connection the pods may open now: each pod's request
+// pool at the larger of the config it runs and the one on its way, plus
+// its health pool, terminating pods included.
+func worstCase(pods, terminating []pod) int {
+	n := int64(0)
+	for _, p := range pods {
+		pool := p.cfg.PoolMaxConns
+		if !math.IsInf(p.nextAt, 1) {
+			pool = max(pool, p.next.PoolMaxConns)
+		}
+		n += tuning.PodConnections(pool)
+	}
+	for _, p := range terminating {
+		n += tuning.PodConnections(p.cfg.PoolMaxConns)
+	}
+	return int(n)
 }
 
 // podConfig is what a pod reads from its config: everything but replicas.
@@ -264,18 +304,22 @@ func podConfig(s pacerv1.Settings) pacerv1.Settings {
 // closes the excess at once when poolMaxConns falls. PostgreSQL grants new
 // connections only while fewer than max_connections are open; refusing[i]
 // is true when pod i wanted more and was refused.
-func connect(refusing []bool, pods []pod, t float64, m Model) []bool {
+func connect(refusing []bool, pods, terminating []pod, t float64, m Model) []bool {
 	want := func(p *pod) int {
 		d := p.demand
 		hw := int(math.Ceil(d + 2*math.Sqrt(d) + 1))
 		return int(min(p.cfg.PoolMaxConns, max(p.cfg.PoolMinConns, int32(hw))))
 	}
 	open := 0
+	for _, p := range terminating {
+		open += p.conns + tuning.HealthPoolConns
+	}
 	for i := range pods {
 		p := &pods[i]
 		if p.readyAt > t {
 			continue
 		}
+		open += tuning.HealthPoolConns // the /readyz pool's connection
 		w := want(p)
 		p.conns = min(p.conns, int(p.cfg.PoolMaxConns))
 		if w >= p.conns {
@@ -496,9 +540,19 @@ func (a *windowAcc) window(start, end time.Time, pods []pod, cur pacerv1.Setting
 		p99, _ := histogramQuantile(0.99, cum) // 0 without requests: no latency data
 		w.P50, w.P95, w.P99 = seconds(p50), seconds(p95), seconds(p99)
 	}
+	newlyReady := false
+	for _, p := range pods {
+		if r := p.readyAt; r > start.Sub(epoch).Seconds() && r <= end.Sub(epoch).Seconds() {
+			newlyReady = true
+		}
+	}
 	switch {
 	case a.minReady == 0:
 		w.Sufficient, w.Reason = false, "no ready pods"
+	case newlyReady:
+		// As the observer: a pod's first scrape has no earlier one to take
+		// rates from, so the window does not cover every ready pod.
+		w.Sufficient, w.Reason = false, "a pod became ready during the window"
 	case a.oldGen:
 		w.Sufficient, w.Reason = false, "pods on an older config generation"
 	}

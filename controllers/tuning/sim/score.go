@@ -5,14 +5,19 @@ import (
 	"math"
 
 	pacerv1 "github.com/pacer-dev/pacer/api/v1alpha1"
+	"github.com/pacer-dev/pacer/controllers/tuning"
 )
 
 // Row is one line of the scorecard: one trace, policy, seed and variant.
 type Row struct {
-	Trace                 string  `json:"trace"`
-	Policy                string  `json:"policy"`
-	Seed                  uint64  `json:"seed"`
-	Variant               string  `json:"variant"`
+	Trace   string `json:"trace"`
+	Policy  string `json:"policy"`
+	Seed    uint64 `json:"seed"`
+	Variant string `json:"variant"`
+	// Interval is spec.tuning.interval in seconds; CPULimit whether the
+	// tuner was told the pods' CPU limit.
+	Interval              int     `json:"interval"`
+	CPULimit              bool    `json:"cpuLimit"`
 	WindowsInObjectivePct float64 `json:"windowsInObjectivePct"`
 	ViolatingWindows      int     `json:"violatingWindows"`
 	// RecoverySeconds is the time from a step in load until the end of the
@@ -151,7 +156,7 @@ func StaticBest(sc Scenario, tr Trace, space SweepSpace) Static {
 	var grid []Static
 	for r := from; r <= space.MaxReplicas; r++ {
 		for _, p := range space.Pool {
-			if tsc.Budget > 0 && r*p > tsc.Budget {
+			if tsc.Budget > 0 && tuning.WorstCaseConnections(r, p) > int64(tsc.Budget) {
 				continue
 			}
 			for _, w := range space.Workers {

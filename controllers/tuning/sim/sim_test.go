@@ -3,6 +3,7 @@ package sim
 import (
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 
@@ -17,6 +18,17 @@ import (
 func short(tr Trace) Trace {
 	tr.Warmup, tr.Duration = 2*time.Minute, 15*time.Minute
 	return tr
+}
+
+func variant(t *testing.T, name string) Variant {
+	t.Helper()
+	for _, v := range Variants() {
+		if v.Name == name {
+			return v
+		}
+	}
+	t.Fatalf("no variant %q", name)
+	return Variant{}
 }
 
 func trace(t *testing.T, name string) Trace {
@@ -308,7 +320,7 @@ func TestScoreRecovery(t *testing.T) {
 // TestTargetsSayWhenNotMet: the targets are checked on every seed, so one
 // bad seed fails them.
 func TestTargetsSayWhenNotMet(t *testing.T) {
-	opt := Options{Traces: []Trace{{Name: "a", Step2x: true}}, Variants: Variants()[:1], Seeds: []uint64{1, 2}}
+	opt := Options{Traces: []Trace{{Name: "a", Step2x: true}}, Variants: []Variant{variant(t, DefaultVariant)}, Seeds: []uint64{1, 2}}
 	row := func(policy string, seed uint64, vw int, ps float64) Row {
 		return Row{Trace: "a", Policy: policy, Seed: seed, Variant: DefaultVariant, ViolatingWindows: vw, PodSeconds: ps, ConnectionBudget: 80, PeakConnections: 40}
 	}
@@ -349,7 +361,7 @@ func TestScorecardRows(t *testing.T) {
 	sweep.HPA, sweep.KPA = sweep.HPA[:2], sweep.KPA[:2]
 	opt := Options{
 		Traces:   []Trace{trace(t, "steady"), trace(t, "step-up-2x")},
-		Variants: []Variant{Variants()[0], Variants()[2]}, // default, pod-start-60s
+		Variants: []Variant{variant(t, DefaultVariant), variant(t, "pod-start-60s@30s")},
 		Seeds:    []uint64{1, 2},
 		Sweep:    sweep,
 	}
@@ -376,7 +388,7 @@ func TestScorecardRows(t *testing.T) {
 				}
 			}
 			if p == "static-best" {
-				a, b := seen[key{tr.Name, p, DefaultVariant, 1}], seen[key{tr.Name, p, "pod-start-60s", 1}]
+				a, b := seen[key{tr.Name, p, DefaultVariant, 1}], seen[key{tr.Name, p, "pod-start-60s@30s", 1}]
 				a.Variant = b.Variant
 				if diff := cmp.Diff(a, b); diff != "" {
 					t.Errorf("%s: static-best differs with slower pod starts (-default +pod-start-60s):\n%s", tr.Name, diff)
@@ -389,5 +401,35 @@ func TestScorecardRows(t *testing.T) {
 	}
 	if card.Example.Trace != "step-up-2x" || len(card.Example.Decisions) == 0 {
 		t.Errorf("example run: %q with %d decisions, want pacer's step-up-2x with some", card.Example.Trace, len(card.Example.Decisions))
+	}
+}
+
+// Reversals (issue 17, class 6): on a collapse of the cache's hit ratio,
+// on a slow database and under a tight connection budget, the tuner
+// changes a setting's direction at most once per change of the load. The
+// development split's traces of those families, at the CRD's default
+// interval, with and without a CPU limit.
+func TestReversalsOnCacheCollapseAndDatabaseBoundLoad(t *testing.T) {
+	n := 0
+	for _, tr := range Generate(DevSplit) {
+		if !strings.Contains(tr.Name, "slow-db") && !strings.Contains(tr.Name, "cache-collapse") && !strings.Contains(tr.Name, "tight-budget") {
+			continue
+		}
+		n++
+		for _, limit := range []bool{true, false} {
+			sc := DefaultScenario()
+			sc.Tuning.Interval.Duration = 30 * time.Second
+			sc.NoCPULimit = !limit
+			res := Run(sc, tr, Pacer{})
+			if row := Score(tr.withDefaults(), res); row.Reversals > row.LoadChanges {
+				t.Errorf("%s (CPU limit %v): %d reversals for %d load changes", tr.Name, limit, row.Reversals, row.LoadChanges)
+				for _, d := range res.Decisions {
+					t.Logf("  t=%.0f %s", d.At, d.Summary)
+				}
+			}
+		}
+	}
+	if n < 20 {
+		t.Fatalf("only %d traces of those families in the development split", n)
 	}
 }
