@@ -33,11 +33,14 @@ func (p params) fitRollout(cur pacerv1.Settings, held Rollout, next *pacerv1.Set
 	oldR, oldP := max(cur.Replicas, held.Replicas), max(cur.PoolMaxConns, held.PoolMaxConns)
 	T := int64(held.Terminating)
 	var note string
-	if r := next.Replicas; r > oldR && (int64(r)+T)*int64(oldP) > B {
-		fit := max(cur.Replicas, int32(min(max(B/int64(oldP)-T, 0), int64(r))))
+	// The pods that may hold connections: the replicas the last change
+	// may not have removed yet (oldR), or the new replicas with the pods
+	// still terminating, whichever is more.
+	if r := next.Replicas; r > cur.Replicas && WorstCaseConnections(max(oldR, r+int32(T)), oldP) > B {
+		fit := max(cur.Replicas, int32(min(max(B/PodConnections(oldP)-T, 0), int64(r))))
 		next.Replicas = fit
 		staged := fmt.Sprintf("%s now, more once every pod runs pool %d (connection budget %d: until then running pods may keep pool %d%s, and %d × %d > %d)",
-			arrow(SettingReplicas, cur.Replicas, fit), next.PoolMaxConns, B, oldP, terminatingText(T), int64(r)+T, oldP, B)
+			arrow(SettingReplicas, cur.Replicas, fit), next.PoolMaxConns, B, oldP, terminatingText(T), int64(r)+T, PodConnections(oldP), B)
 		if fit == cur.Replicas {
 			delete(reasons, SettingReplicas)
 			note = fmt.Sprintf("replicas stay at %d until every pod runs pool %d, then go toward %d (connection budget %d: until then running pods may keep pool %d%s)",
@@ -46,12 +49,12 @@ func (p params) fitRollout(cur pacerv1.Settings, held Rollout, next *pacerv1.Set
 			reasons[SettingReplicas] = stage(reasons[SettingReplicas], SettingReplicas, cur.Replicas, r, staged)
 		}
 	}
-	if pl := next.PoolMaxConns; pl > oldP && (int64(max(oldR, next.Replicas))+T)*int64(pl) > B {
-		pods := max(oldR, next.Replicas) + held.Terminating
-		fit := max(cur.PoolMaxConns, int32(min(B/int64(pods), int64(pl))))
+	if pl := next.PoolMaxConns; pl > oldP && WorstCaseConnections(max(oldR, next.Replicas+held.Terminating), pl) > B {
+		pods := max(oldR, next.Replicas+held.Terminating)
+		fit := max(cur.PoolMaxConns, int32(min(B/int64(pods)-HealthPoolConns, int64(pl))))
 		next.PoolMaxConns = fit
 		staged := fmt.Sprintf("%s now, more once the pods being removed have gone (connection budget %d: until then %d pods may hold connections, and %d × %d > %d)",
-			arrow(SettingPool, cur.PoolMaxConns, fit), B, pods, pods, pl, B)
+			arrow(SettingPool, cur.PoolMaxConns, fit), B, pods, pods, PodConnections(pl), B)
 		if fit == cur.PoolMaxConns {
 			delete(reasons, SettingPool)
 			note = joinNotes([]string{note, fmt.Sprintf("poolMaxConns stays at %d until the pods being removed have gone, then goes toward %d (connection budget %d: until then %d pods may hold connections)",
@@ -82,13 +85,13 @@ func stage(reason, name string, cur, want int32, staged string) string {
 // cannot be met because the settings that would have to move are not tuned.
 func (p params) fitSettled(cur pacerv1.Settings, next *pacerv1.Settings, reasons map[string]string) string {
 	B := p.budget
-	over := func() bool { return B > 0 && int64(next.Replicas)*int64(next.PoolMaxConns) > int64(B) }
+	over := func() bool { return B > 0 && WorstCaseConnections(next.Replicas, next.PoolMaxConns) > int64(B) }
 	if !over() || next.Replicas <= 0 || next.PoolMaxConns <= 0 {
 		return ""
 	}
 	if next.PoolMaxConns > cur.PoolMaxConns {
 		want := next.PoolMaxConns
-		capped := max(cur.PoolMaxConns, B/next.Replicas)
+		capped := max(cur.PoolMaxConns, B/next.Replicas-HealthPoolConns)
 		if b := p.bounds.PoolMaxConns; b != nil {
 			capped = max(capped, b.Min)
 		}
@@ -104,9 +107,9 @@ func (p params) fitSettled(cur pacerv1.Settings, next *pacerv1.Settings, reasons
 		}
 	}
 	if b := p.bounds.PoolMaxConns; b != nil {
-		fit := max(B/next.Replicas, b.Min)
+		fit := max(B/next.Replicas-HealthPoolConns, b.Min)
 		if fit < next.PoolMaxConns {
-			reasons[SettingPool] = fmt.Sprintf("connection budget %d over %d replicas leaves %d per pod: %s",
+			reasons[SettingPool] = fmt.Sprintf("connection budget %d over %d replicas leaves %d per pod, one of them the health pool's: %s",
 				B, next.Replicas, B/next.Replicas, arrow(SettingPool, cur.PoolMaxConns, fit))
 			next.PoolMaxConns = fit
 		}
@@ -115,7 +118,7 @@ func (p params) fitSettled(cur pacerv1.Settings, next *pacerv1.Settings, reasons
 		}
 	}
 	if b := p.bounds.Replicas; b != nil {
-		fit := max(B/next.PoolMaxConns, b.Min)
+		fit := max(int32(int64(B)/PodConnections(next.PoolMaxConns)), b.Min)
 		if fit < next.Replicas {
 			wanted := next.Replicas
 			next.Replicas = fit
@@ -135,7 +138,7 @@ func (p params) fitSettled(cur pacerv1.Settings, next *pacerv1.Settings, reasons
 	if next.PoolMaxConns > cur.PoolMaxConns {
 		// Raising the pool (into its bounds) cannot fit: raise it only as
 		// far as the budget allows.
-		next.PoolMaxConns = max(cur.PoolMaxConns, B/next.Replicas)
+		next.PoolMaxConns = max(cur.PoolMaxConns, B/next.Replicas-HealthPoolConns)
 		if next.PoolMaxConns == cur.PoolMaxConns {
 			delete(reasons, SettingPool)
 		} else {

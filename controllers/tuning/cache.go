@@ -22,61 +22,57 @@ func cacheHostile(in Input, ws []Window) string {
 	return ""
 }
 
-// cacheRec recommends cache entries per pod from ws[0], C being the size in
-// effect. A cache that evicts on more than 10% of lookups and misses on a
-// noticeable share of them is too small: double it, unless the last
-// growth did not help (hostile says so) or the hit ratio is under 5% (keys
-// that barely repeat). A cache that holds less than a quarter of its
-// entries and evicts nothing shrinks to twice what it holds: the entries a
-// pod holds follow its share of the load, which moves with replicas, so
-// only a cache far too big is trimmed.
-func (p params) cacheRec(ws []Window, C int32, hostile string) rec {
-	w := ws[0]
-	hold := func(why string) rec { return rec{to: C, reason: why} }
-	if w.CacheLookupRate <= 0 || C <= 0 {
-		return hold("")
+// cacheRec proposes the cache size per pod from the latest window. A
+// cache that evicts on more than cacheEvictionShare of lookups and still
+// misses is too small: double it, unless the last growth did not help or
+// the hit ratio says keys barely repeat. A cache that holds less than
+// cacheIdleShare of its entries and evicts nothing shrinks to twice what it
+// holds. It returns the size in effect, and why, when nothing changes.
+func (p params) cacheRec(in Input, ws []Window) (int32, string, string) {
+	w, C := ws[0], in.Current.CacheMaxEntries
+	if p.bounds.CacheMaxEntries == nil || w.CacheLookupRate <= 0 || C <= 0 {
+		return C, "", ""
 	}
 	evict := w.CacheEvictionRate / w.CacheLookupRate
 	switch {
-	case evict > cacheEvictionShare && w.CacheHitRatio < 0.98:
-		if hostile != "" {
-			return hold(hostile)
+	case evict > cacheEvictionShare && w.CacheHitRatio < cacheFullHit:
+		if hostile := cacheHostile(in, ws); hostile != "" {
+			return C, "", hostile
 		}
 		if w.CacheHitRatio < cacheHostileHit {
-			return hold(fmt.Sprintf("hit ratio %s: keys barely repeat (cache-hostile), a bigger cache would not help", pct(w.CacheHitRatio)))
+			return C, "", fmt.Sprintf("hit ratio %s: keys barely repeat (cache-hostile), a bigger cache would not help", pct(w.CacheHitRatio))
 		}
 		to := ceil32(float64(C) * 2)
-		return rec{to: to, reason: fmt.Sprintf("hit ratio %s with %s of lookups evicting an entry: %s",
-			pct(w.CacheHitRatio), pct(evict), arrow(SettingCache, C, to))}
-	case evict < 0.005 && w.CacheEntries < 0.25*float64(C):
+		return to, fmt.Sprintf("hit ratio %s with %s of lookups evicting an entry: %s", pct(w.CacheHitRatio), pct(evict), arrow(SettingCache, C, to)), ""
+	case evict < cacheIdleEvictions && w.CacheEntries < cacheIdleShare*float64(C):
 		if !p.latencyKnown(w) {
-			return hold(lowDemandHold(SettingCache))
+			return C, "", lowDemandHold(SettingCache)
+		}
+		if covered, note := p.scaleDownCovered(in, ws); !covered || raisedWithin(in, SettingCache, p.down) {
+			return C, "", fmt.Sprintf("cacheMaxEntries waits for the scale-down window (%s)", note)
 		}
 		to := max(ceil32(w.CacheEntries*2), 1)
-		return rec{to: to, reason: fmt.Sprintf("the cache holds %s of %d entries per pod and evicts almost nothing: %s",
-			num(w.CacheEntries), C, arrow(SettingCache, C, to))}
+		return to, fmt.Sprintf("the cache holds %s of %d entries per pod and evicts almost nothing: %s", num(w.CacheEntries), C, arrow(SettingCache, C, to)), ""
 	}
-	return hold("")
+	return C, "", ""
 }
 
 // cacheWaits says why the cache must not change now, or "": it changes
-// only when nothing else changes or has just changed and every pod is
-// ready, so its effect on the hit ratio can be judged on its own.
-func (p params) cacheWaits(in Input, reasons map[string]string) string {
+// only when nothing else changes or has just changed, every pod is ready
+// and the CPU is under its target, so its effect on the hit ratio can be
+// judged on its own and its rollout (windows untrusted until it reaches
+// every pod) does not blind a busy service.
+func (p params) cacheWaits(in Input, m model) string {
 	if p.bounds.CacheMaxEntries == nil {
 		return ""
-	}
-	if len(reasons) > 0 {
-		return "cacheMaxEntries waits while other settings change"
 	}
 	if in.Window.Pods < int(in.Current.Replicas) {
 		return "cacheMaxEntries waits for every pod to be ready"
 	}
-	if u := p.loadOf(in.Window, in.Current.MaxInFlight).podsBusy / float64(in.Current.Replicas); u > p.target {
-		// A new config leaves the windows untrusted until it reaches
-		// every pod (up to a minute), and busy pods may need more pods
-		// sooner than that.
-		return fmt.Sprintf("cacheMaxEntries waits while the pods run above the target (%s of %s)", pct(u), pct(p.target))
+	if m.cores > 0 {
+		if u := in.Window.CPUCores / m.cores; u > m.cpuTarget {
+			return fmt.Sprintf("cacheMaxEntries waits while the pods run above the CPU target (%s of %s)", pct(u), pct(m.cpuTarget))
+		}
 	}
 	for _, d := range in.History {
 		if d.Applied && in.Now.Sub(d.Time.Time) < 2*p.interval {

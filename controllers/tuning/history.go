@@ -1,7 +1,6 @@
 package tuning
 
 import (
-	"strings"
 	"time"
 
 	pacerv1 "github.com/pacer-dev/pacer/api/v1alpha1"
@@ -68,5 +67,5 @@ func beforeAfter(ws []Window, t time.Time) (before, after Window, ok bool) {
 // edit: then its value is the user's, even outside the bounds.
 func userSet(history []pacerv1.Decision, setting string) bool {
 	_, c, ok := lastApplied(history, setting)
-	return ok && strings.HasPrefix(c.Reason, EditPrefix)
+	return ok && c.Source == pacerv1.ChangeByUser
 }

@@ -4,18 +4,14 @@ import (
 	"fmt"
 )
 
-// minLatencyRequests is the fewest requests served in a window for its
-// quantiles to count. A window with fewer still says how much demand there
-// is (little), just not how slow it was.
-const minLatencyRequests = 50
-
-// served is the number of requests the window's pods served (not refused).
+// served is the number of requests the window's pods took in (not
+// refused), for judging whether its quantiles count.
 func (p params) served(w Window) float64 {
 	d := w.End.Sub(w.Start)
 	if d <= 0 {
 		d = p.interval
 	}
-	return max(w.RequestRate-w.ShedRate-w.RateLimitedRate, 0) * d.Seconds()
+	return admitted(w) * d.Seconds()
 }
 
 // latencyKnown says whether the window's p99 was measured: enough requests

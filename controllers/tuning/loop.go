@@ -60,7 +60,7 @@ type Seed struct {
 
 // NewLoop returns a Loop that continues from seed.
 func NewLoop(seed Seed) *Loop {
-	l := &Loop{history: append([]pacerv1.Decision(nil), seed.History...), mode: seed.Mode}
+	l := &Loop{history: withSources(seed.History), mode: seed.Mode}
 	if e := seed.Effective; e != nil {
 		l.settings = e.Settings
 		if e.SpecSettings != nil {
@@ -171,14 +171,17 @@ type Result struct {
 	// DatabaseBound is true when the window shows the database, not the
 	// pods, limiting the service.
 	DatabaseBound bool
+	// Limited is true when the objective is missed and a bound holds back
+	// the setting that would meet it.
+	Limited bool
 }
 
 // Edit is a user's edit the loop took: the spec's value of a tuned
 // setting changed, and it wins over the tuner's.
 type Edit = pacerv1.Change
 
-// EditPrefix starts the reason of every change that records a user's edit;
-// the tuner never reverts one.
+// EditPrefix starts the reason of every change that records a user's edit,
+// for people; code reads Change.Source.
 const EditPrefix = "user edit: "
 
 // Sync returns the settings to render for spec and the user's edits taken
@@ -210,7 +213,7 @@ func (l *Loop) Sync(now time.Time, spec Spec) (pacerv1.Settings, []Edit) {
 			// Recorded when it overrides a value the tuner chose.
 			if inEffect != wanted && inEffect != t.Get(*l.spec) {
 				edits = append(edits, pacerv1.Change{Setting: t.Name, From: inEffect, To: wanted,
-					Reason: EditPrefix + fmt.Sprintf("the spec's %s changed to %d and wins over the %d in effect", t.Name, wanted, inEffect)})
+					Reason: EditPrefix + fmt.Sprintf("the spec's %s changed to %d and wins over the %d in effect", t.Name, wanted, inEffect), Source: pacerv1.ChangeByUser})
 			}
 		case t.Bounds(&spec.Tuning.Bounds) == nil && mode == pacerv1.TuningAuto:
 			// Not tuned in Auto: as the spec says.
@@ -287,14 +290,15 @@ func (l *Loop) record(d pacerv1.Decision) {
 // database's connection budget, which a mix of user edits and tuned values
 // could otherwise reach.
 func fitSpecBudget(s *pacerv1.Settings, budget int32) (pacerv1.Change, bool) {
-	if budget <= 0 || s.Replicas <= 0 || int64(s.Replicas)*int64(s.PoolMaxConns) <= int64(budget) {
+	if budget <= 0 || s.Replicas <= 0 || WorstCaseConnections(s.Replicas, s.PoolMaxConns) <= int64(budget) {
 		return pacerv1.Change{}, false
 	}
 	from := s.PoolMaxConns
-	s.PoolMaxConns = max(1, budget/s.Replicas)
+	s.PoolMaxConns = max(1, budget/s.Replicas-HealthPoolConns)
 	return pacerv1.Change{
 		Setting: SettingPool, From: from, To: s.PoolMaxConns,
-		Reason: fmt.Sprintf("%d replicas × %d connections would exceed the connection budget %d", s.Replicas, from, budget),
+		Reason: fmt.Sprintf("%d replicas × %d connections each (pool and health pool) would exceed the connection budget %d", s.Replicas, PodConnections(from), budget),
+		Source: pacerv1.ChangeByBudget,
 	}, true
 }
 
@@ -337,7 +341,7 @@ func (l *Loop) stageEdits(spec Spec, out *pacerv1.Settings, edits []Edit) []Edit
 			delete(l.pending, t.Name)
 			if got != inEffect {
 				edits = append(edits, pacerv1.Change{Setting: t.Name, From: inEffect, To: got,
-					Reason: EditPrefix + fmt.Sprintf("the spec's %s %d, held back by the connection budget while the last change rolled out, now fits: %s", t.Name, want, arrow(t.Name, inEffect, got))})
+					Reason: EditPrefix + fmt.Sprintf("the spec's %s %d, held back by the connection budget while the last change rolled out, now fits: %s", t.Name, want, arrow(t.Name, inEffect, got)), Source: pacerv1.ChangeByUser})
 			}
 			continue
 		}
@@ -355,7 +359,7 @@ func (l *Loop) stageEdits(spec Spec, out *pacerv1.Settings, edits []Edit) []Edit
 		}
 		if !found && got != inEffect {
 			edits = append(edits, pacerv1.Change{Setting: t.Name, From: inEffect, To: got,
-				Reason: EditPrefix + fmt.Sprintf("the spec's %s changed to %d: %s", t.Name, want, reasons[t.Name])})
+				Reason: EditPrefix + fmt.Sprintf("the spec's %s changed to %d: %s", t.Name, want, reasons[t.Name]), Source: pacerv1.ChangeByUser})
 		}
 	}
 	kept := edits[:0]
@@ -365,4 +369,32 @@ func (l *Loop) stageEdits(spec Spec, out *pacerv1.Settings, edits []Edit) []Edit
 		}
 	}
 	return kept
+}
+
+// withSources copies history, giving every change written before
+// Change.Source existed the source its reason's prefix names: the one
+// place the prose is read, once, when a loop is seeded from status.
+func withSources(h []pacerv1.Decision) []pacerv1.Decision {
+	out := make([]pacerv1.Decision, len(h))
+	for i, d := range h {
+		d.Changes = append([]pacerv1.Change(nil), d.Changes...)
+		for j := range d.Changes {
+			c := &d.Changes[j]
+			if c.Source != "" {
+				continue
+			}
+			switch {
+			case strings.HasPrefix(c.Reason, EditPrefix):
+				c.Source = pacerv1.ChangeByUser
+			case strings.HasPrefix(c.Reason, RevertPrefix):
+				c.Source = pacerv1.ChangeByRevert
+			case !d.Applied || d.Mode == pacerv1.TuningAuto:
+				c.Source = pacerv1.ChangeByTuner
+			default:
+				c.Source = pacerv1.ChangeToSpec
+			}
+		}
+		out[i] = d
+	}
+	return out
 }

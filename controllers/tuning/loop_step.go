@@ -11,30 +11,18 @@ import (
 )
 
 // horizon is how far back the loop keeps windows: every look-back of the
-// rules (stable window, latency baseline, revert, both stabilization
-// windows, and twice the scale-down window for the burst floor), plus one
-// interval so the oldest window starts before it.
+// model (the knee of a pod without a CPU limit, the violation memory, the
+// fit, the trend, both stabilization windows), plus one interval so the
+// oldest window starts before it.
 func (p params) horizon() time.Duration {
-	return max(stableWindow, baselineWindows*p.interval, revertWithin*p.interval, p.up, 2*p.down) + p.interval
+	return max(knee, violationMemory, fitWindow, trendWindow, 3*p.interval, p.up, p.down) + p.interval
 }
 
-// remember keeps w among the recent windows and drops those past the
-// horizon, except the newest window of each pod count that violated the
-// objective, for up to burstMemory: the burst floor needs them while the
-// load they failed still recurs.
+// remember keeps w among the recent windows and drops those past the horizon.
 func (l *Loop) remember(w Window, p params) {
 	ws := []Window{w}
-	failed := map[int]bool{}
 	for _, old := range l.windows {
-		if !old.End.Before(w.End) {
-			continue
-		}
-		age := w.End.Sub(old.End)
-		keep := age <= p.horizon()
-		if !keep && age <= burstMemory && p.over(old) && !failed[old.Pods] {
-			keep, failed[old.Pods] = true, true
-		}
-		if keep {
+		if old.End.Before(w.End) && w.End.Sub(old.End) <= p.horizon() {
 			ws = append(ws, old)
 		}
 	}
@@ -103,7 +91,7 @@ func (l *Loop) step(tk Tick, cur pacerv1.Settings) (res Result) {
 	in.Window = *tk.Window
 	in.Recent = l.windows
 	d := Decide(in)
-	res.DatabaseBound = d.DatabaseBound != ""
+	res.DatabaseBound, res.Limited = d.DatabaseBound != "", d.Limited != ""
 	rec := &pacerv1.Recommendation{Time: metav1.NewTime(tk.Now), Settings: d.Settings, Changes: d.Changes}
 	changed := len(d.Changes) > 0
 	if tk.Window.Sufficient || changed {
@@ -131,7 +119,9 @@ func (l *Loop) step(tk Tick, cur pacerv1.Settings) (res Result) {
 	case !tk.Window.Sufficient:
 		res.Condition = Condition{metav1.ConditionUnknown, "InsufficientMetrics", tk.Window.Reason}
 	case res.DatabaseBound:
-		res.Condition = Condition{metav1.ConditionTrue, "DatabaseBound", d.Summary}
+		res.Condition = Condition{metav1.ConditionTrue, "DatabaseBound", d.Summary + "; " + d.DatabaseBound}
+	case res.Limited:
+		res.Condition = Condition{metav1.ConditionTrue, "Limited", d.Summary + "; " + d.Limited}
 	default:
 		res.Condition = Condition{metav1.ConditionTrue, "Holding", d.Summary}
 	}
@@ -171,7 +161,7 @@ func (l *Loop) stepBack(now time.Time, spec Spec, p params) (*pacerv1.Decision, 
 		if to != want {
 			why = fmt.Sprintf(" (one step; %d later)", want)
 		}
-		changes = append(changes, pacerv1.Change{Setting: t.Name, From: cur, To: to,
+		changes = append(changes, pacerv1.Change{Setting: t.Name, From: cur, To: to, Source: pacerv1.ChangeToSpec,
 			Reason: fmt.Sprintf("tuning.mode is %s: back toward the spec's %s %d: %s%s", l.mode, t.Name, want, arrow(t.Name, cur, to), why)})
 	}
 	// The way back keeps to the connection budget, settled and while it
@@ -194,7 +184,11 @@ func (l *Loop) stepBack(now time.Time, spec Spec, p params) (*pacerv1.Decision, 
 	changes = changes[:0]
 	for _, t := range Tunables {
 		if from, to := t.Get(l.settings), t.Get(next); from != to {
-			changes = append(changes, pacerv1.Change{Setting: t.Name, From: from, To: to, Reason: reasons[t.Name]})
+			src := pacerv1.ChangeToSpec
+			if from > to && to < t.Get(spec.Settings) {
+				src = pacerv1.ChangeByBudget
+			}
+			changes = append(changes, pacerv1.Change{Setting: t.Name, From: from, To: to, Reason: reasons[t.Name], Source: src})
 		}
 	}
 	if len(changes) == 0 {

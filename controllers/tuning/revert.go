@@ -3,7 +3,6 @@ package tuning
 import (
 	"fmt"
 	"math"
-	"strings"
 
 	pacerv1 "github.com/pacer-dev/pacer/api/v1alpha1"
 )
@@ -32,12 +31,12 @@ func (p params) revert(in Input, ws []Window) (next pacerv1.Settings, reasons ma
 	}
 	for _, c := range last.Changes {
 		// A revert is never reverted, nor is a user's edit.
-		if strings.HasPrefix(c.Reason, RevertPrefix) || strings.HasPrefix(c.Reason, EditPrefix) {
+		if c.Source == pacerv1.ChangeByRevert || c.Source == pacerv1.ChangeByUser {
 			return in.Current, nil, false
 		}
 	}
 	t := last.Time.Time
-	if in.Now.Sub(t) > revertWithin*p.interval {
+	if in.Now.Sub(t) > p.interval+revertWithin {
 		return in.Current, nil, false
 	}
 	before, after, ok := beforeAfter(ws, t)

@@ -116,8 +116,13 @@ type Decision struct {
 	// condition), including why it holds when Changes is empty.
 	Summary string
 	// DatabaseBound says, with the figures, that the database limits the
-	// service (so no replicas, workers or pool were added); "" otherwise.
+	// service: the objective needs more connections than the pool's bound
+	// or the connection budget allows; "" otherwise.
 	DatabaseBound string
+	// Limited says, with the figures, that the objective is missed and a
+	// bound holds back the setting that would meet it (as the HPA's
+	// ScalingLimited); "" otherwise.
+	Limited string
 }
 
 // Rollout is the most replicas and the biggest pool the pods may hold

@@ -1,0 +1,217 @@
+package tuning
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	pacerv1 "github.com/pacer-dev/pacer/api/v1alpha1"
+)
+
+// One test per failure class of held-out load (issue 17). Each builds the
+// situation from windows alone and checks what the tuner decides; each
+// failed on the rule-per-trace tuner this one replaced.
+
+// cpuPerReq is the healthy state's CPU per request: 1.4 cores for 375
+// req/s per pod.
+const cpuPerReq = 1.4 / 375
+
+// at sets w to rate req/s on pods pods at the healthy costs.
+func at(w *Window, rate float64, pods int) {
+	per := rate / float64(pods)
+	w.Pods, w.RequestRate, w.CacheLookupRate = pods, rate, rate
+	w.CPUCores = per * cpuPerReq
+	w.InFlight = per * 2.8 / 375
+	w.PoolAcquired = per * 1.7 / 375
+}
+
+func text(d Decision) string {
+	s := d.Summary
+	for _, c := range d.Changes {
+		s += "\n" + c.Reason
+	}
+	return s
+}
+
+// Class 1, memory that outlives its reason: pods that failed a load
+// twelve minutes ago, in an incident since over, do not hold the replicas
+// up now. The old tuner remembered a failure for an hour while "the load
+// still recurred" and kept one more pod than had failed.
+func TestClassMemoryExpires(t *testing.T) {
+	in := input()
+	in.Current.Replicas = 6
+	in.Recent = history(in.Window, 60) // 15 minutes
+	all(&in, func(w *Window) { at(w, 1500, 6) })
+	for i := 45; i < 48; i++ { // 11¾ to 12¼ minutes ago, at 15 s windows
+		w := &in.Recent[i]
+		at(w, 1500, 5)
+		w.P99, w.QueueLength, w.CPUCores = 250*time.Millisecond, 5, 1.95
+	}
+	d := Decide(in)
+	if d.Settings.Replicas >= 6 {
+		t.Fatalf("replicas %d, want fewer than 6 (1500 req/s needs 5 at the target):\n%s", d.Settings.Replicas, text(d))
+	}
+}
+
+// Class 2, means hide bursts: windows whose mean CPU is inside the target
+// but that missed the objective while requests queued say the load is
+// burstier than its mean. Twice within the violation memory is a pattern:
+// the CPU target falls and replicas rise. The old tuner held: the mean
+// utilization was within its tolerance band.
+func TestClassBurstsInsideTheMean(t *testing.T) {
+	in := input()
+	all(&in, func(w *Window) { at(w, 1300, 4) }) // 62% of 2 cores
+	for _, w := range []*Window{&in.Window, &in.Recent[7]} {
+		w.P99, w.QueueLength = 190*time.Millisecond, 3
+	}
+	d := Decide(in)
+	if d.Settings.Replicas <= 4 {
+		t.Fatalf("replicas %d, want more than 4:\n%s", d.Settings.Replicas, text(d))
+	}
+	if !strings.Contains(text(d), "missed the objective with the CPU queueing under the target") {
+		t.Errorf("the reason does not say why the target fell:\n%s", text(d))
+	}
+}
+
+// Class 3, pool starvation read as a slow database: every connection is
+// busy and acquires wait, but a query holds its connection no longer than
+// usual (the cache stopped hitting, so more requests query). The pool must
+// grow. The old tuner saw in-service time double, called the service
+// database-bound and froze the pool while requests failed.
+func TestClassPoolStarvationIsNotASlowDatabase(t *testing.T) {
+	in := input()
+	in.Current.PoolMaxConns = 4
+	all(&in, func(w *Window) { w.PoolMaxConns = 4 })
+	for _, w := range []*Window{&in.Window, &in.Recent[0], &in.Recent[1]} {
+		w.CacheHitRatio = 0.02
+		w.PoolAcquired = 3.98 // 368 queries/s per pod × 10.8ms
+		w.PoolAcquireWait = 30 * time.Millisecond
+		w.InFlight, w.QueueLength = 8, 6
+		w.P99 = 180 * time.Millisecond
+	}
+	d := Decide(in)
+	if d.Settings.PoolMaxConns <= 4 {
+		t.Fatalf("poolMaxConns %d, want it to grow:\n%s", d.Settings.PoolMaxConns, text(d))
+	}
+	if d.DatabaseBound != "" {
+		t.Errorf("called database-bound: %s", d.DatabaseBound)
+	}
+}
+
+// Class 4, moves planned one step at a time: under a tight budget a 2.5×
+// step needs more pods with smaller pools. The tuner plans the whole
+// target: it cuts the pool to the planned size in one step (not by halves)
+// and says the pods follow; once every pod runs the new pool, the pods
+// come in one step too. Two decisions, two changes.
+func TestClassWholeTargetUnderATightBudget(t *testing.T) {
+	in := input()
+	in.MaxTotalConnections = 40 // 4 pods × (pool 8 + 1) = 36
+	all(&in, func(w *Window) { at(w, 1500, 4) })
+	at(&in.Window, 3750, 4)
+	in.Window.CPUCores, in.Window.ShedRate, in.Window.ErrorRate = 2, 1600, 1600
+	in.Window.QueueLength, in.Window.P99 = 100, 400*time.Millisecond
+	in.Window.CacheLookupRate = 2150
+	in.Window.PoolAcquired = 537 * 0.4 * 0.0113 // 537 req/s completed per pod; queries as before
+	first := Decide(in)
+	if first.Settings.PoolMaxConns > 3 || first.Settings.Replicas != 4 {
+		t.Fatalf("first decision %s, want the pool cut to at most 3 at once and the pods waiting for it:\n%s",
+			settingsList(first.Settings), text(first))
+	}
+
+	// The cut has rolled out: every pod runs the new pool.
+	next := input()
+	next.MaxTotalConnections = 40
+	next.Now = in.Now.Add(time.Minute)
+	next.Current = first.Settings
+	all(&next, func(w *Window) { at(w, 1500, 4) })
+	next.Window = in.Window
+	next.Window.End, next.Window.Start = next.Now.Add(-time.Second), next.Now.Add(-time.Second-iv)
+	next.Window.PoolMaxConns = int(first.Settings.PoolMaxConns)
+	next.History = []pacerv1.Decision{applied(in.Now, first.Changes...)}
+	second := Decide(next)
+	R := second.Settings.Replicas
+	if R < 9 || tuneWorstCase(second.Settings) > 40 {
+		t.Fatalf("second decision %s, want the 9 or more pods 3750 req/s needs, within 40 connections:\n%s", settingsList(second.Settings), text(second))
+	}
+	if n := len(first.Changes) + len(second.Changes); n > 3 {
+		t.Errorf("%d changes, want at most 3", n)
+	}
+}
+
+func tuneWorstCase(s pacerv1.Settings) int64 { return WorstCaseConnections(s.Replicas, s.PoolMaxConns) }
+
+// Class 5, interval-dependence: a ramp is projected where it will be one
+// interval on at 30 s and 60 s intervals too. The old trend rule wanted
+// three windows inside a fixed 60 s, so it never fired at 30 s or more.
+func TestClassRampIsSeenAtEveryInterval(t *testing.T) {
+	for _, interval := range []time.Duration{30 * time.Second, 60 * time.Second} {
+		t.Run(interval.String(), func(t *testing.T) {
+			in := input()
+			in.Current.Replicas = 6
+			in.Tuning.Interval.Duration = interval
+			w := healthy(t0)
+			w.Start = w.End.Add(-interval)
+			in.Window, in.Recent = w, nil
+			for i := range 20 {
+				x := w
+				x.End = w.End.Add(-time.Duration(i) * interval)
+				x.Start = x.End.Add(-interval)
+				// 2400 req/s now, rising 4 req/s per second for the last
+				// four minutes, flat at 1440 before.
+				age := w.End.Sub(x.End).Seconds()
+				at(&x, 2400-4*min(age, 240), 6)
+				if i == 0 {
+					in.Window = x
+				} else {
+					in.Recent = append(in.Recent, x)
+				}
+			}
+			d := Decide(in)
+			if d.Settings.Replicas <= 6 || !strings.Contains(text(d), "rising") {
+				t.Fatalf("replicas %d, want a rise that projects the ramp:\n%s", d.Settings.Replicas, text(d))
+			}
+		})
+	}
+}
+
+// Class 5, no CPU limit: the tuner is not told a pod's CPU, but requests
+// take three times their least CPU time in service and p99 is over the
+// objective: the CPU is saturated, and pods are added. The old tuner, with
+// no CPU figure, read the busy share of a large worker limit (here 7 of
+// 64) and saw an idle service.
+func TestClassNoCPULimitStillScales(t *testing.T) {
+	in := input()
+	in.PodCPU = 0
+	in.Current.MaxInFlight = 64
+	all(&in, func(w *Window) { at(w, 1500, 4); w.WorkerLimit = 64 })
+	for _, w := range []*Window{&in.Window, &in.Recent[0], &in.Recent[1]} {
+		at(w, 2000, 4)
+		w.CPUCores = 1.95
+		w.InFlight = 500 * (3 * cpuPerReq * 500 / 540) // in service 3× the least CPU time
+		w.InFlight += 500 * 0.4 * 0.011
+		w.P99 = 160 * time.Millisecond
+	}
+	d := Decide(in)
+	if d.Settings.Replicas <= 4 {
+		t.Fatalf("replicas %d, want more than 4:\n%s", d.Settings.Replicas, text(d))
+	}
+}
+
+// Reversals: a cut the tuner had to revert is not tried again
+// within the scale-down window, however the model reads the next windows.
+func TestNoRetryAfterARevert(t *testing.T) {
+	in := input()
+	all(&in, func(w *Window) { at(w, 750, 4) })
+	in.History = []pacerv1.Decision{
+		applied(in.Now.Add(-30*time.Second), pacerv1.Change{Setting: SettingReplicas, From: 3, To: 4, Source: pacerv1.ChangeByRevert, Reason: RevertPrefix + "p99 rose"}),
+		applied(in.Now.Add(-4*time.Minute), pacerv1.Change{Setting: SettingReplicas, From: 4, To: 3, Source: pacerv1.ChangeByTuner}),
+	}
+	if d := Decide(in); d.Settings.Replicas < 4 {
+		t.Fatalf("replicas cut again to %d within the scale-down window of a revert:\n%s", d.Settings.Replicas, text(d))
+	}
+	in.Now = in.Now.Add(5 * time.Minute)
+	all(&in, func(w *Window) { w.End, w.Start = w.End.Add(5*time.Minute), w.Start.Add(5*time.Minute) })
+	if d := Decide(in); d.Settings.Replicas >= 4 {
+		t.Fatalf("replicas %d five minutes after the revert, want the cut the load allows:\n%s", d.Settings.Replicas, text(d))
+	}
+}

@@ -1,0 +1,136 @@
+package tuning
+
+import (
+	"fmt"
+	"math"
+
+	pacerv1 "github.com/pacer-dev/pacer/api/v1alpha1"
+)
+
+// plan is one choice of replicas, workers and pool for a demand: the
+// fewest pods (the cost) whose CPU and pool the model says stay under
+// their targets, each pod's pool sized for its share of the queries,
+// inside the bounds and the connection budget.
+type plan struct {
+	demand                  float64
+	replicas, workers, pool int32
+	// cpuUse and poolUse are the utilizations the model predicts.
+	cpuUse, poolUse float64
+	// limited says what keeps the plan from meeting the targets ("" when
+	// it meets them); the plan is then the most capacity that fits.
+	limited string
+	// databaseBound is true when what binds is the pool: its bound or the
+	// connection budget.
+	databaseBound bool
+}
+
+// plan chooses the settings for demand (requests per second, all pods).
+// Settings the spec does not tune stay at cur.
+func (p params) plan(m model, demand float64, cur pacerv1.Settings) plan {
+	lo, hi := cur.Replicas, cur.Replicas
+	if b := p.bounds.Replicas; b != nil {
+		lo, hi = b.Min, b.Max
+	}
+	lo = max(lo, 1)
+	var best plan
+	bestCap := -1.0
+	for r := lo; r <= max(hi, lo); r++ {
+		pl, capacity := p.planAt(m, demand, r, cur)
+		if pl.limited == "" {
+			return pl
+		}
+		if capacity > bestCap*(1+1e-9) {
+			best, bestCap = pl, capacity
+		}
+	}
+	if p.bounds.Replicas != nil && m.cpu > 0 && m.cores > 0 {
+		if n := ceil32(demand * m.cpu / (m.cores * m.cpuTarget)); n > hi {
+			best.limited = fmt.Sprintf("the CPU needs %d pods; tuning.bounds.replicas.max is %d", n, hi)
+			best.databaseBound = false
+		}
+	}
+	return best
+}
+
+// planAt is the plan with r replicas, and the demand r pods can carry at
+// the targets with the pool it allows.
+func (p params) planAt(m model, demand float64, r int32, cur pacerv1.Settings) (plan, float64) {
+	pl := plan{demand: demand, replicas: r, workers: cur.MaxInFlight, pool: cur.PoolMaxConns}
+	x := demand / float64(r)
+	capacity := math.Inf(1)
+	var why []string
+	if m.cpu > 0 && m.cores > 0 {
+		pl.cpuUse = x * m.cpu / m.cores
+		capacity = float64(r) * m.cpuTarget * m.cores / m.cpu
+		if pl.cpuUse > m.cpuTarget {
+			why = append(why, fmt.Sprintf("CPU %s busy (target %s)", pct(pl.cpuUse), pct(m.cpuTarget)))
+		}
+	}
+	erlangs := x * m.miss * m.query
+	if b := p.bounds.PoolMaxConns; b != nil && m.query > 0 {
+		most, bound := b.Max, "tuning.bounds.poolMaxConns.max"
+		if p.budget > 0 {
+			if fit := int32(int64(p.budget)/int64(r)) - HealthPoolConns; fit < most {
+				most, bound = fit, fmt.Sprintf("the connection budget %d over %d pods", p.budget, r)
+			}
+		}
+		if most < b.Min {
+			return plan{replicas: r, limited: fmt.Sprintf("%d pods at poolMaxConns %d exceed the connection budget %d", r, b.Min, p.budget)}, -1
+		}
+		// The staffing rule's pool where the budget allows it; the pool
+		// is short only when its use would pass the target.
+		pl.pool = min(max(poolFor(erlangs, m.poolTarget), b.Min), most)
+		if least := ceil32(erlangs / m.poolTarget); least > most {
+			why = append(why, fmt.Sprintf("the pool needs %d connections per pod and %s allows %d", least, bound, most))
+			pl.databaseBound = true
+		}
+	}
+	if m.query > 0 && m.miss > 0 && pl.pool > 0 {
+		pl.poolUse = erlangs / float64(pl.pool)
+		capacity = min(capacity, float64(r)*float64(pl.pool)*m.poolTarget/(m.miss*m.query))
+	}
+	if p.budget > 0 && WorstCaseConnections(r, pl.pool) > int64(p.budget) {
+		return plan{replicas: r, limited: fmt.Sprintf("%d pods × %d connections exceed the connection budget %d", r, PodConnections(pl.pool), p.budget)}, -1
+	}
+	if b := p.bounds.Workers; b != nil {
+		pl.workers = clamp(p.workersFor(m, x, pl), b)
+	}
+	if len(why) > 0 {
+		pl.limited = joinNotes(why)
+	}
+	return pl, capacity
+}
+
+// poolFor is the pool for a Erlangs of queries per pod: square-root
+// staffing (a + β√a + 1), and at least what keeps its use under target.
+func poolFor(a, target float64) int32 {
+	if a <= 0 {
+		return 1
+	}
+	return max(ceil32(a+poolStaffing*math.Sqrt(a)+1), ceil32(a/target))
+}
+
+// workersFor is the worker limit for a per-pod rate x: workerHeadroom
+// times what Little's law keeps in flight at the in-service time the
+// planned CPU use implies (M/M/2's 1/(1−ρ²), as busyAt reads it), and
+// never fewer than the pool's connections.
+func (p params) workersFor(m model, x float64, pl plan) int32 {
+	t := m.miss * m.query
+	if m.cpu > 0 {
+		rho := min(pl.cpuUse, cpuSaturated)
+		t += m.cpu / (1 - rho*rho)
+	}
+	return max(ceil32(workerHeadroom*x*t), pl.pool, 1)
+}
+
+// describe says what a plan predicts, for reasons.
+func (pl plan) describe() string {
+	s := fmt.Sprintf("%s req/s on %d pods", num(pl.demand), pl.replicas)
+	if pl.cpuUse > 0 {
+		s += fmt.Sprintf(" runs the CPU %s busy", pct(pl.cpuUse))
+	}
+	if pl.poolUse > 0 {
+		s += fmt.Sprintf(", %d connections each %s busy", pl.pool, pct(pl.poolUse))
+	}
+	return s
+}
