@@ -84,6 +84,11 @@ const (
 	// next slow query.
 	slack = 2.0
 	room  = 1.5
+	// poolWaitBudget: a pool carries the queries of which no more than 1%
+	// wait longer than this share of the objective for a connection
+	// (Erlang C): a 2-connection pool of 10 ms queries carries 1.2
+	// Erlangs at a 100 ms objective, a 16-connection one 14.
+	poolWaitBudget = 0.5
 	// poolStaffing is the square-root staffing rule's β: a pool of
 	// a + β√a + 1 connections for a Erlangs of queries rarely makes one wait.
 	poolStaffing = 2.0

@@ -108,10 +108,12 @@ func (l *Loop) rollout() Rollout {
 }
 
 // rolledOut forgets the settings the pods held before the last change once
-// w, a window that starts after it and could be trusted (every pod on the
-// latest config), shows the change has rolled out.
+// w, a window that starts after it and could be trusted (every ready pod
+// on the latest config), shows the change has rolled out. A pod still
+// starting may have mounted the config it replaced: while any is, the
+// rollout is not over.
 func (l *Loop) rolledOut(w *Window) {
-	if w != nil && w.Sufficient && !w.Start.Before(l.changed) {
+	if w != nil && w.Sufficient && !w.Start.Before(l.changed) && int32(w.Pods) >= l.settings.Replicas {
 		l.held = Rollout{}
 	}
 }

@@ -15,7 +15,7 @@ import (
 // fit, the trend, both stabilization windows), plus one interval so the
 // oldest window starts before it.
 func (p params) horizon() time.Duration {
-	return max(knee, violationMemory, fitWindow, trendWindow, 3*p.interval, p.up, p.down) + p.interval
+	return max(knee, violationMemory, fitWindow, trendWindow, 4*p.interval, p.up, p.down) + p.interval
 }
 
 // remember keeps w among the recent windows and drops those past the horizon.

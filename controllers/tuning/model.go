@@ -47,12 +47,15 @@ type model struct {
 	// that missed the objective while that resource queued below it.
 	cpuTarget, poolTarget float64
 	targetWhy             string
+
+	// carries memoizes poolCarries for this decision, by pool size.
+	carries map[int32]float64
 }
 
 // fit fits the model to ws, newest first (ws[0] is the latest window).
 func (p params) fit(ws []Window) model {
 	w := ws[0]
-	m := model{latest: arrived(w), cpuTarget: p.target, poolTarget: p.target}
+	m := model{latest: arrived(w), cpuTarget: p.target, poolTarget: p.target, carries: map[int32]float64{}}
 	m.stable, m.noise = p.stableDemand(ws)
 	m.peak = p.peakDemand(ws)
 	m.trend = p.trend(ws)
@@ -112,11 +115,8 @@ func (p params) peakDemand(ws []Window) float64 {
 // squares, in requests per second per second, when it rises by more than
 // its standard error allows by chance; 0 otherwise.
 func (p params) trend(ws []Window) float64 {
-	in := within(ws, max(trendWindow, 3*p.interval))
+	in := within(ws, max(trendWindow, 4*p.interval))
 	n := float64(len(in))
-	if n < 3 {
-		return 0
-	}
 	var st, sy float64
 	for _, w := range in {
 		st += -age(ws, w).Seconds()
@@ -140,9 +140,15 @@ func (p params) trend(ws []Window) float64 {
 		sse += r * r
 	}
 	se := math.Sqrt(sse / (n - 2) / stt)
-	// A step also fits a significant slope; a trend is still rising at
-	// its end.
-	if slope <= 0 || slope < trendSignificance*se || arrived(in[0]) <= arrived(in[1]) {
+	// A step also fits a significant slope; a trend rose in each of its
+	// last windows.
+	if n < 4 {
+		return 0
+	}
+	// A gap (windows the observer could not trust, as while a config
+	// rolls out) hides what happened in it.
+	contiguous := age(ws, in[2]) <= 2*p.interval+p.interval/2
+	if !contiguous || slope <= 0 || slope < trendSignificance*se || arrived(in[0]) <= arrived(in[1]) || arrived(in[1]) <= arrived(in[2]) {
 		return 0
 	}
 	return slope

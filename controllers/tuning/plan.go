@@ -32,8 +32,8 @@ func (p params) plan(m model, demand float64, cur pacerv1.Settings) plan {
 		lo, hi = b.Min, b.Max
 	}
 	lo = max(lo, 1)
-	var best plan
-	bestCap := -1.0
+	var best, stay plan
+	bestCap, stayCap := -1.0, -1.0
 	for r := lo; r <= max(hi, lo); r++ {
 		pl, capacity := p.planAt(m, demand, r, cur)
 		if pl.limited == "" {
@@ -42,6 +42,15 @@ func (p params) plan(m model, demand float64, cur pacerv1.Settings) plan {
 		if capacity > bestCap*(1+1e-9) {
 			best, bestCap = pl, capacity
 		}
+		if r == cur.Replicas {
+			stay, stayCap = pl, capacity
+		}
+	}
+	// Out of reach anyway: moving to the most capacity is worth a
+	// rollout only when it is clearly more than the replicas in effect
+	// carry; the model's noise would otherwise swap them every window.
+	if stayCap > 0 && bestCap <= stayCap*(1+tolerance) {
+		best = stay
 	}
 	if p.bounds.Replicas != nil && m.cpu > 0 && m.cores > 0 {
 		if n := ceil32(demand * m.cpu / (m.cores * m.cpuTarget)); n > hi {
@@ -78,16 +87,16 @@ func (p params) planAt(m model, demand float64, r int32, cur pacerv1.Settings) (
 			return plan{replicas: r, limited: fmt.Sprintf("%d pods at poolMaxConns %d exceed the connection budget %d", r, b.Min, p.budget)}, -1
 		}
 		// The staffing rule's pool where the budget allows it; the pool
-		// is short only when its use would pass the target.
+		// is short only when it cannot carry the queries at all.
 		pl.pool = min(max(poolFor(erlangs, m.poolTarget), b.Min), most)
-		if least := ceil32(erlangs / m.poolTarget); least > most {
-			why = append(why, fmt.Sprintf("the pool needs %d connections per pod and %s allows %d", least, bound, most))
+		if p.poolCarries(most, m) < erlangs {
+			why = append(why, fmt.Sprintf("the pool needs more connections per pod than the %d %s allows", most, bound))
 			pl.databaseBound = true
 		}
 	}
 	if m.query > 0 && m.miss > 0 && pl.pool > 0 {
 		pl.poolUse = erlangs / float64(pl.pool)
-		capacity = min(capacity, float64(r)*float64(pl.pool)*m.poolTarget/(m.miss*m.query))
+		capacity = min(capacity, float64(r)*p.poolCarries(pl.pool, m)/(m.miss*m.query))
 	}
 	if p.budget > 0 && WorstCaseConnections(r, pl.pool) > int64(p.budget) {
 		return plan{replicas: r, limited: fmt.Sprintf("%d pods × %d connections exceed the connection budget %d", r, PodConnections(pl.pool), p.budget)}, -1
@@ -99,6 +108,53 @@ func (p params) planAt(m model, demand float64, r int32, cur pacerv1.Settings) (
 		pl.limited = joinNotes(why)
 	}
 	return pl, capacity
+}
+
+// poolCarries is the Erlangs of queries a pool of n connections carries:
+// the most for which, by Erlang C (M/M/n with the model's query time), no
+// more than 1% of queries wait longer than poolWaitBudget of the
+// objective for a connection; scaled down as far as recent violations
+// lowered the pool's target.
+func (p params) poolCarries(n int32, m model) float64 {
+	if n <= 0 || m.query <= 0 {
+		return 0
+	}
+	if a, ok := m.carries[n]; ok {
+		return a
+	}
+	wait := poolWaitBudget * p.objective.Seconds()
+	lo, hi := 0.0, float64(n)
+	for range 20 {
+		a := (lo + hi) / 2
+		if erlangCTail(int(n), a, m.query, wait) <= 0.01 {
+			lo = a
+		} else {
+			hi = a
+		}
+	}
+	a := lo * m.poolTarget / p.target
+	if m.carries != nil {
+		m.carries[n] = a
+	}
+	return a
+}
+
+// erlangCTail is the share of arrivals that wait longer than t in an M/M/n
+// queue offered a Erlangs with mean service time q: C(n, a)·e^(−(n−a)t/q).
+func erlangCTail(n int, a, q, t float64) float64 {
+	if a >= float64(n) {
+		return 1
+	}
+	if a <= 0 {
+		return 0
+	}
+	// Erlang B by its recurrence, then C from B.
+	b := 1.0
+	for k := 1; k <= n; k++ {
+		b = a * b / (float64(k) + a*b)
+	}
+	c := b / (1 - a/float64(n)*(1-b))
+	return c * math.Exp(-(float64(n)-a)*t/q)
 }
 
 // poolFor is the pool for a Erlangs of queries per pod: square-root

@@ -288,3 +288,51 @@ func PerTrace(c Card) string {
 	}
 	return b.String()
 }
+
+// Families formats, for one variant, each family's violating windows and
+// pod-seconds per policy, summed over its traces, mean over the seeds. A
+// combined trace counts in its first family.
+func Families(c Card, variant string) string {
+	type key struct{ f, p string }
+	vw, ps := map[key]float64{}, map[key]float64{}
+	traces := map[string]int{}
+	var order []string
+	family := func(trace string) string {
+		parts := strings.SplitN(trace, "-", 3)
+		if len(parts) < 3 {
+			return trace
+		}
+		f, _, _ := strings.Cut(parts[2], "+")
+		return f
+	}
+	for _, tr := range c.Options.Traces {
+		f := family(tr.Name)
+		if traces[f] == 0 {
+			order = append(order, f)
+		}
+		traces[f]++
+	}
+	seeds := float64(max(len(c.Options.Seeds), 1))
+	for _, r := range c.Rows {
+		if r.Variant != variant {
+			continue
+		}
+		k := key{family(r.Trace), r.Policy}
+		vw[k] += float64(r.ViolatingWindows) / seeds
+		ps[k] += r.PodSeconds / seeds
+	}
+	var b strings.Builder
+	b.WriteString("| family | traces |")
+	for _, p := range Policies {
+		fmt.Fprintf(&b, " %s: violating windows / pod-seconds |", p)
+	}
+	b.WriteString("\n| --- | ---: |" + strings.Repeat(" ---: |", len(Policies)) + "\n")
+	for _, f := range order {
+		fmt.Fprintf(&b, "| %s | %d |", f, traces[f])
+		for _, p := range Policies {
+			fmt.Fprintf(&b, " %.1f / %.0f |", vw[key{f, p}], ps[key{f, p}])
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
+}
