@@ -7,7 +7,6 @@
 package main
 
 import (
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -99,11 +98,11 @@ func run(args []string, stdout io.Writer) error {
 	if *docs == "" {
 		return nil
 	}
-	js, err := json.MarshalIndent(card.Rows, "", "  ")
+	js, err := sim.RowsJSON(card.Rows)
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(*docs, "tuning-scorecard.json"), append(js, '\n'), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(*docs, "tuning-scorecard.json"), js, 0o644); err != nil {
 		return err
 	}
 	desc := fmt.Sprintf("%d rows", len(card.Rows))

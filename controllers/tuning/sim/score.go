@@ -1,6 +1,8 @@
 package sim
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"math"
 
@@ -103,6 +105,7 @@ func Score(tr Trace, r Result) Row {
 		}
 	}
 	row.PodSeconds = round(row.PodSeconds, 0)
+	row.RecoverySeconds = round(row.RecoverySeconds, 1)
 	return row
 }
 
@@ -209,4 +212,24 @@ func pickFixed(grid []Fixed, scores []fixedScore) Fixed {
 // Describe formats static settings for the scorecard.
 func Describe(s pacerv1.Settings) string {
 	return fmt.Sprintf("replicas=%d maxInFlight=%d poolMaxConns=%d cacheMaxEntries=%d", s.Replicas, s.MaxInFlight, s.PoolMaxConns, s.CacheMaxEntries)
+}
+
+// RowsJSON is the rows as a JSON array with one row per line: a tenth of
+// the indented size, and a diff between two runs shows the rows that moved.
+func RowsJSON(rows []Row) ([]byte, error) {
+	var b bytes.Buffer
+	b.WriteString("[\n")
+	for i, r := range rows {
+		js, err := json.Marshal(r)
+		if err != nil {
+			return nil, err
+		}
+		b.Write(js)
+		if i < len(rows)-1 {
+			b.WriteByte(',')
+		}
+		b.WriteByte('\n')
+	}
+	b.WriteString("]\n")
+	return b.Bytes(), nil
 }
