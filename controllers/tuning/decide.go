@@ -23,7 +23,7 @@ import (
 //  4. fit the budget, then explain (fitBudget, finish).
 func Decide(in Input) Decision {
 	p := resolve(in)
-	if ModeOf(in.Tuning.Mode) == pacerv1.TuningDisabled {
+	if !modes[ModeOf(in.Tuning.Mode)].decides && !modes[ModeOf(in.Tuning.Mode)].frozen {
 		return Decision{Settings: in.Current, Summary: fmt.Sprintf("tuning.mode is %s: nothing is tuned", in.Tuning.Mode)}
 	}
 	if why := p.holdAll(in); why != "" {

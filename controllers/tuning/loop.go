@@ -191,14 +191,14 @@ const EditPrefix = "user edit: "
 // before Step; Step calls it too.
 func (l *Loop) Sync(now time.Time, spec Spec) (pacerv1.Settings, []Edit) {
 	mode := ModeOf(spec.Tuning.Mode)
-	if l.mode == pacerv1.TuningAuto && mode != pacerv1.TuningAuto {
-		l.leftAuto = now
-	}
-	if mode != pacerv1.TuningAuto && l.leftAuto.IsZero() {
-		l.leftAuto = now // a restarted loop: the scale-down window starts over
-	}
-	if mode == pacerv1.TuningAuto {
+	applies := modes[mode].applies
+	switch {
+	case applies:
 		l.leftAuto = time.Time{}
+	case modes[l.mode].applies, l.leftAuto.IsZero():
+		// Just left Auto, or a restarted loop: the scale-down window
+		// starts over.
+		l.leftAuto = now
 	}
 	l.mode = mode
 	first := l.spec == nil && l.settings == (pacerv1.Settings{})
@@ -217,7 +217,7 @@ func (l *Loop) Sync(now time.Time, spec Spec) (pacerv1.Settings, []Edit) {
 				edits = append(edits, pacerv1.Change{Setting: t.Name, From: inEffect, To: wanted,
 					Reason: EditPrefix + fmt.Sprintf("the spec's %s changed to %d and wins over the %d in effect", t.Name, wanted, inEffect), Source: pacerv1.ChangeByUser})
 			}
-		case t.Bounds(&spec.Tuning.Bounds) == nil && mode == pacerv1.TuningAuto:
+		case t.Bounds(&spec.Tuning.Bounds) == nil && applies:
 			// Not tuned in Auto: as the spec says.
 		default:
 			*t.Field(&out) = inEffect

@@ -29,7 +29,7 @@ func (l *Loop) remember(w Window, p params) {
 	l.windows = ws
 }
 
-func (l *Loop) step(tk Tick, cur pacerv1.Settings) (res Result) {
+func (l *Loop) step(tk Tick, cur pacerv1.Settings) Result {
 	spec := tk.Spec
 	in := Input{
 		Now: tk.Now, Tuning: spec.Tuning, MaxTotalConnections: spec.MaxTotalConnections,
@@ -46,25 +46,17 @@ func (l *Loop) step(tk Tick, cur pacerv1.Settings) (res Result) {
 		l.rolledOut(tk.Window)
 	}
 	in.Rollout = l.rollout()
-	res = Result{Settings: cur}
-	switch l.mode {
-	case pacerv1.TuningHold:
+	res := Result{Settings: cur}
+	rule := modes[l.mode]
+	if rule.frozen {
 		res.Condition = Condition{metav1.ConditionTrue, "Held",
 			"tuning.mode is Hold: the settings in effect are frozen (" + settingsList(cur) + ")"}
 		return res
-	case pacerv1.TuningDisabled, pacerv1.TuningRecommend:
-		d, waiting := l.stepBack(tk.Now, spec, p)
-		if waiting != "" {
-			// Not back at the spec and no step now: say what the way back
-			// waits for, whatever else the window says.
-			defer func() {
-				if res.Decision == nil || !res.Decision.Applied {
-					res.Condition = Condition{metav1.ConditionTrue, "ReturningToSpec",
-						fmt.Sprintf("tuning.mode is %s: returning to the spec's settings (%s in effect): %s", l.mode, settingsList(l.settings), waiting)}
-				}
-			}()
-		}
-		if d != nil {
+	}
+	waiting := ""
+	if rule.returns {
+		var d *pacerv1.Decision
+		if d, waiting = l.stepBack(tk.Now, spec, p); d != nil {
 			next := res.Settings
 			for _, c := range d.Changes {
 				set(&next, c.Setting, c.To)
@@ -76,11 +68,43 @@ func (l *Loop) step(tk Tick, cur pacerv1.Settings) (res Result) {
 				fmt.Sprintf("tuning.mode is %s: returning to the spec's settings: %s", l.mode, changeList(d.Changes))}
 			return res
 		}
-		if l.mode == pacerv1.TuningDisabled {
-			res.Condition = Condition{metav1.ConditionFalse, "TuningDisabled", "tuning.mode is Disabled: the spec is rendered as written"}
-			return res
-		}
 	}
+	if rule.decides {
+		res = l.decide(tk, in, res, rule)
+	} else {
+		res.Condition = Condition{metav1.ConditionFalse, "TuningDisabled", "tuning.mode is Disabled: the spec is rendered as written"}
+	}
+	if waiting != "" && (res.Decision == nil || !res.Decision.Applied) {
+		// Not back at the spec and no step now: say what the way back
+		// waits for, whatever else the window says.
+		res.Condition = Condition{metav1.ConditionTrue, "ReturningToSpec",
+			fmt.Sprintf("tuning.mode is %s: returning to the spec's settings (%s in effect): %s", l.mode, settingsList(l.settings), waiting)}
+	}
+	return res
+}
+
+// modeRule is what a mode does with a window.
+type modeRule struct {
+	// frozen keeps the settings in effect whatever the metrics say.
+	frozen bool
+	// returns steps the settings the tuner moved back toward the spec's.
+	returns bool
+	// decides judges the window and computes a decision; applies puts it
+	// in effect (else it is only recommended).
+	decides, applies bool
+}
+
+// modes is the one table of what each mode observes, applies and returns to.
+var modes = map[pacerv1.TuningMode]modeRule{
+	pacerv1.TuningAuto:      {decides: true, applies: true},
+	pacerv1.TuningRecommend: {returns: true, decides: true},
+	pacerv1.TuningHold:      {frozen: true},
+	pacerv1.TuningDisabled:  {returns: true},
+}
+
+// decide judges the tick's window, puts the decision in effect when the
+// mode applies it, and sets the condition.
+func (l *Loop) decide(tk Tick, in Input, res Result, rule modeRule) Result {
 	if tk.Window == nil {
 		res.Condition = tk.NoWindow
 		if res.Condition.Reason == "" {
@@ -100,13 +124,13 @@ func (l *Loop) step(tk Tick, cur pacerv1.Settings) (res Result) {
 		res.Recommendation = rec
 	}
 	switch {
-	case l.mode == pacerv1.TuningAuto && changed:
+	case rule.applies && changed:
 		dec := pacerv1.Decision{Time: rec.Time, Mode: l.mode, Applied: true, Changes: d.Changes}
 		l.changeTo(tk.Now, d.Settings)
 		res.Settings, res.Decision = d.Settings, &dec
 		l.record(dec)
 		res.Condition = Condition{metav1.ConditionTrue, "Applied", d.Summary}
-	case l.mode == pacerv1.TuningRecommend && changed:
+	case changed:
 		// A recommendation lands in history once, not every interval it stands.
 		if l.lastRec == nil || *l.lastRec != d.Settings {
 			dec := pacerv1.Decision{Time: rec.Time, Mode: l.mode, Applied: false, Changes: d.Changes}

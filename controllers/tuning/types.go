@@ -1,5 +1,5 @@
 // Package tuning decides how a TunedService's settings should change
-// (DESIGN.md, Contract 3). Decide is a pure function: everything it needs is
+// (the project's third contract). Decide is a pure function: everything it needs is
 // passed in (spec, settings in effect, an observation window, recent
 // history, the time), so it is tested exhaustively with tables and
 // simulations, and it does no I/O, reads no clock and draws no random numbers.
