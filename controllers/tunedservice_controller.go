@@ -168,6 +168,7 @@ func (r *TunedServiceReconciler) writeStatus(ctx context.Context, s *scope, pass
 		}
 		setSettingGauges(ts, s.settings)
 		setConnectionGauges(ts, s.settings, s.deployment)
+		setConfigGeneration(ts, s.configGeneration)
 	}
 	for _, c := range conditions(conditionInput{
 		ts:         ts,

@@ -44,6 +44,10 @@ var (
 		Name: "pacer_tuning_connections_worst_case",
 		Help: "The database connections a TunedService's pods may hold at once: pods (desired, surging or terminating) × (poolMaxConns + the health pool).",
 	}, []string{"namespace", "name"})
+	renderedGeneration = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "pacer_tunedservice_config_generation",
+		Help: "The config generation rendered into a TunedService's ConfigMap; each pacer-api pod reports the one it runs as pacer_config_generation.",
+	}, []string{"namespace", "name"})
 	serviceCondition = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "pacer_tunedservice_condition",
 		Help: "1 for each status condition of a TunedService, with its status and reason (one series per condition type).",
@@ -54,7 +58,7 @@ var (
 // dashboard and the alert rules name only metrics that exist.
 var TuningCollectors = []prometheus.Collector{
 	tuningDecisions, tuningSetting, tuningObservedP99, tuningObjectiveP99,
-	connectionBudget, connectionsWorstCase, serviceCondition,
+	connectionBudget, connectionsWorstCase, renderedGeneration, serviceCondition,
 }
 
 func init() {
@@ -96,6 +100,12 @@ func setConnectionGauges(ts *pacerv1.TunedService, s pacerv1.Settings, d *appsv1
 	}
 }
 
+// setConfigGeneration reports the generation rendered, which a pod that
+// refused its new config (or never saw it) lags behind.
+func setConfigGeneration(ts *pacerv1.TunedService, gen int64) {
+	renderedGeneration.WithLabelValues(ts.Namespace, ts.Name).Set(float64(gen))
+}
+
 func setObservationGauges(ts *pacerv1.TunedService, w tuning.Window, objective time.Duration) {
 	tuningObjectiveP99.WithLabelValues(ts.Namespace, ts.Name).Set(objective.Seconds())
 	if w.Sufficient && w.P99 > 0 {
@@ -130,7 +140,8 @@ func forgetService(key types.NamespacedName) {
 	forgetGauges(key)
 	labels := prometheus.Labels{"namespace": key.Namespace, "name": key.Name}
 	for _, v := range []*prometheus.MetricVec{
-		tuningDecisions.MetricVec, connectionBudget.MetricVec, connectionsWorstCase.MetricVec, serviceCondition.MetricVec,
+		tuningDecisions.MetricVec, connectionBudget.MetricVec, connectionsWorstCase.MetricVec,
+		renderedGeneration.MetricVec, serviceCondition.MetricVec,
 	} {
 		v.DeletePartialMatch(labels)
 	}

@@ -152,6 +152,7 @@ func TestForgetServiceDropsEverySeriesOfThatServiceOnly(t *testing.T) {
 		setConnectionGauges(ts, pacerv1.Settings{Replicas: 2, PoolMaxConns: 4}, nil)
 		setObservationGauges(ts, tuning.Window{Sufficient: true, P99: 1_000_000}, 100_000_000)
 		setConditionGauges(ts)
+		setConfigGeneration(ts, 3)
 		countDecision(ts, pacerv1.Change{Setting: "replicas", From: 1, To: 2})
 	}
 	forgetService(types.NamespacedName{Namespace: "forget", Name: "gone"})
