@@ -42,11 +42,29 @@ func Files(root string) (map[string][]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", RulesSource, err)
 	}
-	return map[string][]byte{
+	files := map[string][]byte{
 		Dashboard:       js,
 		ChartDashboard:  js,
 		ChartRuleGroups: append([]byte(generatedWarning), groups...),
-	}, nil
+	}
+	// The chart's CRDs and the manager's rules are controller-gen's output,
+	// copied as they are: the templates read them with fromYaml.
+	crds, err := filepath.Glob(filepath.Join(root, "config/crd/bases/*.yaml"))
+	if err != nil {
+		return nil, err
+	}
+	for _, src := range append(crds, filepath.Join(root, "config/rbac/role.yaml")) {
+		data, err := os.ReadFile(src)
+		if err != nil {
+			return nil, err
+		}
+		dst := "dist/chart/files/crds/" + filepath.Base(src)
+		if filepath.Base(src) == "role.yaml" {
+			dst = "dist/chart/files/rbac/role.yaml"
+		}
+		files[dst] = data
+	}
+	return files, nil
 }
 
 // RuleGroups cuts the rule groups out of a PrometheusRule, as text (so the
