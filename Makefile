@@ -70,7 +70,8 @@ observability: manifests ## Regenerate the dashboard JSON and the chart's copies
 	cd hack/observability && go run ./cmd/generate ../..
 
 .PHONY: test-observability
-test-observability: ## The alert rules (promtool check/test), the dashboard's queries, and the Helm chart (helm lint/template with each values file, against config/).
+test-observability: ## The alert rules (promtool check/test), the dashboard's queries, and the Helm chart (lint/template with each values file, against config/, install and upgrade on envtest).
+	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh)" \
 	PACER_TEST_PROMTOOL="$$(dirname "$$(hack/prometheus.sh)")/promtool" \
 	PACER_TEST_HELM="$$(hack/helm.sh)" \
 	bash -c 'cd hack/observability && go vet ./... && go test -count=1 ./...'
