@@ -23,6 +23,12 @@ import (
 // apiServer starts a real kube-apiserver and etcd (envtest) with nothing
 // installed, and returns an admin client and a kubeconfig file for helm.
 func apiServer(t *testing.T) (client.Client, string) {
+	c, kubeconfig, _ := apiServerEnv(t)
+	return c, kubeconfig
+}
+
+// apiServerEnv is apiServer, and the environment, to add users to.
+func apiServerEnv(t *testing.T) (client.Client, string, *envtest.Environment) {
 	t.Helper()
 	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
 		if os.Getenv("CI") == "true" {
@@ -52,7 +58,7 @@ func apiServer(t *testing.T) (client.Client, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return c, path
+	return c, path, env
 }
 
 var tunedServiceGVK = schema.GroupVersionKind{Group: "tuning.pacer.dev", Version: "v1alpha1", Kind: "TunedService"}
