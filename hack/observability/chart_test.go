@@ -203,3 +203,28 @@ func keys(m map[string]map[string]any) []string {
 	sort.Strings(out)
 	return out
 }
+
+// The dashboard ConfigMap carries the dashboard JSON unchanged, with the
+// label Grafana's sidecar looks for.
+func TestChartDashboardConfigMapHoldsTheDashboard(t *testing.T) {
+	rendered, err := helm(t, "template", "pacer", chart, "-n", "pacer-system", "--set", "grafana.dashboard.enable=true")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cm, ok := objects(t, rendered)["ConfigMap/pacer-system/pacer-dashboard"]
+	if !ok {
+		t.Fatal("no ConfigMap pacer-dashboard")
+	}
+	want, err := os.ReadFile(filepath.Join(root, "config/grafana/pacer-dashboard.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := cm["data"].(map[string]any)
+	if got, _ := data["pacer-dashboard.json"].(string); got != strings.TrimSuffix(string(want), "\n") {
+		t.Errorf("the ConfigMap's dashboard differs from config/grafana/pacer-dashboard.json")
+	}
+	labels, _ := cm["metadata"].(map[string]any)["labels"].(map[string]any)
+	if labels["grafana_dashboard"] != "1" {
+		t.Errorf("labels %v, want grafana_dashboard: \"1\"", labels)
+	}
+}
