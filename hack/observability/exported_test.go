@@ -91,7 +91,7 @@ func describeFields(v reflect.Value, add func(string, bool)) {
 		if !f.CanInterface() {
 			continue
 		}
-		if c, ok := f.Interface().(prometheus.Collector); ok && !(f.Kind() == reflect.Pointer && f.IsNil()) {
+		if c, ok := f.Interface().(prometheus.Collector); ok && (f.Kind() != reflect.Pointer || !f.IsNil()) {
 			describe(c, add)
 			continue
 		}
@@ -138,7 +138,12 @@ func runController(t *testing.T, name string) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- c.Start(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Logf("controller stopped: %v", err)
+		}
+	})
 	events <- event.GenericEvent{Object: &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "x"}}}
 	select {
 	case <-reconciled:

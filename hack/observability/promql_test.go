@@ -5,6 +5,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql/parser"
 )
@@ -28,7 +29,7 @@ func metricNames(expr string) ([]string, error) {
 	for _, sel := range parser.ExtractSelectors(e) {
 		found := false
 		for _, m := range sel {
-			if m.Name == labels.MetricName {
+			if m.Name == model.MetricNameLabel {
 				if m.Type != labels.MatchEqual {
 					return nil, fmt.Errorf("%s: a metric name must be matched exactly, not with %s", m, m.Type)
 				}

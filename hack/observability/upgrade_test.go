@@ -102,8 +102,8 @@ func waitEstablished(t *testing.T, c client.Client, name string) {
 	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
 		u := &unstructured.Unstructured{}
 		u.SetGroupVersionKind(schema.GroupVersionKind{Group: "apiextensions.k8s.io", Version: "v1", Kind: "CustomResourceDefinition"})
-		if err := c.Get(ctx, client.ObjectKey{Name: name}, u); err != nil {
-			return false, nil
+		if c.Get(ctx, client.ObjectKey{Name: name}, u) != nil {
+			return false, nil //nolint:nilerr // not there yet: poll again
 		}
 		conds, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
 		for _, cond := range conds {

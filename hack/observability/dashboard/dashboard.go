@@ -52,7 +52,12 @@ func graph(title, unit, description string, queries ...*prometheus.DataqueryBuil
 	return p
 }
 
-// Build returns the dashboard.
+// Build returns the dashboard, in the classic JSON model: the one Grafana's
+// dashboard sidecar, file provisioning and import read in every version the
+// Prometheus Operator's stacks ship (the v2 model needs Grafana 12's
+// dashboard API).
+//
+//nolint:staticcheck // the classic model, on purpose (above)
 func Build() (dashboard.Dashboard, error) {
 	return dashboard.NewDashboardBuilder("Pacer").
 		Uid(UID).
