@@ -37,9 +37,10 @@ vet: ## Run go vet against code.
 	go vet ./...
 
 .PHONY: lint
-lint: golangci-lint ## Run golangci-lint (pinned; .golangci.yml) on both modules.
+lint: golangci-lint ## Run golangci-lint (pinned; .golangci.yml) on the three modules.
 	"$(GOLANGCI_LINT)" run
 	cd hack/devcluster && "$(GOLANGCI_LINT)" run --config ../../.golangci.yml
+	cd hack/observability && "$(GOLANGCI_LINT)" run --config ../../.golangci.yml
 
 .PHONY: verify
 verify: manifests generate ## Fail when generated files are out of date with the markers.
@@ -54,7 +55,7 @@ test-deps: ## Build the envtest binaries, start PostgreSQL and Redis, install Pr
 
 .PHONY: test
 # -count=1: the tests talk to real servers, so a cached result proves nothing.
-test: manifests generate fmt vet test-deps ## Run all tests against a real kube-apiserver, etcd, PostgreSQL and Redis.
+test: manifests generate fmt vet test-deps test-observability ## Run all tests against a real kube-apiserver, etcd, PostgreSQL and Redis.
 	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh)" \
 	PACER_TEST_DATABASE_URL="$$(hack/postgres.sh)" \
 	PACER_TEST_REDIS_URL="$$(hack/redis.sh)" \
@@ -63,6 +64,17 @@ test: manifests generate fmt vet test-deps ## Run all tests against a real kube-
 	# A bounded fuzz run over the whole pacer-api handler (issue 11).
 	PACER_TEST_DATABASE_URL="$$(hack/postgres.sh)" \
 	go test -count=1 -run '^$$' -fuzz FuzzHandler -fuzztime 20s ./service/app/
+
+.PHONY: observability
+observability: manifests ## Regenerate the dashboard JSON and the chart's copies of the CRDs, the manager's rules and the alert rules.
+	cd hack/observability && go run ./cmd/generate ../..
+
+.PHONY: test-observability
+test-observability: ## The alert rules (promtool check/test), the dashboard's queries, and the Helm chart (lint/template with each values file, against config/, install and upgrade on envtest).
+	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh)" \
+	PACER_TEST_PROMTOOL="$$(dirname "$$(hack/prometheus.sh)")/promtool" \
+	PACER_TEST_HELM="$$(hack/helm.sh)" \
+	bash -c 'cd hack/observability && go vet ./... && go test -count=1 ./...'
 
 .PHONY: bench-operator
 bench-operator: manifests ## 1,000 TunedServices in envtest, 100 with hung /metrics: convergence, repair latency, writes at rest, peak RSS.

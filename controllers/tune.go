@@ -227,7 +227,7 @@ func (r *TunedServiceReconciler) record(s *scope, l *tuning.Loop, res tuning.Res
 		for _, c := range d.Changes {
 			r.Recorder.Eventf(ts, nil, corev1.EventTypeNormal, reason, "Tune", "%s %d → %d: %s", c.Setting, c.From, c.To, c.Reason)
 			if d.Applied {
-				countDecision(c)
+				countDecision(ts, c)
 			}
 		}
 	}

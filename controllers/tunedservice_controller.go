@@ -167,6 +167,8 @@ func (r *TunedServiceReconciler) writeStatus(ctx context.Context, s *scope, pass
 			SpecSettings:     &spec,
 		}
 		setSettingGauges(ts, s.settings)
+		setConnectionGauges(ts, s.settings, s.deployment)
+		setConfigGeneration(ts, s.configGeneration)
 	}
 	for _, c := range conditions(conditionInput{
 		ts:         ts,
@@ -181,6 +183,7 @@ func (r *TunedServiceReconciler) writeStatus(ctx context.Context, s *scope, pass
 	if passErr == nil {
 		st.ObservedGeneration = ts.Generation
 	}
+	setConditionGauges(ts)
 
 	r.warnNewProblems(s)
 
@@ -214,6 +217,7 @@ func (r *TunedServiceReconciler) forget(key types.NamespacedName) {
 	r.memo.forget(key)
 	r.forgetTuning(key)
 	r.applier.forgetOwner(key)
+	forgetService(key)
 }
 
 func (r *TunedServiceReconciler) now() time.Time {

@@ -10,7 +10,10 @@ const (
 	// ConditionAvailable is True when at least one pod is ready and the
 	// Deployment has its minimum availability (its own Available condition).
 	ConditionAvailable = "Available"
-	// ConditionProgressing is True while a rollout or a config change is still reaching the pods.
+	// ConditionProgressing is True while the Deployment rolls out (pods
+	// being updated, started or removed), and False with the Deployment's
+	// reason when the rollout stalled. A live config change reaches the
+	// running pods without a rollout and does not show here.
 	ConditionProgressing = "Progressing"
 	// ConditionDegraded is True when Pacer cannot reach the desired state
 	// (a missing Secret, an object it does not own in the way, a failed write).
@@ -91,8 +94,11 @@ type Observation struct {
 	// poolAcquireWait is the mean time a request waited for a database connection.
 	// +optional
 	PoolAcquireWait *metav1.Duration `json:"poolAcquireWait,omitempty"`
-	// sufficient is false when the window cannot be trusted (pods on an old
-	// config generation, too few requests, a failed scrape); reason says why.
+	// sufficient is false when the window cannot be trusted: no ready pods,
+	// a pod not observed (a failed scrape) or without an earlier sample to
+	// make a window with, pods not reporting their config generation, not
+	// all on the one in effect, or changing it during the window. A quiet
+	// window still counts (low demand is a signal); reason says why not.
 	Sufficient bool `json:"sufficient"`
 	// reason explains an insufficient window.
 	// +optional
@@ -163,7 +169,11 @@ type TunedServiceStatus struct {
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
-	// conditions are Available, Progressing, Degraded and Tuned.
+	// conditions are Available (a ready pod and the Deployment's minimum
+	// availability), Progressing (True while the Deployment rolls out; a
+	// live config change reaches running pods without one and does not show
+	// here), Degraded (Pacer cannot reach the desired state) and Tuned (what
+	// the tuner does and why; docs/troubleshooting.md lists its reasons).
 	// +listType=map
 	// +listMapKey=type
 	// +patchStrategy=merge

@@ -84,8 +84,11 @@ type ObjectiveSpec struct {
 	// +optional
 	LatencyP99 *metav1.Duration `json:"latencyP99,omitempty"`
 
-	// targetUtilization is the share of worker capacity, in percent, that
-	// replicas are sized for: lower leaves more headroom for bursts.
+	// targetUtilization is the share, in percent, of each pod's busiest
+	// resource that replicas are sized for: its worker slots in use
+	// (requests in flight over maxInFlight) or, when spec.resources sets a
+	// CPU limit, its CPU use over that limit (a request is no ceiling, so it
+	// is not used). Lower leaves more headroom for bursts.
 	// +kubebuilder:default=70
 	// +kubebuilder:validation:Minimum=10
 	// +kubebuilder:validation:Maximum=95
