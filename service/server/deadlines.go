@@ -123,27 +123,33 @@ func (d *RequestDeadlines) sweep() {
 	defer ticker.Stop()
 	var late []*connDeadline
 	for range ticker.C {
-		now := monotonic(time.Now())
-		late = late[:0]
-		d.mu.Lock()
-		if len(d.conns) == 0 {
-			d.sweeping = false
-			d.mu.Unlock()
+		var more bool
+		if late, more = d.sweepOnce(monotonic(time.Now()), late[:0]); !more {
 			return
 		}
-		for _, cd := range d.conns {
-			if dl := cd.deadline.Load(); dl > idle && dl <= now && cd.deadline.CompareAndSwap(dl, expired) {
-				late = append(late, cd)
-			}
-		}
-		d.mu.Unlock()
-		for _, cd := range late {
-			cd.cancel(ErrRequestTimeout)
-			// A handler blocked reading a trickled body wakes up too.
-			_ = cd.conn.SetReadDeadline(aLongTimeAgo)
-		}
-		clear(late) // keep no closed connection reachable
 	}
+}
+
+func (d *RequestDeadlines) sweepOnce(now int64, late []*connDeadline) ([]*connDeadline, bool) {
+	d.mu.Lock()
+	if len(d.conns) == 0 {
+		d.sweeping = false
+		d.mu.Unlock()
+		return late, false
+	}
+	for _, cd := range d.conns {
+		if dl := cd.deadline.Load(); dl > idle && dl <= now && cd.deadline.CompareAndSwap(dl, expired) {
+			late = append(late, cd)
+		}
+	}
+	d.mu.Unlock()
+	for _, cd := range late {
+		cd.cancel(ErrRequestTimeout)
+		// A handler blocked reading a trickled body wakes up too.
+		_ = cd.conn.SetReadDeadline(aLongTimeAgo)
+	}
+	clear(late) // keep no closed connection reachable
+	return late, true
 }
 
 var aLongTimeAgo = time.Unix(1, 0)
