@@ -25,10 +25,10 @@ func BenchmarkSweepIdleConnections(b *testing.B) {
 				for _, cd := range conns[:armed] {
 					cd.arm(time.Now(), time.Hour)
 				}
-				var late []*connDeadline
+				var watched, late []*connDeadline
 				b.ResetTimer()
 				for range b.N {
-					late, _ = d.sweepOnce(monotonic(time.Now()), late[:0])
+					watched, late, _ = d.sweepOnce(monotonic(time.Now()), watched, late[:0])
 				}
 			})
 		}
