@@ -14,12 +14,14 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/pacer-dev/pacer/service/cache"
 	"github.com/pacer-dev/pacer/service/config"
 	"github.com/pacer-dev/pacer/service/jobs"
 	"github.com/pacer-dev/pacer/service/limiter"
+	m "github.com/pacer-dev/pacer/service/metrics"
 	"github.com/pacer-dev/pacer/service/ratelimit"
 	"github.com/pacer-dev/pacer/service/server"
 	"github.com/pacer-dev/pacer/service/store"
@@ -57,6 +59,7 @@ type App struct {
 
 	api, admin     *http.Server
 	apiLn, adminLn net.Listener
+	apiConns       *server.ConnLimiter // the API listener's connection caps
 	migrated       atomic.Bool
 	poolWarmed     atomic.Bool // the request pool has held its minConns once
 	shuttingDown   atomic.Bool
@@ -206,7 +209,11 @@ func (a *App) listen(cfg config.Config) error {
 	if a.apiLn, err = net.Listen("tcp", cfg.Server.Addr); err != nil {
 		return fmt.Errorf("server.addr: %w", err)
 	}
-	a.apiLn = server.CountStalls(a.apiLn, a.metrics.WriteStalls)
+	a.apiConns = server.LimitConns(a.apiLn, connLimits(cfg), a.metrics.RefusedConns)
+	a.metrics.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: m.OpenConnections, Help: "Open API connections.",
+	}, func() float64 { return float64(a.apiConns.Open()) }))
+	a.apiLn = server.CountStalls(a.apiConns, a.metrics.WriteStalls)
 	if a.adminLn, err = net.Listen("tcp", cfg.Server.AdminAddr); err != nil {
 		a.apiLn.Close()
 		return fmt.Errorf("server.adminAddr: %w", err)

@@ -50,6 +50,16 @@ type Server struct {
 	DrainDelay Duration `json:"drainDelay"`
 	// MaxBodyBytes caps request bodies; larger ones get 413.
 	MaxBodyBytes int64 `json:"maxBodyBytes"`
+	// MaxConnections caps the open API connections; one more is closed as
+	// soon as it is accepted. Each may hold an answer being written (at
+	// most 2 MiB, 64 MiB for all of them together), a goroutine and its
+	// buffers (about 20 KiB).
+	MaxConnections int `json:"maxConnections"`
+	// MaxConnectionsPerClient caps the open API connections of one client
+	// (a remote IPv4 address or IPv6 /64), so that one client cannot take
+	// every connection. Behind a proxy that does not keep the client's
+	// address, the proxy is one client: raise the cap to its pool size.
+	MaxConnectionsPerClient int `json:"maxConnectionsPerClient"`
 	// EnablePprof mounts /debug/pprof on the admin port.
 	EnablePprof bool `json:"enablePprof,omitempty"`
 }

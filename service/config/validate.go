@@ -50,6 +50,14 @@ func (c Config) Validate() error {
 		bad("server.maxBodyBytes", "must be > 0, got %d", s.MaxBodyBytes)
 	}
 
+	if s.MaxConnections < 1 {
+		bad("server.maxConnections", "must be >= 1, got %d", s.MaxConnections)
+	}
+	if s.MaxConnectionsPerClient < 1 || s.MaxConnectionsPerClient > s.MaxConnections {
+		bad("server.maxConnectionsPerClient", "must be between 1 and server.maxConnections (%d), got %d",
+			s.MaxConnections, s.MaxConnectionsPerClient)
+	}
+
 	w := c.Workers
 	if w.MaxInFlight < 1 {
 		bad("workers.maxInFlight", "must be >= 1, got %d", w.MaxInFlight)
