@@ -16,6 +16,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
+	"golang.org/x/sync/singleflight"
+	"golang.org/x/time/rate"
 
 	"github.com/pacer-dev/pacer/service/cache"
 	"github.com/pacer-dev/pacer/service/config"
@@ -61,7 +63,9 @@ type App struct {
 	apiLn, adminLn net.Listener
 	apiConns       *server.ConnLimiter // the API listener's connection caps
 	migrated       atomic.Bool
-	poolWarmed     atomic.Bool // the request pool has held its minConns once
+	poolWarmed     atomic.Bool        // the request pool has held its minConns once
+	warmup         singleflight.Group // one pool warm-up at a time (admin.go)
+	readyLog       rate.Sometimes     // why /readyz is false, at most every 10 s
 	shuttingDown   atomic.Bool
 	ctx            context.Context
 	serveErr       chan error
@@ -75,7 +79,8 @@ type App struct {
 // shuts down gracefully when ctx ends; Wait returns then.
 func Start(ctx context.Context, opts Options) (*App, error) {
 	cfg := opts.Config
-	a := &App{getenv: opts.Getenv, logLevel: new(slog.LevelVar), ctx: ctx, serveErr: make(chan error, 2)}
+	a := &App{getenv: opts.Getenv, logLevel: new(slog.LevelVar), ctx: ctx, serveErr: make(chan error, 2),
+		readyLog: rate.Sometimes{First: 1, Interval: 10 * time.Second}}
 	if opts.LogOutput == nil {
 		opts.LogOutput = os.Stderr
 	}
