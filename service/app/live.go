@@ -28,6 +28,7 @@ func (a *App) applyLive(cfg config.Config) {
 		Clients:        clients,
 	})
 
+	a.jobs.SetRetention(cfg.Jobs.Retention.Duration)
 	if a.apiConns != nil { // nil on the first call, before the listener exists
 		a.apiConns.SetLimits(connLimits(cfg))
 	}

@@ -30,6 +30,7 @@ type Config struct {
 	Database   Database  `json:"database"`
 	RateLimit  RateLimit `json:"rateLimit"`
 	Cache      Cache     `json:"cache"`
+	Jobs       Jobs      `json:"jobs"`
 	Log        Log       `json:"log"`
 }
 
@@ -148,6 +149,13 @@ func (r Redis) Prefix() string {
 		return DefaultRedisKeyPrefix
 	}
 	return r.KeyPrefix
+}
+
+// Jobs configures the background jobs (the outbox).
+type Jobs struct {
+	// Retention is how long a job that failed its last attempt is kept for
+	// inspection before it is purged. Done jobs are deleted when applied.
+	Retention Duration `json:"retention"`
 }
 
 // Log configures structured logging.

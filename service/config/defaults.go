@@ -39,6 +39,7 @@ func Default() Config {
 			TTL:        D(30 * time.Second),
 			MaxEntries: 10000,
 		},
-		Log: Log{Format: "auto", Level: "info"},
+		Jobs: Jobs{Retention: D(7 * 24 * time.Hour)},
+		Log:  Log{Format: "auto", Level: "info"},
 	}
 }

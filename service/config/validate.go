@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"regexp"
+	"time"
 )
 
 // envName is a POSIX environment variable name.
@@ -129,6 +130,10 @@ func (c Config) Validate() error {
 	}
 	if k.Redis != nil && !envName.MatchString(k.Redis.URLEnv) {
 		bad("cache.redis.urlEnv", "must be an environment variable name, got %q", k.Redis.URLEnv)
+	}
+
+	if c.Jobs.Retention.Duration < time.Minute {
+		bad("jobs.retention", "must be >= 1m, got %s", c.Jobs.Retention)
 	}
 
 	switch c.Log.Format {
