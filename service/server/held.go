@@ -111,6 +111,14 @@ func (rec *recorder) flushHeld() {
 	}
 }
 
+// FlushError sends what was written so far: a handler that flushes wants
+// its bytes out now, so a held answer stops being held and is written from
+// inside the slot. (http.ResponseController finds this before Unwrap.)
+func (rec *recorder) FlushError() error {
+	rec.flushHeld()
+	return http.NewResponseController(rec.ResponseWriter).Flush()
+}
+
 // dropHeld forgets the held answer (its handler panicked).
 func (rec *recorder) dropHeld() {
 	rec.holding, rec.heldStatus, rec.heldBody = false, 0, nil

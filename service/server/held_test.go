@@ -116,6 +116,13 @@ func TestHeldWritesKeepTheirOrder(t *testing.T) {
 		_, _ = io.WriteString(w, "one,")
 		_, _ = io.WriteString(w, "two")
 	})))
+	s.mux.Handle("GET /flushed", s.withWorkerLimit(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = io.WriteString(w, "before,")
+		if err := http.NewResponseController(w).Flush(); err != nil {
+			t.Errorf("flush: %v", err)
+		}
+		_, _ = io.WriteString(w, "after")
+	})))
 	s.mux.Handle("GET /none", s.withWorkerLimit(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.WriteHeader(http.StatusNoContent)
 	})))
@@ -127,9 +134,10 @@ func TestHeldWritesKeepTheirOrder(t *testing.T) {
 		status int
 		body   string
 	}{
-		"/parts": {http.StatusCreated, "one,two"},
-		"/none":  {http.StatusNoContent, ""},
-		"/panic": {http.StatusInternalServerError, `{"error":{"code":"internal","message":"internal error"}}`},
+		"/parts":   {http.StatusCreated, "one,two"},
+		"/flushed": {http.StatusOK, "before,after"},
+		"/none":    {http.StatusNoContent, ""},
+		"/panic":   {http.StatusInternalServerError, `{"error":{"code":"internal","message":"internal error"}}`},
 	} {
 		w := httptest.NewRecorder()
 		s.serveHTTP(w, httptest.NewRequest("GET", path, nil))
