@@ -40,3 +40,15 @@ func TestConnectionCapsAndRetention(t *testing.T) {
 		t.Fatalf("defaults: %d, %d, %s", c.Server.MaxConnections, c.Server.MaxConnectionsPerClient, c.Jobs.Retention)
 	}
 }
+
+// A pod of the previous version (SchemaVersion 1) must not refuse a file
+// with the new fields: the operator marks them with a newer version.
+func TestNewFieldsComeWithANewerSchemaVersion(t *testing.T) {
+	data, err := Marshal(Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := schemaVersionOf(data); v < 2 {
+		t.Fatalf("a file with maxConnections and jobs.retention says schemaVersion %d; a version-1 pod would refuse it", v)
+	}
+}
