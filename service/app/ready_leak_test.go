@@ -102,6 +102,11 @@ func TestAdversarialConcurrentReadyzShareOneWarmUp(t *testing.T) {
 		c.Database.HealthCheckPeriod = config.D(time.Hour) // no refill by pgxpool within the test
 	}})
 	eventually(t, "schema ready", func() bool { return a.migrated.Load() })
+	// The job workers share the pool: stopped, the warm-up alone opens
+	// connections.
+	if err := a.jobs.Drain(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	limitDatabase(t, dsn, -1)
 
 	var wg sync.WaitGroup
