@@ -1,6 +1,14 @@
 # syntax=docker/dockerfile:1
 # Builds both binaries; `--target manager` and `--target pacer-api` pick the
 # image. Both run as distroless's nonroot user with nothing else inside.
+#
+# Base images are meant to be pinned by digest (`image:tag@sha256:...`), so a
+# build never picks up a re-pushed tag: `make bump-base-images` resolves each
+# tag's current digest and writes it here (hack/bump-base-images.sh); review
+# and commit the result, and bump again for each Go patch release (the
+# builder's Go is what `make vulncheck` reports standard-library findings
+# against). The tags below are not pinned yet: the machine this was written
+# on could not reach a registry, and a digest must never be made up.
 FROM golang:1.26 AS builder
 ARG TARGETOS
 ARG TARGETARCH

@@ -97,6 +97,14 @@ test-e2e: manifests ## End-to-end test on the dev cluster: a shortened demo with
 test-demo-compare: manifests ## A shortened demo-compare on the dev cluster with assertions (~3 min).
 	hack/test-e2e.sh -tags e2e,compare -run TestDemoCompareSmoke
 
+.PHONY: vulncheck
+vulncheck: ## govulncheck over the root and dev cluster modules, with the pinned offline database (hack/tools/govulncheck).
+	hack/vulncheck.sh
+
+.PHONY: bump-base-images
+bump-base-images: ## Pin the Dockerfile's base images to the digests their tags point to now (needs crane or docker buildx, and the registries).
+	hack/bump-base-images.sh
+
 .PHONY: test-devcluster
 test-devcluster: ## Vet and test the dev cluster module (its own go.mod under hack/devcluster; the kubelet API test runs envtest).
 	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh)" && export KUBEBUILDER_ASSETS && \

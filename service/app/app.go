@@ -14,12 +14,16 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
+	"golang.org/x/sync/singleflight"
+	"golang.org/x/time/rate"
 
 	"github.com/pacer-dev/pacer/service/cache"
 	"github.com/pacer-dev/pacer/service/config"
 	"github.com/pacer-dev/pacer/service/jobs"
 	"github.com/pacer-dev/pacer/service/limiter"
+	m "github.com/pacer-dev/pacer/service/metrics"
 	"github.com/pacer-dev/pacer/service/ratelimit"
 	"github.com/pacer-dev/pacer/service/server"
 	"github.com/pacer-dev/pacer/service/store"
@@ -57,8 +61,11 @@ type App struct {
 
 	api, admin     *http.Server
 	apiLn, adminLn net.Listener
+	apiConns       *server.ConnLimiter // the API listener's connection caps
 	migrated       atomic.Bool
-	poolWarmed     atomic.Bool // the request pool has held its minConns once
+	poolWarmed     atomic.Bool        // the request pool has held its minConns once
+	warmup         singleflight.Group // one pool warm-up at a time (admin.go)
+	readyLog       rate.Sometimes     // why /readyz is false, at most every 10 s
 	shuttingDown   atomic.Bool
 	ctx            context.Context
 	serveErr       chan error
@@ -72,7 +79,8 @@ type App struct {
 // shuts down gracefully when ctx ends; Wait returns then.
 func Start(ctx context.Context, opts Options) (*App, error) {
 	cfg := opts.Config
-	a := &App{getenv: opts.Getenv, logLevel: new(slog.LevelVar), ctx: ctx, serveErr: make(chan error, 2)}
+	a := &App{getenv: opts.Getenv, logLevel: new(slog.LevelVar), ctx: ctx, serveErr: make(chan error, 2),
+		readyLog: rate.Sometimes{First: 1, Interval: 10 * time.Second}}
 	if opts.LogOutput == nil {
 		opts.LogOutput = os.Stderr
 	}
@@ -206,7 +214,11 @@ func (a *App) listen(cfg config.Config) error {
 	if a.apiLn, err = net.Listen("tcp", cfg.Server.Addr); err != nil {
 		return fmt.Errorf("server.addr: %w", err)
 	}
-	a.apiLn = server.CountStalls(a.apiLn, a.metrics.WriteStalls)
+	a.apiConns = server.LimitConns(a.apiLn, connLimits(cfg), a.metrics.RefusedConns)
+	a.metrics.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: m.OpenConnections, Help: "Open API connections.",
+	}, func() float64 { return float64(a.apiConns.Open()) }))
+	a.apiLn = server.CountStalls(a.apiConns, a.metrics.WriteStalls)
 	if a.adminLn, err = net.Listen("tcp", cfg.Server.AdminAddr); err != nil {
 		a.apiLn.Close()
 		return fmt.Errorf("server.adminAddr: %w", err)

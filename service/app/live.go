@@ -28,6 +28,11 @@ func (a *App) applyLive(cfg config.Config) {
 		Clients:        clients,
 	})
 
+	a.jobs.SetRetention(cfg.Jobs.Retention.Duration)
+	if a.apiConns != nil { // nil on the first call, before the listener exists
+		a.apiConns.SetLimits(connLimits(cfg))
+	}
+
 	ttl, entries := cfg.Cache.TTL.Duration, cfg.Cache.MaxEntries
 	if !cfg.Cache.Enabled() {
 		ttl, entries = 0, 0
@@ -37,6 +42,10 @@ func (a *App) applyLive(cfg config.Config) {
 
 	a.logLevel.Set(parseLevel(cfg.Log.Level))
 	a.metrics.ConfigGen.Set(float64(cfg.Generation))
+}
+
+func connLimits(cfg config.Config) server.ConnLimits {
+	return server.ConnLimits{Total: cfg.Server.MaxConnections, PerClient: cfg.Server.MaxConnectionsPerClient}
 }
 
 // fillLimits gives cache fills a fair share of the database: half the pool,

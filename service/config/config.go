@@ -30,6 +30,7 @@ type Config struct {
 	Database   Database  `json:"database"`
 	RateLimit  RateLimit `json:"rateLimit"`
 	Cache      Cache     `json:"cache"`
+	Jobs       Jobs      `json:"jobs"`
 	Log        Log       `json:"log"`
 }
 
@@ -50,6 +51,16 @@ type Server struct {
 	DrainDelay Duration `json:"drainDelay"`
 	// MaxBodyBytes caps request bodies; larger ones get 413.
 	MaxBodyBytes int64 `json:"maxBodyBytes"`
+	// MaxConnections caps the open API connections; one more is closed as
+	// soon as it is accepted. Each may hold an answer being written (at
+	// most 2 MiB, 64 MiB for all of them together), a goroutine and its
+	// buffers (about 20 KiB).
+	MaxConnections int `json:"maxConnections"`
+	// MaxConnectionsPerClient caps the open API connections of one client
+	// (a remote IPv4 address or IPv6 /64), so that one client cannot take
+	// every connection. Behind a proxy that does not keep the client's
+	// address, the proxy is one client: raise the cap to its pool size.
+	MaxConnectionsPerClient int `json:"maxConnectionsPerClient"`
 	// EnablePprof mounts /debug/pprof on the admin port.
 	EnablePprof bool `json:"enablePprof,omitempty"`
 }
@@ -138,6 +149,13 @@ func (r Redis) Prefix() string {
 		return DefaultRedisKeyPrefix
 	}
 	return r.KeyPrefix
+}
+
+// Jobs configures the background jobs (the outbox).
+type Jobs struct {
+	// Retention is how long a job that failed its last attempt is kept for
+	// inspection before it is purged. Done jobs are deleted when applied.
+	Retention Duration `json:"retention"`
 }
 
 // Log configures structured logging.

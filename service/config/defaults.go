@@ -13,6 +13,9 @@ func Default() Config {
 			RequestTimeout:      D(5 * time.Second),
 			ShutdownGracePeriod: D(20 * time.Second),
 			MaxBodyBytes:        1 << 20,
+			// Per client, four times loadgen's 64 keep-alive connections.
+			MaxConnections:          1024,
+			MaxConnectionsPerClient: 256,
 		},
 		Workers: Workers{
 			MaxInFlight:  64,
@@ -36,6 +39,7 @@ func Default() Config {
 			TTL:        D(30 * time.Second),
 			MaxEntries: 10000,
 		},
-		Log: Log{Format: "auto", Level: "info"},
+		Jobs: Jobs{Retention: D(7 * 24 * time.Hour)},
+		Log:  Log{Format: "auto", Level: "info"},
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"regexp"
+	"time"
 )
 
 // envName is a POSIX environment variable name.
@@ -48,6 +49,14 @@ func (c Config) Validate() error {
 	}
 	if s.MaxBodyBytes <= 0 {
 		bad("server.maxBodyBytes", "must be > 0, got %d", s.MaxBodyBytes)
+	}
+
+	if s.MaxConnections < 1 {
+		bad("server.maxConnections", "must be >= 1, got %d", s.MaxConnections)
+	}
+	if s.MaxConnectionsPerClient < 1 || s.MaxConnectionsPerClient > s.MaxConnections {
+		bad("server.maxConnectionsPerClient", "must be between 1 and server.maxConnections (%d), got %d",
+			s.MaxConnections, s.MaxConnectionsPerClient)
 	}
 
 	w := c.Workers
@@ -121,6 +130,10 @@ func (c Config) Validate() error {
 	}
 	if k.Redis != nil && !envName.MatchString(k.Redis.URLEnv) {
 		bad("cache.redis.urlEnv", "must be an environment variable name, got %q", k.Redis.URLEnv)
+	}
+
+	if c.Jobs.Retention.Duration < time.Minute {
+		bad("jobs.retention", "must be >= 1m, got %s", c.Jobs.Retention)
 	}
 
 	switch c.Log.Format {

@@ -10,7 +10,9 @@ import "sigs.k8s.io/yaml"
 // decoded strictly, so a typo is an error. A file of a newer version comes
 // from a newer operator, mid-rollout, before this pod is replaced: its
 // unknown fields are ignored (and logged), so the pod keeps serving.
-const SchemaVersion = 1
+//
+// 2: server.maxConnections, server.maxConnectionsPerClient, jobs.retention.
+const SchemaVersion = 2
 
 // schemaVersionOf reads only the schemaVersion of a file; 0 when it has none
 // (files from before versions were written) or cannot be read.

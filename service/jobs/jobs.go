@@ -30,11 +30,19 @@ type Options struct {
 	// BacklogInterval is how often the pending count and the age of the
 	// oldest pending job are read for the metrics (default 5s).
 	BacklogInterval time.Duration
-	// JobTimeout bounds one attempt (default 30s).
+	// JobTimeout bounds one attempt (default 30s). An attempt that runs out
+	// of it fails, is counted and backed off like any failure (the database
+	// cancels its statement a moment before: store.RunNext).
 	JobTimeout time.Duration
-	Retry      Retry
-	Metrics    Metrics
-	Log        *slog.Logger
+	// Retention is how long a failed (dead) job is kept for inspection
+	// before it is purged (default 7 days); SetRetention changes it live.
+	Retention time.Duration
+	// PurgeInterval is how often failed jobs past the retention are purged
+	// (default 60s).
+	PurgeInterval time.Duration
+	Retry         Retry
+	Metrics       Metrics
+	Log           *slog.Logger
 }
 
 // Metrics count what the workers do.
@@ -54,6 +62,12 @@ func (o *Options) defaults() {
 	}
 	if o.JobTimeout <= 0 {
 		o.JobTimeout = 30 * time.Second
+	}
+	if o.Retention <= 0 {
+		o.Retention = 7 * 24 * time.Hour
+	}
+	if o.PurgeInterval <= 0 {
+		o.PurgeInterval = 60 * time.Second
 	}
 	o.Retry.defaults()
 	nop := func(c *prometheus.Counter) {
@@ -94,16 +108,27 @@ type Queue struct {
 	started  bool
 	draining bool
 
-	pending atomic.Int64
-	oldest  atomic.Int64 // nanoseconds
+	pending   atomic.Int64
+	oldest    atomic.Int64 // nanoseconds
+	retention atomic.Int64 // nanoseconds
 }
 
 // New returns a queue over s; Start starts its workers.
 func New(s *store.Jobs, opts Options) *Queue {
 	opts.defaults()
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Queue{store: s, opts: opts, wake: make(chan struct{}, 1), stop: make(chan struct{}),
+	q := &Queue{store: s, opts: opts, wake: make(chan struct{}, 1), stop: make(chan struct{}),
 		ctx: ctx, cancel: cancel}
+	q.SetRetention(opts.Retention)
+	return q
+}
+
+// SetRetention changes how long failed jobs are kept; d <= 0 keeps the
+// current value.
+func (q *Queue) SetRetention(d time.Duration) {
+	if d > 0 {
+		q.retention.Store(int64(d))
+	}
 }
 
 // Start starts the workers, once the jobs table exists (after the
@@ -121,6 +146,8 @@ func (q *Queue) Start() {
 	}
 	q.wg.Add(1)
 	go q.watchBacklog()
+	q.wg.Add(1)
+	go q.purgeFailed()
 }
 
 // Welcome stores a welcome job for the user. When it returns nil the job is
@@ -239,6 +266,39 @@ func (q *Queue) watchBacklog() {
 			q.oldest.Store(int64(age))
 		}
 		cancel()
+		select {
+		case <-q.stop:
+			return
+		case <-ticker.C:
+		}
+	}
+}
+
+// purgeBatch bounds one DELETE of failed jobs, so that a large purge never
+// holds many row locks at once.
+const purgeBatch = 1000
+
+// purgeFailed deletes the failed jobs older than the retention, every
+// PurgeInterval, in every pod (the deletes are idempotent).
+func (q *Queue) purgeFailed() {
+	defer q.wg.Done()
+	ticker := time.NewTicker(q.opts.PurgeInterval)
+	defer ticker.Stop()
+	for {
+		for {
+			ctx, cancel := context.WithTimeout(q.ctx, q.opts.PurgeInterval)
+			n, err := q.store.PurgeFailed(ctx, time.Duration(q.retention.Load()), purgeBatch)
+			cancel()
+			if err != nil && q.ctx.Err() == nil {
+				q.opts.Log.Warn("purging failed background jobs", "err", err)
+			}
+			if n > 0 {
+				q.opts.Log.Info("purged failed background jobs past their retention", "count", n)
+			}
+			if err != nil || n < purgeBatch {
+				break
+			}
+		}
 		select {
 		case <-q.stop:
 			return

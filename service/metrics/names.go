@@ -24,6 +24,23 @@ const (
 	// PanicsTotal counts panics recovered while serving a request (in a
 	// handler or a cache fill); the request was answered 500.
 	PanicsTotal = "pacer_http_panics_total"
+	// UnheldResponsesTotal counts answers written while their worker slot
+	// was still held, by reason: larger than the held-answer bound, or over
+	// the budget of bytes held for clients outside the worker limit.
+	UnheldResponsesTotal = "pacer_http_unheld_responses_total"
+	// RefusedConnectionsTotal counts connections closed at accept, by
+	// reason: the total or the per-client connection cap.
+	RefusedConnectionsTotal = "pacer_http_refused_connections_total"
+	// OpenConnections is the number of open API connections.
+	OpenConnections = "pacer_http_open_connections"
+)
+
+// Values of LabelReason for UnheldResponsesTotal and RefusedConnectionsTotal.
+const (
+	ReasonTooLarge  = "too_large"
+	ReasonBudget    = "budget"
+	ReasonTotal     = "total"
+	ReasonPerClient = "per_client"
 )
 
 // Worker limit and queue.

@@ -19,10 +19,17 @@ import (
 // each connection gets one cancellable context when it is accepted
 // (http.Server.ConnContext; net/http derives every request's context from
 // it), a request arms its deadline on the connection with an atomic store,
-// and one goroutine sweeps the open connections every sweepInterval,
-// cancelling the context of any connection whose request is past its
+// and one goroutine sweeps the connections with an armed deadline every
+// sweepInterval, cancelling the context of any whose request is past its
 // deadline. The handler and the database see the cancellation as they saw
 // the timeout's; a request is cut off at most sweepInterval late.
+//
+// The sweeper's cost follows the connections serving a request, not the
+// open ones: arming a deadline puts its connection on the sweeper's watch
+// list (unless it is on it already: a busy keep-alive connection stays on
+// it), and a sweep drops the connections it finds idle. Idle keep-alive
+// connections cost nothing, and the sweeper stops when no request is in
+// flight.
 //
 // A connection whose context was cancelled cannot serve another request
 // (net/http would give it a cancelled context), so its answer carries
@@ -42,9 +49,11 @@ const sweepInterval = 10 * time.Millisecond
 // the http.Servers it tracks. The zero value is not usable: see
 // NewRequestDeadlines.
 type RequestDeadlines struct {
-	mu       sync.Mutex
-	conns    map[net.Conn]*connDeadline
-	sweeping bool // a sweeper goroutine runs (it stops when conns is empty)
+	mu    sync.Mutex
+	conns map[net.Conn]*connDeadline
+	// armed are the connections put on the watch list since the last sweep.
+	armed    []*connDeadline
+	sweeping bool // a sweeper goroutine runs (it stops when nothing is armed)
 }
 
 // NewRequestDeadlines returns an empty tracker.
@@ -83,6 +92,9 @@ type connDeadline struct {
 	// nanoseconds, see monotonic), idle when no request is armed, or
 	// expired once the sweeper cancelled the connection's context.
 	deadline atomic.Int64
+	// watched is set while the connection is on the sweeper's watch list.
+	watched atomic.Bool
+	d       *RequestDeadlines
 }
 
 const (
@@ -94,13 +106,9 @@ type connDeadlineKey struct{}
 
 func (d *RequestDeadlines) open(ctx context.Context, c net.Conn) context.Context {
 	ctx, cancel := context.WithCancelCause(ctx)
-	cd := &connDeadline{conn: c, cancel: cancel}
+	cd := &connDeadline{conn: c, cancel: cancel, d: d}
 	d.mu.Lock()
 	d.conns[c] = cd
-	if !d.sweeping {
-		d.sweeping = true
-		go d.sweep()
-	}
 	d.mu.Unlock()
 	return context.WithValue(ctx, connDeadlineKey{}, cd)
 }
@@ -116,34 +124,70 @@ func (d *RequestDeadlines) close(c net.Conn, cancel bool) {
 	}
 }
 
+// watch puts cd on the sweeper's watch list, starting the sweeper if it
+// is not running.
+func (d *RequestDeadlines) watch(cd *connDeadline) {
+	d.mu.Lock()
+	d.armed = append(d.armed, cd)
+	if !d.sweeping {
+		d.sweeping = true
+		go d.sweep()
+	}
+	d.mu.Unlock()
+}
+
 // sweep cancels the requests past their deadline, every sweepInterval,
-// until no connection is open.
+// until no connection has a deadline armed.
 func (d *RequestDeadlines) sweep() {
 	ticker := time.NewTicker(sweepInterval)
 	defer ticker.Stop()
-	var late []*connDeadline
+	var watched, late []*connDeadline
 	for range ticker.C {
-		now := monotonic(time.Now())
-		late = late[:0]
-		d.mu.Lock()
-		if len(d.conns) == 0 {
-			d.sweeping = false
-			d.mu.Unlock()
+		var more bool
+		if watched, late, more = d.sweepOnce(monotonic(time.Now()), watched, late[:0]); !more {
 			return
 		}
-		for _, cd := range d.conns {
-			if dl := cd.deadline.Load(); dl > idle && dl <= now && cd.deadline.CompareAndSwap(dl, expired) {
-				late = append(late, cd)
+	}
+}
+
+// sweepOnce cancels the watched requests past their deadline at now, and
+// returns the connections still to watch. It reports false, the sweeper
+// stopped, when there are none.
+func (d *RequestDeadlines) sweepOnce(now int64, watched, late []*connDeadline) (_, _ []*connDeadline, more bool) {
+	d.mu.Lock()
+	watched = append(watched, d.armed...)
+	clear(d.armed)
+	d.armed = d.armed[:0]
+	if len(watched) == 0 {
+		d.sweeping = false
+		d.mu.Unlock()
+		return watched, late, false
+	}
+	d.mu.Unlock()
+	kept := watched[:0]
+	for _, cd := range watched {
+		switch dl := cd.deadline.Load(); {
+		case dl > idle && dl <= now && cd.deadline.CompareAndSwap(dl, expired):
+			late = append(late, cd) // expired for good: never armed again
+		case dl > idle:
+			kept = append(kept, cd)
+		case dl == idle:
+			// Off the list, unless a request armed it meanwhile and found
+			// it still listed (then this sweep keeps it).
+			cd.watched.Store(false)
+			if cd.deadline.Load() > idle && cd.watched.CompareAndSwap(false, true) {
+				kept = append(kept, cd)
 			}
 		}
-		d.mu.Unlock()
-		for _, cd := range late {
-			cd.cancel(ErrRequestTimeout)
-			// A handler blocked reading a trickled body wakes up too.
-			_ = cd.conn.SetReadDeadline(aLongTimeAgo)
-		}
-		clear(late) // keep no closed connection reachable
 	}
+	clear(watched[len(kept):]) // keep no closed connection reachable
+	for _, cd := range late {
+		cd.cancel(ErrRequestTimeout)
+		// A handler blocked reading a trickled body wakes up too.
+		_ = cd.conn.SetReadDeadline(aLongTimeAgo)
+	}
+	clear(late)
+	return kept, late, true
 }
 
 var aLongTimeAgo = time.Unix(1, 0)
@@ -161,11 +205,19 @@ func connDeadlineOf(r *http.Request) *connDeadline {
 	return cd
 }
 
-// arm starts the request's deadline. It reports false if the connection
-// already expired (a request pipelined behind one that timed out), whose
-// context is cancelled.
+// arm starts the request's deadline and makes sure the sweeper watches
+// it. It reports false if the connection already expired (a request
+// pipelined behind one that timed out), whose context is cancelled.
 func (cd *connDeadline) arm(start time.Time, timeout time.Duration) bool {
-	return cd.deadline.CompareAndSwap(idle, monotonic(start)+int64(timeout))
+	if !cd.deadline.CompareAndSwap(idle, monotonic(start)+int64(timeout)) {
+		return false
+	}
+	// Set after the deadline: a sweep that unlists cd clears watched before
+	// reading the deadline, so one of the two always lists it.
+	if cd.watched.CompareAndSwap(false, true) {
+		cd.d.watch(cd)
+	}
+	return true
 }
 
 // disarm ends the request's deadline; it reports false if the sweeper

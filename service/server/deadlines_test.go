@@ -94,29 +94,80 @@ func TestRequestDeadlineEndsWithTheAnswer(t *testing.T) {
 	}
 }
 
-// The sweeper runs only while connections are open.
+// The sweeper runs only while a request has a deadline armed: an open
+// keep-alive connection with no request costs it nothing (issue 20, idle
+// connections; it used to run, and walk every connection, while any was
+// open).
 func TestRequestDeadlineSweeperStopsWhenIdle(t *testing.T) {
-	srv, d := trackedServer(t, http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
-	res, err := srv.Client().Get(srv.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res.Body.Close()
+	inHandler, release := make(chan struct{}), make(chan struct{})
+	s := bareServer(time.Minute)
+	s.mux.HandleFunc("GET /", func(http.ResponseWriter, *http.Request) {
+		inHandler <- struct{}{}
+		<-release
+	})
+	srv, d := trackedServer(t, http.HandlerFunc(s.serveHTTP))
 	sweeping := func() bool {
 		d.mu.Lock()
 		defer d.mu.Unlock()
 		return d.sweeping
 	}
+	done := make(chan error, 1)
+	go func() {
+		res, err := srv.Client().Get(srv.URL)
+		if err == nil {
+			res.Body.Close()
+		}
+		done <- err
+	}()
+	<-inHandler
 	if !sweeping() {
-		t.Fatal("no sweeper while a keep-alive connection is open")
+		t.Fatal("no sweeper while a request is in flight")
 	}
-	srv.CloseClientConnections()
-	srv.Client().CloseIdleConnections()
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	// The keep-alive connection stays open, idle.
 	deadline := time.Now().Add(10 * time.Second)
 	for sweeping() {
 		if time.Now().After(deadline) {
-			t.Fatal("the sweeper still runs with no connection open")
+			t.Fatal("the sweeper still runs with no request in flight")
 		}
 		time.Sleep(sweepInterval)
+	}
+	d.mu.Lock()
+	open := len(d.conns)
+	d.mu.Unlock()
+	if open != 1 {
+		t.Fatalf("%d connections tracked, want the idle keep-alive one", open)
+	}
+}
+
+// A keep-alive connection that goes idle and is armed again, in any order
+// against the sweeps, stays watched: every armed deadline fires.
+func TestRequestDeadlineRearmedConnectionIsWatched(t *testing.T) {
+	d := NewRequestDeadlines()
+	d.sweeping = true // the test sweeps
+	ctx := d.open(context.Background(), &benchConn{})
+	cd := ctx.Value(connDeadlineKey{}).(*connDeadline)
+	var watched, late []*connDeadline
+	sweep := func(at time.Time) { watched, late, _ = d.sweepOnce(monotonic(at), watched, late[:0]) }
+	start := time.Now()
+	for i := range 100 {
+		if !cd.arm(start, time.Hour) {
+			t.Fatal("arm refused on an idle connection")
+		}
+		if i%2 == 0 {
+			sweep(start) // sees it armed
+		}
+		cd.disarm()
+		if i%3 == 0 {
+			sweep(start) // sees it idle: unlists it
+		}
+	}
+	cd.arm(start, time.Millisecond)
+	sweep(start.Add(time.Second))
+	if context.Cause(ctx) != ErrRequestTimeout {
+		t.Fatalf("a deadline armed after idle/armed cycles did not fire: cause %v", context.Cause(ctx))
 	}
 }

@@ -133,6 +133,9 @@ func writeJSON(w http.ResponseWriter, status int, body []byte) {
 		// map entry) once the handler returns with the body buffered.
 		h["Content-Length"] = []string{strconv.Itoa(len(body))}
 	}
+	if rec, ok := w.(*recorder); ok && rec.holdAnswer(status, body) {
+		return // written once the worker slot is released
+	}
 	w.WriteHeader(status)
 	_, _ = w.Write(body)
 }

@@ -19,7 +19,7 @@ func (s *server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	timeout := s.Settings.Load().RequestTimeout
 	rec := &recorder{ResponseWriter: w, start: start, status: http.StatusOK, writeGrace: timeout,
-		ids: s.ids, id: r.Header.Get(headerRequestID)}
+		ids: s.ids, id: r.Header.Get(headerRequestID), unheld: s.Metrics.UnheldResponses}
 	if !validRequestID(rec.id) {
 		rec.id, rec.idNum = "", s.ids.next()
 	}
@@ -48,6 +48,7 @@ func (s *server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			if p == http.ErrAbortHandler {
 				panic(p) // net/http's own way to abort a response
 			}
+			rec.dropHeld()
 			s.Metrics.Panics.Inc()
 			s.Logger.Error("handler panicked", "panic", p, "stack", string(debug.Stack()),
 				"request_id", rec.requestID(), "method", r.Method, "path", r.URL.Path)
@@ -164,8 +165,30 @@ func (s *server) withWorkerLimit(next http.Handler) http.Handler {
 				message: message, retryAfter: 1})
 			return
 		}
-		defer s.Limiter.Release()
+		rec, ok := w.(*recorder)
+		if !ok {
+			defer s.Limiter.Release()
+			next.ServeHTTP(w, r)
+			return
+		}
+		// The answer is held while the slot is (held.go), and written once
+		// the slot is released: a client slow to read costs no slot.
+		released := false
+		defer func() {
+			if !released { // the handler panicked
+				s.Limiter.Release()
+			}
+		}()
+		rec.hold()
 		next.ServeHTTP(w, r)
+		if size := rec.heldSize(); rec.holding && !s.held.take(size) {
+			rec.unhold(m.ReasonBudget) // written from inside the slot
+		} else if rec.holding {
+			defer s.held.give(size)
+		}
+		released = true
+		s.Limiter.Release()
+		rec.flushHeld()
 	})
 }
 

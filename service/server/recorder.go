@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // recorder wraps the ResponseWriter to stamp X-Request-Id and
@@ -32,6 +34,15 @@ type recorder struct {
 	ids    *requestIDs
 	idNum  uint64
 	values [2]string // X-Request-Id, X-Process-Time
+
+	// holding keeps the answer (heldStatus, heldBody) until the worker slot
+	// is released (held.go); heldShared marks a body handed over by
+	// writeJSON, never appended to.
+	holding    bool
+	heldShared bool
+	heldStatus int
+	heldBody   []byte
+	unheld     *prometheus.CounterVec
 }
 
 // StatusClientClosedRequest is recorded, never sent, for a request whose
@@ -62,6 +73,12 @@ func markClientClosed(w http.ResponseWriter) {
 type deadlineSetter interface{ SetWriteDeadline(time.Time) error }
 
 func (rec *recorder) WriteHeader(status int) {
+	if rec.holding {
+		if rec.heldStatus == 0 {
+			rec.heldStatus = status
+		}
+		return
+	}
 	if rec.wroteHeader {
 		return
 	}
@@ -120,6 +137,9 @@ func (rec *recorder) requestID() string {
 }
 
 func (rec *recorder) Write(b []byte) (int, error) {
+	if rec.holding {
+		return rec.heldWrite(b)
+	}
 	if !rec.wroteHeader {
 		rec.WriteHeader(http.StatusOK)
 	}

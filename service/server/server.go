@@ -68,6 +68,7 @@ type server struct {
 	mux       *http.ServeMux
 	ids       *requestIDs
 	outageLog rate.Sometimes
+	held      heldBytes // answers written outside the worker limit
 }
 
 // NewServer returns the API handler.

@@ -3,7 +3,10 @@ package store
 import (
 	"context"
 	"errors"
+	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -93,6 +96,9 @@ func (s *Jobs) RunNext(ctx context.Context, kinds []string, apply ApplyFunc, ret
 			if err != nil {
 				return err
 			}
+			if err := limitAttempt(ctx, tx); err != nil {
+				return err
+			}
 			applyErr := applyInSavepoint(ctx, tx, job, apply)
 			if applyErr == nil {
 				outcome = JobDone
@@ -102,10 +108,7 @@ func (s *Jobs) RunNext(ctx context.Context, kinds []string, apply ApplyFunc, ret
 			if ctx.Err() != nil {
 				return applyErr // stopping: release the claim, count nothing
 			}
-			msg := applyErr.Error()
-			if len(msg) > maxErrorLen {
-				msg = msg[:maxErrorLen]
-			}
+			msg := storedError(applyErr)
 			if after, again := retry(job.Attempt); again {
 				outcome = JobRetried
 				_, err = tx.Exec(ctx, `UPDATE jobs SET attempts = $2, last_error = $3,
@@ -113,8 +116,8 @@ func (s *Jobs) RunNext(ctx context.Context, kinds []string, apply ApplyFunc, ret
 					job.ID, job.Attempt, msg, after.Seconds())
 			} else {
 				outcome = JobFailed
-				_, err = tx.Exec(ctx, `UPDATE jobs SET attempts = $2, last_error = $3, state = 'failed'
-					WHERE id = $1`, job.ID, job.Attempt, msg)
+				_, err = tx.Exec(ctx, `UPDATE jobs SET attempts = $2, last_error = $3, state = 'failed',
+					finished_at = now() WHERE id = $1`, job.ID, job.Attempt, msg)
 			}
 			if err != nil {
 				return err
@@ -126,6 +129,65 @@ func (s *Jobs) RunNext(ctx context.Context, kinds []string, apply ApplyFunc, ret
 		return job, NoJob, mapError(err)
 	}
 	return job, outcome, nil
+}
+
+// limitAttempt makes PostgreSQL cancel the attempt's statements shortly
+// before ctx ends (SET LOCAL statement_timeout, unless a shorter one is in
+// effect). A statement cancelled by the database fails inside the
+// savepoint and the attempt is recorded, counted and backed off like any
+// failure; ctx ending first would roll the whole claim back uncounted (as a
+// shutdown does) and make the job due again at once, forever if the
+// database never answers in time (statementTimeout 0).
+func limitAttempt(ctx context.Context, tx pgx.Tx) error {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		return nil
+	}
+	left := time.Until(deadline)
+	limit := left - min(attemptMargin, left/2)
+	if limit < time.Millisecond {
+		return context.DeadlineExceeded
+	}
+	// Lowered only: a shorter database.statementTimeout still applies.
+	ms := limit.Milliseconds()
+	_, err := tx.Exec(ctx, `SELECT set_config('statement_timeout', $1, true) FROM pg_settings
+		WHERE name = 'statement_timeout' AND (setting::bigint = 0 OR setting::bigint > $2)`,
+		strconv.FormatInt(ms, 10), ms)
+	return err
+}
+
+// attemptMargin is how long before its deadline an attempt's statement is
+// cancelled by the database, leaving time to record the failure.
+const attemptMargin = 1 * time.Second
+
+// storedError is err's text as last_error takes it: valid UTF-8 without
+// NUL (PostgreSQL refuses either in text, and the UPDATE recording the
+// failure would fail with it), at most maxErrorLen bytes, cut between
+// characters.
+func storedError(err error) string {
+	msg := strings.ToValidUTF8(strings.ReplaceAll(err.Error(), "\x00", ""), "\uFFFD")
+	if len(msg) <= maxErrorLen {
+		return msg
+	}
+	n := maxErrorLen
+	for n > 0 && !utf8.RuneStart(msg[n]) {
+		n--
+	}
+	return msg[:n]
+}
+
+// PurgeFailed deletes up to limit failed jobs that ended more than age
+// ago, and returns how many it deleted.
+func (s *Jobs) PurgeFailed(ctx context.Context, age time.Duration, limit int) (int64, error) {
+	var n int64
+	err := s.pools.use(func(p *pgxpool.Pool) error {
+		tag, err := p.Exec(ctx, `DELETE FROM jobs WHERE id IN (
+			SELECT id FROM jobs WHERE state = 'failed' AND finished_at < now() - make_interval(secs => $1)
+			ORDER BY finished_at LIMIT $2)`, age.Seconds(), limit)
+		n = tag.RowsAffected()
+		return mapError(err)
+	})
+	return n, err
 }
 
 // applyInSavepoint runs apply so that its failure (a statement timeout,

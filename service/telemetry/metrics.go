@@ -23,6 +23,8 @@ type Metrics struct {
 	RateLimited     prometheus.Counter
 	Jobs            jobs.Metrics
 	WriteStalls     prometheus.Counter
+	UnheldResponses *prometheus.CounterVec
+	RefusedConns    *prometheus.CounterVec
 	Panics          prometheus.Counter
 	ConfigReloads   *prometheus.CounterVec
 	ConfigGen       prometheus.Gauge
@@ -68,6 +70,12 @@ func New() *Metrics {
 		WriteStalls: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: m.WriteStallsTotal, Help: "Responses cut off because the client did not read them within the write deadline.",
 		}),
+		UnheldResponses: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: m.UnheldResponsesTotal, Help: "Answers written while holding their worker slot (too large to hold, or over the held-bytes budget).",
+		}, []string{m.LabelReason}),
+		RefusedConns: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: m.RefusedConnectionsTotal, Help: "API connections closed at accept by the total or per-client connection cap.",
+		}, []string{m.LabelReason}),
 		Panics: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: m.PanicsTotal, Help: "Panics recovered while serving a request; the request was answered 500.",
 		}),
@@ -94,10 +102,16 @@ func New() *Metrics {
 	for _, r := range []string{m.ReasonQueueFull, m.ReasonQueueTimeout} {
 		x.QueueRejections.WithLabelValues(r)
 	}
+	for _, r := range []string{m.ReasonTooLarge, m.ReasonBudget} {
+		x.UnheldResponses.WithLabelValues(r)
+	}
+	for _, r := range []string{m.ReasonTotal, m.ReasonPerClient} {
+		x.RefusedConns.WithLabelValues(r)
+	}
 	for _, r := range []string{ResultSuccess, ResultFailure} {
 		x.ConfigReloads.WithLabelValues(r)
 	}
-	reg.MustRegister(x.Requests, x.RequestDuration, x.QueueRejections, x.RateLimited, x.WriteStalls, x.Panics,
+	reg.MustRegister(x.Requests, x.RequestDuration, x.QueueRejections, x.RateLimited, x.WriteStalls, x.UnheldResponses, x.RefusedConns, x.Panics,
 		x.Jobs.Enqueued, x.Jobs.Done, x.Jobs.Retried, x.Jobs.Failed, x.ConfigReloads, x.ConfigGen, x.ConfigLastOK, hits, misses, errs, evictions, fillRejections)
 	return x
 }

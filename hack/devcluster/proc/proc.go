@@ -115,22 +115,53 @@ func CleanStale() []string {
 	return removed
 }
 
-// KillReferencing kills every process whose command line mentions dir.
+// killReferencing kills every process of this user whose command line
+// names dir, or a path inside it, as an argument or a flag's value
+// (--data-dir=DIR/etcd). A name that merely starts with dir's (another
+// dev cluster's folder, pacer-devcluster-12 for pacer-devcluster-1) does
+// not count, and neither does another user's process.
 func killReferencing(dir string) {
+	dir = filepath.Clean(dir)
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == os.Getpid() {
+		if err != nil || pid == os.Getpid() || !ownedByUs(pid) {
 			continue
 		}
 		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
 		if err != nil {
 			continue
 		}
-		if strings.Contains(string(cmdline), dir) {
+		if namesDir(strings.Split(strings.TrimRight(string(cmdline), "\x00"), "\x00"), dir) {
 			_ = syscall.Kill(pid, syscall.SIGKILL)
 		}
 	}
+}
+
+// ownedByUs reports whether pid runs as this process's user (/proc/PID
+// belongs to the process's effective user).
+func ownedByUs(pid int) bool {
+	st, err := os.Stat(filepath.Join("/proc", strconv.Itoa(pid)))
+	if err != nil {
+		return false
+	}
+	sys, ok := st.Sys().(*syscall.Stat_t)
+	return ok && int(sys.Uid) == os.Geteuid()
+}
+
+// namesDir reports whether one of args is dir or a path inside it, alone
+// or as the value of a flag.
+func namesDir(args []string, dir string) bool {
+	inside := func(p string) bool { return p == dir || strings.HasPrefix(p, dir+"/") }
+	for _, a := range args {
+		if inside(a) {
+			return true
+		}
+		if _, v, ok := strings.Cut(a, "="); ok && inside(v) {
+			return true
+		}
+	}
+	return false
 }
 
 func alive(pid int) bool {
