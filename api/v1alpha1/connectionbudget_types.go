@@ -97,10 +97,13 @@ type ConnectionBudgetStatus struct {
 	// allocated is the sum of the members' allocations, or of their worst
 	// case in use where that is more (a cut not yet seen), plus what
 	// leaving members' pods may hold.
+	// +optional
 	Allocated int32 `json:"allocated"`
 	// free is maxConnections less reserved less allocated.
+	// +optional
 	Free int32 `json:"free"`
 	// memberCount is the number of admitted members.
+	// +optional
 	MemberCount int32 `json:"memberCount"`
 	// members lists each member's share, by name.
 	// +listType=map

@@ -117,7 +117,7 @@ func (r *Reconciler) members(ctx context.Context, b *pacerv1.ConnectionBudget, i
 			Need: NeedOf(ts), WorstCase: worst, PerPod: perPod, Refused: duplicate,
 		}
 		if p, ok := prev[ts.Name]; ok && p.State == pacerv1.MemberAdmitted {
-			m.Allocated = int64(p.Allocated)
+			m.Allocated, m.Admitted = int64(p.Allocated), true
 		}
 		out = append(out, m)
 		byName[ts.Name] = ts
@@ -239,10 +239,12 @@ func (r *Reconciler) announceRefusals(before, b *pacerv1.ConnectionBudget, byNam
 		if m.State != pacerv1.MemberRefused || was[m.Name] {
 			continue
 		}
-		r.Recorder.Eventf(b, byName[m.Name], corev1.EventTypeWarning, "MemberRefused", "Admit", "%s refused: %s", m.Name, m.Message)
-		if ts := byName[m.Name]; ts != nil {
-			r.Recorder.Eventf(ts, b, corev1.EventTypeWarning, "BudgetRefused", "Admit", "ConnectionBudget %s refused this service: %s", b.Name, m.Message)
+		ts := byName[m.Name]
+		if ts == nil {
+			continue // refused members are current ones
 		}
+		r.Recorder.Eventf(b, ts, corev1.EventTypeWarning, "MemberRefused", "Admit", "%s refused: %s", m.Name, m.Message)
+		r.Recorder.Eventf(ts, b, corev1.EventTypeWarning, "BudgetRefused", "Admit", "ConnectionBudget %s refused this service: %s", b.Name, m.Message)
 	}
 }
 

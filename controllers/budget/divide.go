@@ -29,6 +29,10 @@ type Member struct {
 	WorstCase int64
 	// Allocated is the allocation last written; 0 for a new member.
 	Allocated int64
+	// Admitted says the last division admitted the member: a newcomer
+	// never displaces it, whatever the creation times (which have only
+	// a second's resolution).
+	Admitted bool
 	// PerPod is the most one of its pods may hold, for status.
 	PerPod int64
 	// Leaving is a former member whose pods may still hold connections.
@@ -70,8 +74,8 @@ type Division struct {
 
 // Divide divides room (maxConnections less reserved) among members.
 //
-// Members are admitted oldest first while their minimums fit, as a
-// ResourceQuota admits; a member that does not fit is refused and gets
+// Members are admitted oldest first while their minimums fit (those
+// admitted before ahead of newcomers), as a ResourceQuota admits; a member that does not fit is refused and gets
 // nothing. Each admitted member's target is its minimum plus a share of
 // the rest by weight, capped by its need and its max, so a member that
 // needs little leaves room that the others borrow; room nobody needs stays
@@ -82,7 +86,7 @@ type Division struct {
 func Divide(room int64, members []Member) Division {
 	ms := slices.Clone(members)
 	slices.SortStableFunc(ms, func(a, b Member) int {
-		return cmp.Or(a.Created.Compare(b.Created), cmp.Compare(a.Name, b.Name))
+		return cmp.Or(-boolCompare(a.Admitted, b.Admitted), a.Created.Compare(b.Created), cmp.Compare(a.Name, b.Name))
 	})
 	shares := make([]Share, len(ms))
 	var sumMin, heldOutside int64
@@ -215,4 +219,14 @@ func holders(shares []Share, except int) string {
 		return "for free room"
 	}
 	return "until the pods of " + strings.Join(names, ", ") + " are within their allocations"
+}
+
+func boolCompare(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case a:
+		return 1
+	}
+	return -1
 }

@@ -220,3 +220,15 @@ func shareOf(d Division, name string) Share {
 	}
 	return Share{}
 }
+
+// Creation times have a second's resolution: a member admitted before is
+// never displaced by a newcomer created in the same second.
+func TestDivideKeepsAdmittedMembersAheadOfNewcomers(t *testing.T) {
+	old := member("old", 0, 20, 1, 20).holding(20, 20)
+	old.Admitted = true
+	late := member("late", 0, 20, 1, 20) // same second, a name that sorts first
+	got := summary(Divide(30, []Member{old, late}))
+	if got["old"].State != pacerv1.MemberAdmitted || got["late"].State != pacerv1.MemberRefused {
+		t.Errorf("old %s, late %s; want old admitted, late refused", got["old"].State, got["late"].State)
+	}
+}
