@@ -169,9 +169,11 @@ func TestConnectionBudgetLendsAndTakesBack(t *testing.T) {
 		g.Expect(budgetCondition(g, s, b, pacerv1.ConditionReady).Reason).To(Equal("Divided"))
 	}, eventually, poll).Should(Succeed())
 
-	// At no time did the members hold, or were they granted, more than the room.
-	cur := budgetNow(g, s, b)
-	g.Expect(cur.Status.Allocated).To(BeNumerically("<=", 90))
+	// The room changing hands is told on the budget.
+	g.Eventually(func(g Gomega) {
+		evs := eventsAbout(g, s.client, ns, "shared")
+		g.Expect(reasons(evs)).To(ContainElements("Granted", "Cut"))
+	}, eventually, poll).Should(Succeed())
 }
 
 func TestConnectionBudgetRefusesTheNewestWhenMinimumsDoNotFit(t *testing.T) {
@@ -289,6 +291,16 @@ func TestConnectionBudgetBadInput(t *testing.T) {
 	later.Spec.Database = &pacerv1.SecretKeyRef{Name: "db", Key: "url"}
 	create(t, s.client, later)
 	g.Eventually(get(s.client, d), eventually, poll).Should(Succeed())
+
+	// The budget deleted: nothing new is rendered, the pods are left running.
+	g.Expect(s.client.Delete(ctx, later)).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		g.Expect(condition(g, s.client, orphan, pacerv1.ConditionDegraded).Reason).To(Equal("BudgetNotFound"))
+	}, eventually, poll).Should(Succeed())
+	g.Expect(get(s.client, d)()).To(Succeed())
+	later = newBudget(ns, "later", 50, 0)
+	later.Spec.Database = &pacerv1.SecretKeyRef{Name: "db", Key: "url"}
+	create(t, s.client, later)
 
 	// A second budget for the same database is refused, and so are its members.
 	second := newBudget(ns, "second", 50, 0)

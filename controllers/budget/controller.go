@@ -75,6 +75,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 
 	r.writeDivision(b, d, duplicate)
 	r.announceRefusals(before, b, byName)
+	r.announceAllocations(before, b)
 	if !equality.Semantic.DeepEqual(before.Status, b.Status) {
 		if err := r.Client.Status().Patch(ctx, b, client.MergeFrom(before)); err != nil {
 			if apierrors.IsNotFound(err) {
@@ -245,6 +246,30 @@ func (r *Reconciler) announceRefusals(before, b *pacerv1.ConnectionBudget, byNam
 		}
 		r.Recorder.Eventf(b, ts, corev1.EventTypeWarning, "MemberRefused", "Admit", "%s refused: %s", m.Name, m.Message)
 		r.Recorder.Eventf(ts, b, corev1.EventTypeWarning, "BudgetRefused", "Admit", "ConnectionBudget %s refused this service: %s", b.Name, m.Message)
+	}
+}
+
+// announceAllocations emits an Event on the budget for each allocation
+// it moved: kubectl describe shows how the room changed hands.
+func (r *Reconciler) announceAllocations(before, b *pacerv1.ConnectionBudget) {
+	was := map[string]int32{}
+	for _, m := range before.Status.Members {
+		was[m.Name] = m.Allocated
+	}
+	for _, m := range b.Status.Members {
+		from := was[m.Name]
+		if m.State != pacerv1.MemberAdmitted || m.Allocated == from {
+			continue
+		}
+		reason, why := "Granted", ""
+		if m.Allocated < from {
+			reason = "Cut"
+		}
+		if m.Allocated != m.Target {
+			why = fmt.Sprintf("; target %d: %s", m.Target, m.Message)
+		}
+		r.Recorder.Eventf(b, nil, corev1.EventTypeNormal, reason, "Allocate", "%s: %d → %d connections (holds %d)%s",
+			m.Name, from, m.Allocated, m.WorstCaseInUse, why)
 	}
 }
 
