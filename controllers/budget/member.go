@@ -16,7 +16,8 @@ import (
 const configDelivery = 120 * time.Second
 
 // NeedOf is what a member's tuner wants: the settings it recommends (or
-// those in effect) with room for one more step, a pod more when replicas
+// those in effect, and the replicas the spec asks for when they are not
+// tuned) with room for one more step, a pod more when replicas
 // are tuned, a connection more per pod when only the pool is, within what
 // its bounds can use and never below its minimum.
 func NeedOf(ts *pacerv1.TunedService) int64 {
@@ -27,6 +28,11 @@ func NeedOf(ts *pacerv1.TunedService) int64 {
 		return floor
 	}
 	b := ts.Spec.Tuning.Bounds
+	if b.Replicas == nil {
+		// Replicas follow the spec (a user's, or an HPA's through the
+		// scale subresource): asked for, even if the budget capped them.
+		s.Replicas = max(s.Replicas, ptr.Deref(ts.Spec.Replicas, 1))
+	}
 	want := tuning.WorstCaseConnections(s.Replicas, s.PoolMaxConns)
 	switch {
 	case b.Replicas != nil:

@@ -54,6 +54,12 @@ func TestNeedOf(t *testing.T) {
 			ts.Spec.Tuning.Bounds.Replicas = nil
 			return ts
 		}, 12},
+		{"replicas not tuned and capped by the budget: the spec's (an HPA's) replicas", func() *pacerv1.TunedService {
+			ts := tunedMember(pacerv1.TuningAuto)
+			ts.Spec.Tuning.Bounds.Replicas = nil
+			ts.Spec.Replicas = ptr.To[int32](3) // 2 rendered
+			return ts
+		}, 18},
 		{"disabled: the settings in effect, a recommendation left over ignored", func() *pacerv1.TunedService {
 			ts := tunedMember(pacerv1.TuningDisabled)
 			ts.Status.Recommendation = &pacerv1.Recommendation{Settings: pacerv1.Settings{Replicas: 10, PoolMaxConns: 8}}
