@@ -145,7 +145,7 @@ func TestConnectionBudgetLendsAndTakesBack(t *testing.T) {
 	// a's pods now hold 12 × 5 = 60.
 	held := podsOf(t, s, a, 12)
 	g.Eventually(func(g Gomega) {
-		g.Expect(share(g, s, b, "a")).To(HaveField("WorstCaseInUse", int32(60)))
+		g.Expect(share(g, s, b, "a")).To(And(HaveField("WorstCaseInUse", int32(60)), HaveField("Pods", int32(12))))
 	}, eventually, poll).Should(Succeed())
 
 	// b wants as much: a is cut to its half at once, but b is granted

@@ -30,6 +30,10 @@ const MemberIndex = ".spec.database.budgetRef.name"
 // usually notice sooner.
 const recheck = 5 * time.Second
 
+// afterConflict is how soon, in seconds, a division that lost a race with
+// its own previous write is made again, from the cache once it has caught up.
+const afterConflict = time.Second
+
 // Reconciler is the one writer of a ConnectionBudget's allocations.
 type Reconciler struct {
 	// Client reads from the manager's cache and writes status.
@@ -74,15 +78,22 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	d := Divide(room, members)
 
 	r.writeDivision(b, d, duplicate)
-	r.announceRefusals(before, b, byName)
-	r.announceAllocations(before, b)
 	if !equality.Semantic.DeepEqual(before.Status, b.Status) {
-		if err := r.Client.Status().Patch(ctx, b, client.MergeFrom(before)); err != nil {
-			if apierrors.IsNotFound(err) {
+		// Optimistic lock: a division made from a stale copy of the
+		// allocations (the cache one write behind) could grant room that
+		// a write it did not see has already granted.
+		patch := client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})
+		if err := r.Client.Status().Patch(ctx, b, patch); err != nil {
+			switch {
+			case apierrors.IsNotFound(err):
 				return ctrl.Result{}, nil
+			case apierrors.IsConflict(err):
+				return ctrl.Result{RequeueAfter: afterConflict}, nil
 			}
 			return ctrl.Result{}, fmt.Errorf("patch status: %w", err)
 		}
+		r.announceRefusals(before, b, byName)
+		r.announceAllocations(before, b)
 	}
 	leaving := slices.ContainsFunc(d.Shares, func(s Share) bool { return s.State == pacerv1.MemberLeaving })
 	if d.Waiting || leaving {
@@ -115,7 +126,7 @@ func (r *Reconciler) members(ctx context.Context, b *pacerv1.ConnectionBudget, i
 		m := Member{
 			Name: ts.Name, Created: ts.CreationTimestamp.Time,
 			Min: int64(ref.Min), Weight: int64(max(ref.Weight, 1)), Max: int64(ptr.Deref(ref.Max, 0)),
-			Need: NeedOf(ts), WorstCase: worst, PerPod: perPod, Refused: duplicate,
+			Need: NeedOf(ts), WorstCase: worst, PerPod: perPod, Pods: pods, Refused: duplicate,
 		}
 		if p, ok := prev[ts.Name]; ok && p.State == pacerv1.MemberAdmitted {
 			m.Allocated, m.Admitted = int64(p.Allocated), true
@@ -139,7 +150,7 @@ func (r *Reconciler) members(ctx context.Context, b *pacerv1.ConnectionBudget, i
 		if perPod == 0 {
 			worst = int64(p.WorstCaseInUse)
 		}
-		out = append(out, Member{Name: p.Name, Leaving: true, WorstCase: worst, PerPod: perPod})
+		out = append(out, Member{Name: p.Name, Leaving: true, WorstCase: worst, PerPod: perPod, Pods: pods})
 	}
 	return out, byName, nil
 }
@@ -200,7 +211,7 @@ func (r *Reconciler) writeDivision(b *pacerv1.ConnectionBudget, d Division, dupl
 		if sh.State == pacerv1.MemberAdmitted {
 			admitted++
 		}
-		m.PodConnections = clamp(sh.PerPod)
+		m.PodConnections, m.Pods = clamp(sh.PerPod), sh.Pods
 		st.Members = append(st.Members, m)
 	}
 	slices.SortFunc(st.Members, func(a, b pacerv1.BudgetMember) int { return strings.Compare(a.Name, b.Name) })

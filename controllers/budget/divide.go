@@ -33,8 +33,10 @@ type Member struct {
 	// never displaces it, whatever the creation times (which have only
 	// a second's resolution).
 	Admitted bool
-	// PerPod is the most one of its pods may hold, for status.
+	// PerPod is the most one of its pods may hold, and Pods how many
+	// exist, for status.
 	PerPod int64
+	Pods   int32
 	// Leaving is a former member whose pods may still hold connections.
 	Leaving bool
 	// Refused, when set, refuses the member whatever room there is.
@@ -50,8 +52,9 @@ type Share struct {
 	// Target is what the division gives it; Allocated is what may be
 	// written now: a grant waits until the room it needs is not held.
 	Target, Allocated int64
-	// WorstCase and PerPod are as given.
+	// WorstCase, PerPod and Pods are as given.
 	WorstCase, PerPod int64
+	Pods              int32
 	// Message says why the member is refused or waits.
 	Message string
 }
@@ -91,7 +94,7 @@ func Divide(room int64, members []Member) Division {
 	shares := make([]Share, len(ms))
 	var sumMin, heldOutside int64
 	for i, m := range ms {
-		sh := Share{Name: m.Name, WorstCase: m.WorstCase, PerPod: m.PerPod}
+		sh := Share{Name: m.Name, WorstCase: m.WorstCase, PerPod: m.PerPod, Pods: m.Pods}
 		switch {
 		case m.Leaving:
 			sh.State = pacerv1.MemberLeaving
