@@ -54,9 +54,13 @@ type Reconciler struct {
 func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	b := &pacerv1.ConnectionBudget{}
 	if err := r.Client.Get(ctx, req.NamespacedName, b); err != nil {
+		if apierrors.IsNotFound(err) {
+			forgetGauges(req.Namespace, req.Name)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !b.DeletionTimestamp.IsZero() {
+		forgetGauges(req.Namespace, req.Name)
 		return ctrl.Result{}, nil
 	}
 	before := b.DeepCopy()
@@ -95,6 +99,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		r.announceRefusals(before, b, byName)
 		r.announceAllocations(before, b)
 	}
+	setGauges(b)
 	leaving := slices.ContainsFunc(d.Shares, func(s Share) bool { return s.State == pacerv1.MemberLeaving })
 	if d.Waiting || leaving {
 		return ctrl.Result{RequeueAfter: recheck}, nil
