@@ -81,10 +81,7 @@ func (r *TunedServiceReconciler) fitAutoscaled(_ context.Context, s *scope) erro
 	}
 	a := s.hpa
 	limit := connectionLimit(s.ts, s.allocation)
-	smallest := s.settings.PoolMaxConns
-	if b := s.ts.Spec.Tuning.Bounds.PoolMaxConns; b != nil {
-		smallest = min(smallest, b.Min)
-	}
+	smallest := smallestPool(s)
 	c := &metav1.Condition{Status: metav1.ConditionTrue, Reason: "ReplicasHandedToHPA", Message: fmt.Sprintf(
 		"HorizontalPodAutoscaler %q scales replicas (%d–%d); Pacer tunes workers, pool and cache only", a.name, a.min, a.max)}
 	if limit > 0 && tuning.WorstCaseConnections(a.max, smallest) > int64(limit) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"testing"
+	"time"
 
 	. "github.com/onsi/gomega"
 	appsv1 "k8s.io/api/apps/v1"
@@ -16,6 +17,8 @@ import (
 
 	pacerv1 "github.com/pacer-dev/pacer/api/v1alpha1"
 	"github.com/pacer-dev/pacer/controllers/render"
+	"github.com/pacer-dev/pacer/controllers/tuning"
+	"github.com/pacer-dev/pacer/service/config"
 )
 
 // ConnectionBudgets against a real API server: the budget controller
@@ -314,5 +317,46 @@ func TestConnectionBudgetBadInput(t *testing.T) {
 		g.Expect(c.Reason).To(Equal("DuplicateDatabase"))
 		g.Expect(c.Message).To(ContainSubstring(`"later"`))
 		g.Expect(condition(g, s.client, other, pacerv1.ConditionDegraded).Reason).To(Equal("BudgetRefused"))
+	}, eventually, poll).Should(Succeed())
+}
+
+// The tuner (today) counts replicas × pool: 3 × 4 = 12 fits an allocation
+// of 12, but each pod also holds its health connection, 15. The pool is cut
+// to 3 before rendering, so the pods hold 3 × (3 + 1) = 12.
+func TestABudgetMemberRendersWithinItsAllocationHealthPoolsIncluded(t *testing.T) {
+	s, g, ts := startCase(t, "fitted", func(ts *pacerv1.TunedService) {
+		ts.Spec.Replicas = ptr.To[int32](3)
+		ts.Spec.Database.Pool.MaxConns = 4
+		ts.Spec.Database.BudgetRef = &pacerv1.BudgetRef{Name: "tight", Min: 9}
+		ts.Spec.Tuning.Mode = pacerv1.TuningDisabled
+		ts.Spec.Tuning.Interval = &metav1.Duration{Duration: 5 * time.Second}
+		ts.Spec.Tuning.Bounds = pacerv1.TuningBounds{PoolMaxConns: &pacerv1.Int32Range{Min: 2, Max: 4}}
+	})
+	b := newBudget(ts.Namespace, "tight", 12, 0)
+	create(t, s.client, b)
+	// Admitted, the member first gets its min, 9, and the tuner cuts the
+	// pool to 3 (3 × 3 ≤ 9); granted 12, it steps back toward the spec's
+	// pool of 4, since 3 × 4 ≤ 12 by its count.
+	g.Eventually(func(g Gomega) {
+		cur := &pacerv1.TunedService{}
+		g.Expect(get(s.client, withKey(cur, ts))()).To(Succeed())
+		var back bool
+		for _, d := range cur.Status.History {
+			for _, c := range d.Changes {
+				back = back || (c.Setting == tuning.SettingPool && c.To == 4)
+			}
+		}
+		g.Expect(back).To(BeTrue(), "history: %+v", cur.Status.History)
+	}, 60*time.Second, poll).Should(Succeed())
+	g.Eventually(func(g Gomega) {
+		m := share(g, s, b, "fitted")
+		g.Expect(m.Allocated).To(Equal(int32(12)))
+		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ts.Namespace, Name: "fitted-config"}}
+		g.Expect(get(s.client, cm)()).To(Succeed())
+		cfg, err := config.Parse([]byte(cm.Data[render.ConfigKey]))
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(cfg.Database.MaxConns).To(Equal(int32(3)))
+		g.Expect(tuning.WorstCaseConnections(3, cfg.Database.MaxConns)).To(BeNumerically("<=", m.Allocated))
+		g.Expect(reasons(eventsAbout(g, s.client, ts.Namespace, "fitted"))).To(ContainElement("BudgetFit"))
 	}, eventually, poll).Should(Succeed())
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -69,4 +70,37 @@ func connectionLimit(ts *pacerv1.TunedService, allocation int32) int32 {
 		limit = allocation
 	}
 	return limit
+}
+
+// fitAllocation keeps what a budget member's pods may hold within its
+// allocation, each pod counted with its health connection: the pool
+// shrinks first (not below its smallest), then the replicas. The tuner
+// plans within the allocation already; this is the last word before
+// rendering, so a count that leaves the health pool out (replicas × pool)
+// cannot take a member over its share. An HPA's replicas are fitted by
+// fitAutoscaled instead.
+func (r *TunedServiceReconciler) fitAllocation(_ context.Context, s *scope) error {
+	if s.allocation <= 0 || s.hpa != nil {
+		return nil
+	}
+	limit := connectionLimit(s.ts, s.allocation)
+	asked := s.settings
+	if _, capped := capToBudget(&s.settings, limit, smallestPool(s)); !capped && s.settings == asked {
+		return nil
+	}
+	if e := s.before.Status.Effective; e == nil || e.Settings != s.settings { // said once, when it changes
+		r.Recorder.Eventf(s.ts, nil, corev1.EventTypeNormal, "BudgetFit", "Render",
+			"replicas %d × (pool %d + 1) → %d × (%d + 1): the pods' connections must fit the allocation %d",
+			asked.Replicas, asked.PoolMaxConns, s.settings.Replicas, s.settings.PoolMaxConns, limit)
+	}
+	return nil
+}
+
+// smallestPool is the smallest pool the service may run with.
+func smallestPool(s *scope) int32 {
+	p := s.settings.PoolMaxConns
+	if b := s.ts.Spec.Tuning.Bounds.PoolMaxConns; b != nil {
+		p = min(p, b.Min)
+	}
+	return p
 }

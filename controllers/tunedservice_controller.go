@@ -139,6 +139,7 @@ func (r *TunedServiceReconciler) reconcile(ctx context.Context, s *scope) error 
 	for _, step := range []func(context.Context, *scope) error{
 		r.reconcileTuning,
 		r.fitAutoscaled,
+		r.fitAllocation,
 		r.reconcileConfigMap,
 		r.reconcileDeployment,
 		r.reconcileService,
