@@ -1,6 +1,7 @@
 package budget
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -230,5 +231,16 @@ func TestDivideKeepsAdmittedMembersAheadOfNewcomers(t *testing.T) {
 	got := summary(Divide(30, []Member{old, late}))
 	if got["old"].State != pacerv1.MemberAdmitted || got["late"].State != pacerv1.MemberRefused {
 		t.Errorf("old %s, late %s; want old admitted, late refused", got["old"].State, got["late"].State)
+	}
+}
+
+// BenchmarkDivide divides a room among 100 members that all want more.
+func BenchmarkDivide(b *testing.B) {
+	ms := make([]Member, 100)
+	for i := range ms {
+		ms[i] = member(fmt.Sprintf("m%03d", i), i, 5, int64(1+i%5), 200).holding(10, 10)
+	}
+	for b.Loop() {
+		Divide(5000, ms)
 	}
 }
