@@ -20,6 +20,7 @@ import (
 
 	pacerv1 "github.com/pacer-dev/pacer/api/v1alpha1"
 	"github.com/pacer-dev/pacer/controllers"
+	"github.com/pacer-dev/pacer/controllers/budget"
 	"github.com/pacer-dev/pacer/controllers/metrics"
 )
 
@@ -129,6 +130,13 @@ func main() {
 		ObservationTimeout:        observationTimeout,
 	}).SetupWithManager(ctx, mgr); err != nil {
 		log.Error(err, "unable to create controller", "controller", "TunedService")
+		os.Exit(1)
+	}
+
+	// The one writer of ConnectionBudget allocations (its member index is
+	// registered by the TunedService controller above).
+	if err := (&budget.Reconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("pacer")}).SetupWithManager(mgr); err != nil {
+		log.Error(err, "unable to create controller", "controller", "ConnectionBudget")
 		os.Exit(1)
 	}
 

@@ -11,6 +11,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/pacer-dev/pacer/controllers/render"
@@ -77,12 +78,16 @@ func (r *TunedServiceReconciler) reconcileDeployment(ctx context.Context, s *sco
 	if state == owned {
 		s.deployment = current
 	}
-	ac := render.Deployment(s.ts, render.DeploymentInput{
+	in := render.DeploymentInput{
 		Replicas:     s.settings.Replicas,
 		PoolMaxConns: s.settings.PoolMaxConns,
 		RestartHash:  render.RestartHash(s.secretVersions),
 		DefaultImage: r.DefaultImage,
-	})
+	}
+	if s.allocation > 0 {
+		in.MaxTotalConnections = ptr.To(connectionLimit(s.ts, s.allocation))
+	}
+	ac := render.Deployment(s.ts, in)
 	if err := r.write(ctx, s, ac, current, state, fmt.Sprintf("%d replicas", s.settings.Replicas)); err != nil {
 		return err
 	}

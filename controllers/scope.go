@@ -17,6 +17,13 @@ type scope struct {
 
 	// secretVersions maps each referenced Secret to its resourceVersion.
 	secretVersions map[string]string
+	// allocation is the connections the service's ConnectionBudget gives
+	// it; 0 when it joins none.
+	allocation int32
+	// hpa is the HorizontalPodAutoscaler that targets the service, if any.
+	hpa *autoscaler
+	// autoscaled is the Autoscaled condition, when an HPA targets the service.
+	autoscaled *metav1.Condition
 	// settings are the tunable settings rendered this pass.
 	settings pacerv1.Settings
 	// configGeneration and configHash describe the rendered config.

@@ -28,6 +28,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	pacerv1 "github.com/pacer-dev/pacer/api/v1alpha1"
+	"github.com/pacer-dev/pacer/controllers/budget"
 	"github.com/pacer-dev/pacer/controllers/metrics"
 )
 
@@ -144,6 +145,10 @@ func newSuite() (*testSuite, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	if err := r.SetupWithManager(ctx, mgr); err != nil {
+		cancel()
+		return nil, err
+	}
+	if err := (&budget.Reconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("pacer")}).SetupWithManager(mgr); err != nil {
 		cancel()
 		return nil, err
 	}

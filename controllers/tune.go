@@ -63,21 +63,29 @@ func (l *loops) forget(key types.NamespacedName) {
 	delete(l.byTS, key)
 }
 
-// loopSpec is what the tuner loop reads from the spec.
-func loopSpec(ts *pacerv1.TunedService) tuning.Spec {
-	return tuning.Spec{
+// loopSpec is what the tuner loop reads from the spec, and what else this
+// pass found: the connection budget in effect (the spec's, or a
+// ConnectionBudget's allocation), and whether an HPA owns the replicas
+// (then they are not tuned: they follow spec.replicas, which it writes).
+func loopSpec(s *scope) tuning.Spec {
+	ts := s.ts
+	spec := tuning.Spec{
 		Tuning:              ts.Spec.Tuning,
 		Settings:            render.SpecSettings(&ts.Spec),
-		MaxTotalConnections: ptr.Deref(ts.Spec.Database.MaxTotalConnections, 0),
+		MaxTotalConnections: connectionLimit(ts, s.allocation),
 		PodCPULimit:         podCPULimit(ts),
 	}
+	if s.handsReplicasToHPA() {
+		spec.Tuning.Bounds.Replicas = nil
+	}
+	return spec
 }
 
 // syncSettings sets the settings this pass renders: the loop's, with any
 // user edit taken at once.
 func (r *TunedServiceReconciler) syncSettings(s *scope) {
 	l := r.loops.get(s.ts).loop
-	settings, edits := l.Sync(r.now(), loopSpec(s.ts))
+	settings, edits := l.Sync(r.now(), loopSpec(s))
 	s.settings = settings
 	if len(edits) > 0 {
 		s.ts.Status.History = l.History()
@@ -96,7 +104,7 @@ func (r *TunedServiceReconciler) syncSettings(s *scope) {
 func (r *TunedServiceReconciler) reconcileTuning(ctx context.Context, s *scope) error {
 	ts := s.ts
 	key := client.ObjectKeyFromObject(ts)
-	spec := loopSpec(ts)
+	spec := loopSpec(s)
 	mode := tuning.ModeOf(ts.Spec.Tuning.Mode)
 	e := r.loops.get(ts)
 	interval := tuningInterval(ts)

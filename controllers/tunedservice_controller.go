@@ -12,6 +12,7 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -32,6 +33,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	pacerv1 "github.com/pacer-dev/pacer/api/v1alpha1"
+	"github.com/pacer-dev/pacer/controllers/budget"
 	"github.com/pacer-dev/pacer/controllers/metrics"
 	"github.com/pacer-dev/pacer/controllers/observe"
 	"github.com/pacer-dev/pacer/controllers/render"
@@ -124,14 +126,20 @@ func (r *TunedServiceReconciler) Reconcile(ctx context.Context, req ctrl.Request
 // problem outside Pacer's control records it in the scope and the pass goes
 // on where it safely can; an error stops the pass and is retried.
 func (r *TunedServiceReconciler) reconcile(ctx context.Context, s *scope) error {
-	if !r.resolveSecrets(ctx, s) {
-		// Nothing new can run without its Secrets (status says why), but
-		// pods already running keep serving: report them.
+	if err := r.findAutoscaler(ctx, s); err != nil {
+		return err
+	}
+	if !r.resolveSecrets(ctx, s) || !r.resolveBudget(ctx, s) {
+		// Nothing new can run without its Secrets or its room in the
+		// connection budget (status says why), but pods already running
+		// keep serving: report them.
 		return r.observeDeployment(ctx, s)
 	}
 	r.syncSettings(s)
 	for _, step := range []func(context.Context, *scope) error{
 		r.reconcileTuning,
+		r.fitAutoscaled,
+		r.fitAllocation,
 		r.reconcileConfigMap,
 		r.reconcileDeployment,
 		r.reconcileService,
@@ -180,6 +188,7 @@ func (r *TunedServiceReconciler) writeStatus(ctx context.Context, s *scope, pass
 		c.ObservedGeneration = ts.Generation
 		meta.SetStatusCondition(&st.Conditions, c) // keeps lastTransitionTime if unchanged
 	}
+	r.setAutoscaled(s)
 	if passErr == nil {
 		st.ObservedGeneration = ts.Generation
 	}
@@ -254,6 +263,9 @@ func (r *TunedServiceReconciler) SetupWithManager(ctx context.Context, mgr ctrl.
 	if err := mgr.GetFieldIndexer().IndexField(ctx, &pacerv1.TunedService{}, secretIndex, secretNames); err != nil {
 		return fmt.Errorf("index TunedServices by Secret: %w", err)
 	}
+	if err := budget.IndexMembers(ctx, mgr); err != nil {
+		return fmt.Errorf("index TunedServices by ConnectionBudget: %w", err)
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		// Status writes (ours included) do not change the generation; the
 		// owned objects below still trigger passes on every change.
@@ -265,6 +277,11 @@ func (r *TunedServiceReconciler) SetupWithManager(ctx context.Context, mgr ctrl.
 		// Only Secrets' metadata is watched and cached: Pacer needs to know
 		// that a referenced Secret exists and when it changes, never its value.
 		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.forSecret)).
+		// An HPA on the TunedService owns its replicas; one on the
+		// Deployment is a misconfiguration to report.
+		Watches(&autoscalingv2.HorizontalPodAutoscaler{}, handler.EnqueueRequestsFromMapFunc(forAutoscaler)).
+		// A member reads its allocation from its budget's status.
+		Watches(&pacerv1.ConnectionBudget{}, handler.EnqueueRequestsFromMapFunc(r.forBudget)).
 		WatchesRawSource(source.Channel(finished, &handler.EnqueueRequestForObject{})).
 		WithOptions(controller.Options{MaxConcurrentReconciles: cmp.Or(r.MaxConcurrentReconciles, 4)}).
 		Named("tunedservice").
@@ -276,6 +293,21 @@ func (r *TunedServiceReconciler) forSecret(ctx context.Context, o client.Object)
 	if err := r.Client.List(ctx, &list, client.InNamespace(o.GetNamespace()),
 		client.MatchingFields{secretIndex: o.GetName()}); err != nil {
 		log.FromContext(ctx).Error(err, "list TunedServices for Secret", "secret", o.GetName())
+		return nil
+	}
+	reqs := make([]ctrl.Request, 0, len(list.Items))
+	for _, ts := range list.Items {
+		reqs = append(reqs, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(&ts)})
+	}
+	return reqs
+}
+
+// forBudget queues a budget's members: its status carries their allocations.
+func (r *TunedServiceReconciler) forBudget(ctx context.Context, o client.Object) []ctrl.Request {
+	var list pacerv1.TunedServiceList
+	if err := r.Client.List(ctx, &list, client.InNamespace(o.GetNamespace()),
+		client.MatchingFields{budget.MemberIndex: o.GetName()}); err != nil {
+		log.FromContext(ctx).Error(err, "list TunedServices for ConnectionBudget", "budget", o.GetName())
 		return nil
 	}
 	reqs := make([]ctrl.Request, 0, len(list.Items))

@@ -135,6 +135,7 @@ func overloaded(mode pacerv1.TuningMode) tsOption {
 type testPod struct {
 	app *app.App
 	api string // base URL
+	dsn string // its database
 }
 
 // runPod starts pacer-api from the TunedService's ConfigMap, keeps its
@@ -215,7 +216,7 @@ func runPod(t *testing.T, s *testSuite, ts *pacerv1.TunedService) *testPod {
 		resp.Body.Close()
 		return resp.StatusCode, nil
 	}, eventually, poll).Should(Equal(http.StatusOK), "pacer-api never became ready")
-	return &testPod{app: a, api: api}
+	return &testPod{app: a, api: api, dsn: dsn}
 }
 
 // load sends requests from n clients until the test ends, at most 3 minutes.

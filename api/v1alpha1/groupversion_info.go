@@ -1,4 +1,4 @@
-// Package v1alpha1 contains the TunedService API of the tuning.pacer.dev group.
+// Package v1alpha1 contains the TunedService and ConnectionBudget API of the tuning.pacer.dev group.
 // +kubebuilder:object:generate=true
 // +groupName=tuning.pacer.dev
 package v1alpha1
@@ -22,7 +22,7 @@ var (
 )
 
 func addKnownTypes(s *runtime.Scheme) error {
-	s.AddKnownTypes(GroupVersion, &TunedService{}, &TunedServiceList{})
+	s.AddKnownTypes(GroupVersion, &TunedService{}, &TunedServiceList{}, &ConnectionBudget{}, &ConnectionBudgetList{})
 	metav1.AddToGroupVersion(s, GroupVersion)
 	return nil
 }

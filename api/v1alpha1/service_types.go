@@ -73,6 +73,14 @@ type DatabaseSpec struct {
 	// +kubebuilder:validation:Minimum=1
 	// +optional
 	MaxTotalConnections *int32 `json:"maxTotalConnections,omitempty"`
+
+	// budgetRef joins the service to a ConnectionBudget in its namespace,
+	// which several services on one database share. The pods then hold at
+	// most the allocation the budget gives the service (and
+	// maxTotalConnections, if set, too); until the budget admits the
+	// service, no pods are rendered.
+	// +optional
+	BudgetRef *BudgetRef `json:"budgetRef,omitempty"`
 }
 
 // PoolSpec sizes a pod's PostgreSQL connection pool.

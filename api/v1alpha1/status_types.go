@@ -20,6 +20,10 @@ const (
 	ConditionDegraded = "Degraded"
 	// ConditionTuned says what the tuner is doing and why.
 	ConditionTuned = "Tuned"
+	// ConditionAutoscaled is present while a HorizontalPodAutoscaler
+	// targets the TunedService (True: it owns replicas) or its Deployment
+	// (False: a misconfiguration Pacer undoes).
+	ConditionAutoscaled = "Autoscaled"
 )
 
 // MaxHistory is the number of decisions status.history keeps.

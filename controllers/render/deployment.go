@@ -14,6 +14,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	pacerv1 "github.com/pacer-dev/pacer/api/v1alpha1"
+	"github.com/pacer-dev/pacer/controllers/tuning"
 	"github.com/pacer-dev/pacer/service/config"
 )
 
@@ -43,6 +44,10 @@ type DeploymentInput struct {
 	PoolMaxConns int32
 	// RestartHash changes when pods must restart to pick something up.
 	RestartHash string
+	// MaxTotalConnections is the connection budget in effect when it is
+	// not spec.database.maxTotalConnections alone: the allocation of a
+	// ConnectionBudget member. Nil means the spec's.
+	MaxTotalConnections *int32
 	// DefaultImage is the image when spec.image is empty: the operator's
 	// own pacer-api image; empty means pacerv1.DefaultImage.
 	DefaultImage string
@@ -60,22 +65,24 @@ func Deployment(ts *pacerv1.TunedService, in DeploymentInput) *appsv1ac.Deployme
 			WithSelector(metav1ac.LabelSelector().WithMatchLabels(SelectorLabels(ts))).
 			WithStrategy(appsv1ac.DeploymentStrategy().
 				WithType(appsv1.RollingUpdateDeploymentStrategyType).
-				WithRollingUpdate(rollingUpdate(in.Replicas, in.PoolMaxConns, ts.Spec.Database.MaxTotalConnections))).
+				WithRollingUpdate(rollingUpdate(in.Replicas, in.PoolMaxConns, cmp.Or(in.MaxTotalConnections, ts.Spec.Database.MaxTotalConnections)))).
 			WithTemplate(podTemplate(ts, in)))
 }
 
 // rollingUpdate never drops below the wanted capacity during a rollout
 // (extra pods first), unless the database's connection budget has no room
-// for an extra pod's pool: then pods are replaced one at a time, so
-// replicas × pool never exceeds the budget even mid-rollout.
+// for an extra pod's connections (its pool and its health pool): then pods
+// are replaced one at a time, so the pods' connections never exceed the
+// budget even mid-rollout.
 func rollingUpdate(replicas, pool int32, budget *int32) *appsv1ac.RollingUpdateDeploymentApplyConfiguration {
 	ru := appsv1ac.RollingUpdateDeployment()
 	if budget == nil || pool <= 0 {
 		return ru.WithMaxUnavailable(intstr.FromInt32(0)).WithMaxSurge(intstr.FromString("25%"))
 	}
-	if spare := (*budget - replicas*pool) / pool; spare >= 1 {
+	per := tuning.PodConnections(pool) // the request pool and the health pool
+	if spare := (int64(*budget) - tuning.WorstCaseConnections(replicas, pool)) / per; spare >= 1 {
 		quarter := max(1, (replicas+3)/4)
-		return ru.WithMaxUnavailable(intstr.FromInt32(0)).WithMaxSurge(intstr.FromInt32(min(spare, quarter)))
+		return ru.WithMaxUnavailable(intstr.FromInt32(0)).WithMaxSurge(intstr.FromInt32(int32(min(spare, int64(quarter)))))
 	}
 	return ru.WithMaxUnavailable(intstr.FromInt32(1)).WithMaxSurge(intstr.FromInt32(0))
 }

@@ -13,6 +13,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	pacerv1 "github.com/pacer-dev/pacer/api/v1alpha1"
+	"github.com/pacer-dev/pacer/controllers/tuning"
 	"github.com/pacer-dev/pacer/service/config"
 )
 
@@ -268,9 +269,11 @@ func TestRolloutsStayWithinTheConnectionBudget(t *testing.T) {
 		wantSurge, wantUnavailable string
 	}{
 		{"no budget: surge a quarter", 4, 16, nil, "25%", "0"},
-		{"room for two extra pools: surge up to a quarter", 8, 10, ptr.To[int32](100), "2", "0"},
+		{"room for two extra pods: surge up to a quarter", 8, 10, ptr.To[int32](110), "2", "0"},
+		{"each pod holds its pool and a health connection: room for one", 8, 10, ptr.To[int32](100), "1", "0"},
+		{"pool 3 over 3 pods fills 12 with the health pools: no surge", 3, 3, ptr.To[int32](12), "0", "1"},
 		{"room for one extra pool", 2, 10, ptr.To[int32](35), "1", "0"},
-		{"no room: replace one at a time", 3, 16, ptr.To[int32](50), "0", "1"},
+		{"no room: replace one at a time", 3, 16, ptr.To[int32](51), "0", "1"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -283,7 +286,7 @@ func TestRolloutsStayWithinTheConnectionBudget(t *testing.T) {
 			}
 			if tc.budget != nil {
 				surge := int32(ru.MaxSurge.IntValue())
-				if peak := (tc.replicas + surge) * tc.pool; peak > *tc.budget {
+				if peak := tuning.WorstCaseConnections(tc.replicas+surge, tc.pool); peak > int64(*tc.budget) {
 					t.Errorf("mid-rollout %d connections exceed the budget %d", peak, *tc.budget)
 				}
 			}
