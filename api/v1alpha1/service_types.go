@@ -68,8 +68,10 @@ type DatabaseSpec struct {
 	StatementTimeout *metav1.Duration `json:"statementTimeout,omitempty"`
 
 	// maxTotalConnections is the connection budget of the database across
-	// all pods. When set, replicas × pool.maxConns never exceeds it, neither
-	// in the spec nor in anything the tuner chooses.
+	// all pods. When set, every connection the pods may open never exceeds
+	// it: each pod's pool plus its one-connection /readyz pool, counting
+	// pods that start, surge in a rollout or terminate, neither in the spec
+	// nor in anything the tuner chooses.
 	// +kubebuilder:validation:Minimum=1
 	// +optional
 	MaxTotalConnections *int32 `json:"maxTotalConnections,omitempty"`
