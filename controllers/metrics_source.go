@@ -6,10 +6,13 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	pacerv1 "github.com/pacer-dev/pacer/api/v1alpha1"
 	"github.com/pacer-dev/pacer/controllers/metrics"
+	"github.com/pacer-dev/pacer/controllers/observe"
 )
 
 // Keys of a Prometheus credentials Secret (spec.tuning.metrics.authSecretRef).
@@ -61,4 +64,27 @@ func (r *TunedServiceReconciler) prometheusAuth(ctx context.Context, namespace, 
 			name, AuthKeyToken, AuthKeyUsername, AuthKeyPassword, AuthKeyCA)
 	}
 	return auth, nil
+}
+
+// errObservationPanicked is the message of an observation that ended in a
+// recovered panic; the panic and its stack are in the operator's log.
+const errObservationPanicked = "reading the metrics failed; the operator's log has the details"
+
+// observationPanicked is the failed observation a panic on an observer's
+// goroutine becomes (observe.Options.Recover).
+func observationPanicked(types.NamespacedName, any) observed {
+	return observed{noWindow: observationFailed(errObservationPanicked)}
+}
+
+// recoverObservation, deferred by the tuning step, turns a panic while the
+// pass handles an observation into that service's failed observation: the
+// pass goes on with the settings it had, and the process lives.
+func (r *TunedServiceReconciler) recoverObservation(s *scope) {
+	v := recover()
+	if v == nil {
+		return
+	}
+	observe.Recovered(observe.StageReconcile, client.ObjectKeyFromObject(s.ts), v)
+	c := observationFailed(errObservationPanicked)
+	s.tuned = &metav1.Condition{Status: c.Status, Reason: c.Reason, Message: c.Message}
 }

@@ -13,8 +13,15 @@ import (
 	"sync"
 	"time"
 
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/pacer-dev/pacer/controllers/observe"
 	"github.com/pacer-dev/pacer/controllers/tuning"
 )
+
+// errPanic stands for a panic recovered while reading an answer; the panic
+// itself goes to the operator's log.
+var errPanic = errors.New("reading the answer failed (an operator bug, logged)")
 
 // PodsOptions configure a Pods source. The zero value is usable.
 type PodsOptions struct {
@@ -123,7 +130,7 @@ func (p *Pods) Observe(ctx context.Context, t Target) (tuning.Window, error) {
 	if err := t.validate(true); err != nil {
 		return tuning.Window{}, err
 	}
-	results := p.scrapeAll(ctx, t.Pods)
+	results := p.scrapeAll(ctx, t)
 	if err := ctx.Err(); err != nil {
 		return tuning.Window{}, fmt.Errorf("metrics: observe %s/%s: %w", t.Namespace, t.Name, err)
 	}
@@ -136,12 +143,21 @@ type scrapeResult struct {
 	err    error
 }
 
-func (p *Pods) scrapeAll(ctx context.Context, pods []Pod) []scrapeResult {
-	results := make([]scrapeResult, len(pods))
+// scrapeAll scrapes t's pods, at most Concurrency at once. A scrape runs on
+// a goroutine of its own, where no caller could recover a panic: a panic
+// reading one pod's answer is that pod's failed scrape.
+func (p *Pods) scrapeAll(ctx context.Context, t Target) []scrapeResult {
+	results := make([]scrapeResult, len(t.Pods))
 	sem := make(chan struct{}, p.o.Concurrency)
 	var wg sync.WaitGroup
-	for i, pod := range pods {
+	for i, pod := range t.Pods {
 		wg.Go(func() {
+			defer func() {
+				if v := recover(); v != nil {
+					observe.Recovered(observe.StageObserve, types.NamespacedName{Namespace: t.Namespace, Name: t.Name}, v)
+					results[i] = scrapeResult{err: fmt.Errorf("scrape %s: %w", pod.Addr(), errPanic)}
+				}
+			}()
 			select {
 			case sem <- struct{}{}:
 			case <-ctx.Done():

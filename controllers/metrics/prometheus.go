@@ -224,7 +224,11 @@ func (p *Prometheus) Observe(ctx context.Context, t Target) (tuning.Window, erro
 	if err != nil {
 		return tuning.Window{}, fmt.Errorf("metrics: Prometheus for %s/%s: %w", t.Namespace, t.Name, err)
 	}
-	fillWindow(&w, parseResults(vec), t)
+	res, err := parseResults(vec)
+	if err != nil {
+		return tuning.Window{}, fmt.Errorf("metrics: Prometheus for %s/%s: %w", t.Namespace, t.Name, err)
+	}
+	fillWindow(&w, res, t)
 	return w, nil
 }
 
@@ -249,9 +253,14 @@ type results struct {
 	perPod map[string]map[string]float64
 }
 
-func parseResults(vec model.Vector) results {
+// parseResults reads the combined query's answer. A null sample, which
+// valid JSON may hold, makes the answer bad.
+func parseResults(vec model.Vector) (results, error) {
 	res := results{single: map[string]float64{}, perPod: map[string]map[string]float64{}}
 	for _, s := range vec {
+		if s == nil {
+			return results{}, errors.New("answered a null sample")
+		}
 		name := string(s.Metric[resultLabel])
 		v := float64(s.Value)
 		if pod, ok := s.Metric[LabelPod]; ok {
@@ -263,7 +272,7 @@ func parseResults(vec model.Vector) results {
 		}
 		res.single[name] = v
 	}
-	return res
+	return res, nil
 }
 
 // get is a single result, 0 when absent, negative or not a number (a
