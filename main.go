@@ -48,6 +48,7 @@ func main() {
 		maxObservations      int
 		observationTimeout   time.Duration
 		promEndpoints        string
+		metricsBudgetMiB     int64
 		apiImage             string
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", "0",
@@ -73,6 +74,9 @@ func main() {
 		"Comma-separated Prometheus servers TunedServices may name in spec.tuning.metrics.prometheusURL: "+
 			"host patterns (*.svc matches any name ending in .svc) and CIDRs (10.0.0.0/8). "+
 			"Names never reach loopback or link-local addresses unless a CIDR allows them.")
+	flag.Int64Var(&metricsBudgetMiB, "metrics-budget-mib", metrics.DefaultBudgetBytes>>20,
+		"MiB of metrics answers (pod scrapes and Prometheus queries, decompressed) held in memory at once, all services together; "+
+			"an answer that does not fit fails that observation. Keep it well under the manager's memory limit.")
 	flag.StringVar(&apiImage, "default-api-image", defaultAPIImage,
 		"The pacer-api image of TunedServices that name no spec.image: the one released with this operator.")
 	opts := zap.Options{Development: false}
@@ -121,7 +125,7 @@ func main() {
 		Client:    mgr.GetClient(),
 		APIReader: mgr.GetAPIReader(),
 		Recorder:  mgr.GetEventRecorder("pacer"),
-		Metrics:   metrics.NewSources(metrics.SourcesOptions{Endpoints: endpoints}),
+		Metrics:   metrics.NewSources(metrics.SourcesOptions{Endpoints: endpoints, BudgetBytes: metricsBudgetMiB << 20}),
 
 		DefaultImage:              apiImage,
 		MaxConcurrentReconciles:   maxReconciles,

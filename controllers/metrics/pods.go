@@ -39,8 +39,11 @@ type PodsOptions struct {
 	Concurrency int
 	// MaxScrapes is how many scrapes are kept per pod; default 4, at least 3.
 	MaxScrapes int
-	// MaxBodyBytes bounds an exposition; default 16 MiB.
+	// MaxBodyBytes bounds an exposition, decompressed; default 16 MiB.
 	MaxBodyBytes int64
+	// Budget bounds the bytes of answers held at once across every scrape
+	// and query; nil means no bound but MaxBodyBytes.
+	Budget *Budget
 	// MinSpan is the shortest window when Target.Interval/2 is shorter;
 	// default 1s.
 	MinSpan time.Duration
@@ -195,6 +198,11 @@ func (p *Pods) scrape(ctx context.Context, pod Pod) (sample, error) {
 		return sample{}, fmt.Errorf("scrape %s: %w", u.Host, err)
 	}
 	defer res.Body.Close()
+	acct, err := p.o.Budget.open(ctx)
+	if err != nil {
+		return sample{}, fmt.Errorf("scrape %s: %w", u.Host, err)
+	}
+	defer acct.close() // after the parse: what it made is dropped by then
 	at := time.Now()
 	if res.StatusCode != http.StatusOK {
 		_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, 4096))
@@ -205,35 +213,17 @@ func (p *Pods) scrape(ctx context.Context, pod Pod) (sample, error) {
 			return sample{}, fmt.Errorf("scrape %s: Content-Type %q is not the text format", u.Host, ct)
 		}
 	}
-	body := &limitedReader{r: res.Body, left: p.o.MaxBodyBytes}
+	// The transport decompresses transparently: the bound is on what the
+	// answer inflates to.
+	body := &boundedBody{body: res.Body, acct: acct, limit: p.o.MaxBodyBytes}
 	s, err := parseSample(body, at)
-	if body.exceeded {
+	if errors.Is(err, errTooLarge) {
 		return sample{}, fmt.Errorf("scrape %s: exposition larger than %d bytes", u.Host, p.o.MaxBodyBytes)
 	}
 	if err != nil {
 		return sample{}, fmt.Errorf("scrape %s: %w", u.Host, err)
 	}
 	return s, nil
-}
-
-// limitedReader is io.LimitReader that remembers it cut the input.
-type limitedReader struct {
-	r        io.Reader
-	left     int64
-	exceeded bool
-}
-
-func (l *limitedReader) Read(b []byte) (int, error) {
-	if l.left <= 0 {
-		l.exceeded = true
-		return 0, io.EOF
-	}
-	if int64(len(b)) > l.left {
-		b = b[:l.left]
-	}
-	n, err := l.r.Read(b)
-	l.left -= int64(n)
-	return n, err
 }
 
 // record adds the new scrapes to the history, forgets pods that are gone,

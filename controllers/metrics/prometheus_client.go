@@ -97,6 +97,10 @@ func describe(err error) string {
 	switch {
 	case errors.Is(err, ErrNotAllowed):
 		return ErrNotAllowed.Error()
+	case errors.Is(err, ErrBudget):
+		return ErrBudget.Error()
+	case errors.Is(err, errTooLarge):
+		return "Prometheus answered more than the query can return"
 	case errors.Is(err, errRedirect):
 		return "Prometheus answered with a redirect, which is not followed"
 	case errors.Is(err, context.DeadlineExceeded):

@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"cmp"
 	"fmt"
 	"sync"
 
@@ -18,6 +19,9 @@ type SourcesOptions struct {
 	// Endpoints are the Prometheus servers TunedServices may name; nil
 	// means DefaultAllowedEndpoints.
 	Endpoints *EndpointPolicy
+	// BudgetBytes bounds the bytes of metrics answers every source holds
+	// at once; 0 means DefaultBudgetBytes.
+	BudgetBytes int64
 }
 
 // Sources hands each TunedService the source its spec.tuning.metrics asks
@@ -44,6 +48,8 @@ func NewSources(o SourcesOptions) *Sources {
 	if endpoints == nil {
 		endpoints, _ = ParseEndpointPolicy(DefaultAllowedEndpoints)
 	}
+	budget := NewBudget(cmp.Or(o.BudgetBytes, DefaultBudgetBytes))
+	o.Pods.Budget, o.Prometheus.Budget = budget, budget
 	return &Sources{pods: NewPods(o.Pods), template: o.Prometheus, endpoints: endpoints, prom: map[promKey]*Prometheus{}}
 }
 
