@@ -28,8 +28,9 @@ const (
 // before any Secret is read.
 func (r *TunedServiceReconciler) metricsSource(ctx context.Context, ts *pacerv1.TunedService) (metrics.Source, error) {
 	spec := ts.Spec.Tuning.Metrics
+	key := client.ObjectKeyFromObject(ts)
 	if spec.Source != pacerv1.MetricsFromPrometheus || spec.AuthSecretRef == nil {
-		return r.Metrics.For(spec, nil)
+		return r.Metrics.For(key, spec, nil)
 	}
 	if err := r.Metrics.Allowed(spec); err != nil {
 		return nil, err
@@ -38,7 +39,7 @@ func (r *TunedServiceReconciler) metricsSource(ctx context.Context, ts *pacerv1.
 	if err != nil {
 		return nil, err
 	}
-	return r.Metrics.For(spec, auth)
+	return r.Metrics.For(key, spec, auth)
 }
 
 // prometheusAuth reads the one Secret named, straight from the API server:

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/apimachinery/pkg/types"
+
 	pacerv1 "github.com/pacer-dev/pacer/api/v1alpha1"
 )
 
@@ -101,11 +103,14 @@ func (a *acceptCounter) count(t *testing.T) int {
 	}
 }
 
+// tsKey is the TunedService the tests' sources observe for.
+var tsKey = types.NamespacedName{Namespace: "ns", Name: "svc"}
+
 var target = Target{Namespace: "ns", Name: "svc", Pods: []Pod{{Name: "p"}}, Interval: time.Minute}
 
 func observeVia(t *testing.T, s *Sources, url string, auth *PrometheusAuth) error {
 	t.Helper()
-	src, err := s.For(pacerv1.MetricsSpec{Source: pacerv1.MetricsFromPrometheus, PrometheusURL: url}, auth)
+	src, err := s.For(tsKey, pacerv1.MetricsSpec{Source: pacerv1.MetricsFromPrometheus, PrometheusURL: url}, auth)
 	if err != nil {
 		return err
 	}
@@ -206,7 +211,7 @@ func TestPrometheusCredentials(t *testing.T) {
 	if strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Errorf("Authorization headers %q, want %q", got, want)
 	}
-	if _, err := s.For(pacerv1.MetricsSpec{Source: pacerv1.MetricsFromPrometheus, PrometheusURL: srv.URL},
+	if _, err := s.For(tsKey, pacerv1.MetricsSpec{Source: pacerv1.MetricsFromPrometheus, PrometheusURL: srv.URL},
 		&PrometheusAuth{CA: []byte("not PEM")}); err == nil {
 		t.Error("a CA bundle without a certificate: no error")
 	}

@@ -41,16 +41,29 @@ func (a *PrometheusAuth) key() string {
 
 var errRedirect = errors.New("redirects are not followed")
 
-// newPrometheusClient is the HTTP client of one Prometheus source: it dials
+// promClient is the HTTP client of one Prometheus server and credentials,
+// and its transport, whose idle connections are closed when it is dropped.
+type promClient struct {
+	http      *http.Client
+	transport *http.Transport
+}
+
+// idleTimeout closes a connection to a Prometheus server idle this long:
+// longer than the default tuning interval (30s), so a connection is reused
+// from one observation to the next.
+const idleTimeout = 90 * time.Second
+
+// newPrometheusClient is the HTTP client of one Prometheus server: it dials
 // only what policy allows, never uses a proxy (which would dial for it),
 // follows no redirect and adds the credentials.
-func newPrometheusClient(policy *EndpointPolicy, auth *PrometheusAuth) (*http.Client, error) {
+func newPrometheusClient(policy *EndpointPolicy, auth *PrometheusAuth) (*promClient, error) {
 	tr := &http.Transport{
 		Proxy:               nil,
 		DialContext:         policy.DialContext,
 		TLSClientConfig:     &tls.Config{MinVersion: tls.VersionTLS12},
 		TLSHandshakeTimeout: 10 * time.Second,
 		MaxIdleConnsPerHost: 2,
+		IdleConnTimeout:     idleTimeout,
 	}
 	var rt http.RoundTripper = tr
 	if auth != nil {
@@ -66,10 +79,10 @@ func newPrometheusClient(policy *EndpointPolicy, auth *PrometheusAuth) (*http.Cl
 		}
 		rt = &authTransport{next: tr, auth: *auth}
 	}
-	return &http.Client{
+	return &promClient{transport: tr, http: &http.Client{
 		Transport:     rt,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return errRedirect },
-	}, nil
+	}}, nil
 }
 
 type authTransport struct {
