@@ -91,7 +91,7 @@ func TestPrometheusGzipBombIsCut(t *testing.T) {
 	}
 	srv, _ := serveGzip(t, "application/json", bomb)
 	err := observeVia(t, loopbackSources(t, SourcesOptions{}), srv.URL, nil)
-	if err == nil || !strings.Contains(err.Error(), "more than the query can return") {
+	if !errors.Is(err, errTooLarge) {
 		t.Errorf("err = %v, want an answer too large", err)
 	}
 }
@@ -105,8 +105,8 @@ func TestPrometheusTooManySeries(t *testing.T) {
 	}
 	body := `{"status":"success","data":{"resultType":"vector","result":[` + strings.Join(results, ",") + `]}}`
 	_, err := promAnswer(t, body).Observe(context.Background(), target)
-	if err == nil || !strings.Contains(err.Error(), "more than the query can return") {
-		t.Errorf("err = %v, want too many series", err)
+	if cause := errors.Unwrap(err); cause == nil || !strings.Contains(cause.Error(), "more than the query can return") {
+		t.Errorf("err = %v (cause %v), want too many series", err, cause)
 	}
 }
 

@@ -26,7 +26,9 @@ var errPanic = errors.New("reading the answer failed (an operator bug, logged)")
 // PodsOptions configure a Pods source. The zero value is usable.
 type PodsOptions struct {
 	// Client makes the scrapes; nil means a client of its own with
-	// keep-alives, no proxy and a 5s dial timeout.
+	// keep-alives, no proxy, a 5s dial timeout, and a dial policy that
+	// refuses addresses no pod has (link-local and cloud metadata,
+	// unspecified, multicast, NAT64).
 	Client *http.Client
 	// Path is the metrics path on the admin port; default "/metrics".
 	Path string
@@ -57,7 +59,7 @@ func (o PodsOptions) withDefaults() PodsOptions {
 	if o.Client == nil {
 		o.Client = &http.Client{Transport: &http.Transport{
 			Proxy:               nil,
-			DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second, Control: podDialControl}).DialContext,
 			MaxIdleConns:        256,
 			MaxIdleConnsPerHost: 1,
 			IdleConnTimeout:     2 * time.Minute,

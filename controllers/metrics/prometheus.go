@@ -250,36 +250,40 @@ func (p *Prometheus) Observe(ctx context.Context, t Target) (tuning.Window, erro
 		judge(&w, nil, t, 0)
 		return w, nil
 	}
-	qs := queries(selector(t), model.Duration(r).String())
+	res, err := p.query(ctx, t, end, model.Duration(r).String())
+	if err != nil {
+		log.FromContext(ctx).V(1).Info("Prometheus query failed", "target", t.Namespace+"/"+t.Name, "error", err.Error())
+		return tuning.Window{}, &queryFailure{cause: err}
+	}
+	fillWindow(&w, res, t)
+	return w, nil
+}
+
+// query asks Prometheus for the results of the window ending at end over
+// range r, within the answer's bounds.
+func (p *Prometheus) query(ctx context.Context, t Target, end time.Time, r string) (results, error) {
+	qs := queries(selector(t), r)
 	ctx, cancel := context.WithTimeout(ctx, p.o.Timeout)
 	defer cancel()
 	acct, err := p.o.Budget.open(ctx)
 	if err != nil {
-		return tuning.Window{}, fmt.Errorf("metrics: query Prometheus for %s/%s: %s", t.Namespace, t.Name, describe(err))
+		return results{}, err
 	}
 	defer acct.close() // after the parse: what it made is dropped by then
 	most := mostResults(qs, len(t.Pods))
 	ctx = withAnswerBounds(ctx, answerBounds{limit: answerBaseBytes + int64(most)*answerResultBytes, acct: acct})
 	v, _, _, err := p.api.Query(ctx, combine(qs), end, promv1.WithTimeout(p.o.Timeout))
 	if err != nil {
-		// The details are for the operator's log; status gets a summary.
-		log.FromContext(ctx).Info("Prometheus query failed", "target", t.Namespace+"/"+t.Name, "error", err.Error())
-		return tuning.Window{}, fmt.Errorf("metrics: query Prometheus for %s/%s: %s", t.Namespace, t.Name, describe(err))
+		return results{}, err
 	}
 	vec, err := asVector(v)
 	if err != nil {
-		return tuning.Window{}, fmt.Errorf("metrics: Prometheus for %s/%s: %w", t.Namespace, t.Name, err)
+		return results{}, err
 	}
 	if len(vec) > most {
-		return tuning.Window{}, fmt.Errorf("metrics: Prometheus for %s/%s: answered %d series, more than the query can return (%d)",
-			t.Namespace, t.Name, len(vec), most)
+		return results{}, fmt.Errorf("answered %d series, more than the query can return (%d)", len(vec), most)
 	}
-	res, err := parseResults(vec)
-	if err != nil {
-		return tuning.Window{}, fmt.Errorf("metrics: Prometheus for %s/%s: %w", t.Namespace, t.Name, err)
-	}
-	fillWindow(&w, res, t)
-	return w, nil
+	return parseResults(vec)
 }
 
 // asVector checks the query's answer is an instant vector. Prometheus may

@@ -1,17 +1,13 @@
 package metrics
 
 import (
-	"context"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"time"
-
-	promv1 "github.com/prometheus/client_golang/api/prometheus/v1"
 )
 
 // PrometheusAuth is how the operator proves itself to a Prometheus server,
@@ -101,29 +97,17 @@ func (t *authTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	return t.next.RoundTrip(req)
 }
 
-// describe says what went wrong with a query in terms fit for status,
-// which everyone who may read the TunedService sees: never a dial error,
-// an address or a body from the server.
-func describe(err error) string {
-	var apiErr *promv1.Error
-	var netErr net.Error
-	switch {
-	case errors.Is(err, ErrNotAllowed):
-		return ErrNotAllowed.Error()
-	case errors.Is(err, ErrBudget):
-		return ErrBudget.Error()
-	case errors.Is(err, errTooLarge):
-		return "Prometheus answered more than the query can return"
-	case errors.Is(err, errRedirect):
-		return "Prometheus answered with a redirect, which is not followed"
-	case errors.Is(err, context.DeadlineExceeded):
-		return "Prometheus did not answer in time"
-	case errors.Is(err, context.Canceled):
-		return "the query was canceled"
-	case errors.As(err, &apiErr):
-		return fmt.Sprintf("Prometheus answered an error (%s)", apiErr.Type)
-	case errors.As(err, &netErr):
-		return "could not reach Prometheus"
-	}
-	return "the query failed"
-}
+// queryFailure is a Prometheus observation that failed after its URL was
+// allowed. Its message is one and the same whatever the cause (a refused
+// or failed dial, no answer in time, an error answer, a redirect, a bad or
+// oversized answer), because status is read by everyone who may read the
+// TunedService: it must not tell a scan of the operator's networks which
+// addresses answer. The cause is logged at debug level and kept for
+// errors.Is.
+type queryFailure struct{ cause error }
+
+// errQueryFailed is queryFailure's message.
+const errQueryFailed = "metrics: Prometheus gave no usable answer (the operator's log has the details at debug level)"
+
+func (f *queryFailure) Error() string { return errQueryFailed }
+func (f *queryFailure) Unwrap() error { return f.cause }
