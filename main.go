@@ -50,6 +50,7 @@ func main() {
 		promEndpoints        string
 		metricsBudgetMiB     int64
 		dialAllowed          []string
+		httpCredentials      bool
 		apiImage             string
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", "0",
@@ -86,6 +87,9 @@ func main() {
 	flag.Int64Var(&metricsBudgetMiB, "metrics-budget-mib", metrics.DefaultBudgetBytes>>20,
 		"MiB of metrics answers (pod scrapes and Prometheus queries, decompressed) held in memory at once, all services together; "+
 			"an answer that does not fit fails that observation. Keep it well under the manager's memory limit.")
+	flag.BoolVar(&httpCredentials, "metrics-allow-http-credentials", false,
+		"Send a TunedService's Prometheus credentials (authSecretRef, or a user and password in the URL) to a plain http prometheusURL, "+
+			"where anyone on the network path can read them. Off: such URLs are refused.")
 	flag.StringVar(&apiImage, "default-api-image", defaultAPIImage,
 		"The pacer-api image of TunedServices that name no spec.image: the one released with this operator.")
 	opts := zap.Options{Development: false}
@@ -139,7 +143,9 @@ func main() {
 		Client:    mgr.GetClient(),
 		APIReader: mgr.GetAPIReader(),
 		Recorder:  mgr.GetEventRecorder("pacer"),
-		Metrics:   metrics.NewSources(metrics.SourcesOptions{Endpoints: endpoints, BudgetBytes: metricsBudgetMiB << 20}),
+		Metrics: metrics.NewSources(metrics.SourcesOptions{
+			Endpoints: endpoints, BudgetBytes: metricsBudgetMiB << 20, AllowHTTPCredentials: httpCredentials,
+		}),
 
 		DefaultImage:              apiImage,
 		MaxConcurrentReconciles:   maxReconciles,

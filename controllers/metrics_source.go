@@ -42,18 +42,31 @@ func (r *TunedServiceReconciler) metricsSource(ctx context.Context, ts *pacerv1.
 	return r.Metrics.For(key, spec, auth)
 }
 
-// prometheusAuth reads the one Secret named, straight from the API server:
-// Secrets' values are never cached, and the operator's Secret watch holds
-// metadata only.
+// LabelMetricsCredentials must be "true" on a Secret a TunedService names
+// in spec.tuning.metrics.authSecretRef. Whoever may edit TunedServices
+// but not read Secrets must not be able to send any Secret of the
+// namespace (a legacy ServiceAccount token under `token`, say) to a URL
+// of their choice: the Secret's owner opts it in.
+const LabelMetricsCredentials = "pacer.dev/metrics-credentials"
+
+// prometheusAuth reads the one Secret named, straight from the API server
+// (Secrets' values are never cached, and the operator's Secret watch holds
+// metadata only), and only if it carries LabelMetricsCredentials: an
+// unlabelled Secret's value is never read. A missing Secret and an
+// unlabelled one read the same, so the condition tells a tenant nothing
+// about Secrets they may not read.
 func (r *TunedServiceReconciler) prometheusAuth(ctx context.Context, namespace, name string) (*metrics.PrometheusAuth, error) {
-	sec := &corev1.Secret{}
-	err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, sec)
+	var list corev1.SecretList
+	err := r.APIReader.List(ctx, &list, client.InNamespace(namespace),
+		client.MatchingFields{"metadata.name": name}, client.MatchingLabels{LabelMetricsCredentials: "true"})
 	switch {
-	case apierrors.IsNotFound(err):
-		return nil, fmt.Errorf("the Secret %q named by spec.tuning.metrics.authSecretRef does not exist", name)
 	case err != nil:
 		return nil, fmt.Errorf("reading Secret %q named by spec.tuning.metrics.authSecretRef: %s", name, apierrors.ReasonForError(err))
+	case len(list.Items) != 1:
+		return nil, fmt.Errorf("no Secret %q labelled %s=true, as spec.tuning.metrics.authSecretRef requires, exists",
+			name, LabelMetricsCredentials)
 	}
+	sec := &list.Items[0]
 	auth := &metrics.PrometheusAuth{
 		BearerToken: string(sec.Data[AuthKeyToken]),
 		Username:    string(sec.Data[AuthKeyUsername]),

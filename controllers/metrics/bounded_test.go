@@ -78,6 +78,7 @@ func loopbackSources(t *testing.T, o SourcesOptions) *Sources {
 		t.Fatal(err)
 	}
 	o.Endpoints = policy
+	o.AllowHTTPCredentials = true // test servers speak http
 	return NewSources(o)
 }
 

@@ -199,7 +199,7 @@ func TestPrometheusCredentials(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := NewSources(SourcesOptions{Endpoints: loopback})
+	s := NewSources(SourcesOptions{Endpoints: loopback, AllowHTTPCredentials: true}) // a test server speaks http
 	for _, auth := range []*PrometheusAuth{{BearerToken: "tok"}, {Username: "u", Password: "p"}} {
 		if err := observeVia(t, s, srv.URL, auth); err != nil {
 			t.Fatal(err)

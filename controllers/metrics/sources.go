@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"net/url"
 	"strings"
@@ -26,7 +27,15 @@ type SourcesOptions struct {
 	// BudgetBytes bounds the bytes of metrics answers every source holds
 	// at once; 0 means DefaultBudgetBytes.
 	BudgetBytes int64
+	// AllowHTTPCredentials lets credentials (an authSecretRef, or a user
+	// and password in the URL) go to a plain http URL, where anyone on
+	// the path can read them. Off by default.
+	AllowHTTPCredentials bool
 }
+
+// ErrHTTPCredentials is the error of credentials for a plain http URL.
+var ErrHTTPCredentials = errors.New("credentials are never sent to a plain http prometheusURL: use https " +
+	"(or ask the operator's administrator for --metrics-allow-http-credentials)")
 
 // Sources hands each TunedService the source its spec.tuning.metrics asks
 // for: one shared Pods source (it keeps the scrape history), or a
@@ -38,6 +47,7 @@ type Sources struct {
 	pods      *Pods
 	template  PrometheusOptions
 	endpoints *EndpointPolicy
+	httpCreds bool
 
 	mu      sync.Mutex
 	clients map[clientKey]*sharedClient
@@ -68,7 +78,7 @@ func NewSources(o SourcesOptions) *Sources {
 	budget := NewBudget(cmp.Or(o.BudgetBytes, DefaultBudgetBytes))
 	o.Pods.Budget, o.Prometheus.Budget = budget, budget
 	return &Sources{
-		pods: NewPods(o.Pods), template: o.Prometheus, endpoints: endpoints,
+		pods: NewPods(o.Pods), template: o.Prometheus, endpoints: endpoints, httpCreds: o.AllowHTTPCredentials,
 		clients: map[clientKey]*sharedClient{}, userOf: map[types.NamespacedName]clientKey{},
 	}
 }
@@ -89,12 +99,12 @@ func (s *Sources) For(key types.NamespacedName, spec pacerv1.MetricsSpec, auth *
 	default:
 		return nil, fmt.Errorf("metrics: unknown metrics source %q", spec.Source)
 	}
-	if err := s.endpoints.Check(spec.PrometheusURL); err != nil {
+	if err := s.allowed(spec, auth != nil); err != nil {
 		return nil, err
 	}
 	u, err := url.Parse(spec.PrometheusURL)
 	if err != nil {
-		return nil, ErrNotAllowed // Check parsed it: not reached
+		return nil, ErrNotAllowed // allowed parsed it: not reached
 	}
 	client, err := s.client(key, clientKey{u.Scheme, strings.ToLower(u.Host), auth.key()}, auth)
 	if err != nil {
@@ -182,12 +192,27 @@ func (s *Sources) dropLocked(ck clientKey, c *sharedClient) {
 }
 
 // Allowed reports ErrNotAllowed when spec names a Prometheus server the
-// operator may not fetch.
+// operator may not fetch, and ErrHTTPCredentials when it would send
+// credentials (spec.authSecretRef) over plain http. It reads nothing.
 func (s *Sources) Allowed(spec pacerv1.MetricsSpec) error {
 	if spec.Source != pacerv1.MetricsFromPrometheus {
 		return nil
 	}
-	return s.endpoints.Check(spec.PrometheusURL)
+	return s.allowed(spec, spec.AuthSecretRef != nil)
+}
+
+func (s *Sources) allowed(spec pacerv1.MetricsSpec, withAuth bool) error {
+	if err := s.endpoints.Check(spec.PrometheusURL); err != nil {
+		return err
+	}
+	u, err := url.Parse(spec.PrometheusURL)
+	if err != nil {
+		return ErrNotAllowed // Check parsed it: not reached
+	}
+	if u.Scheme == "http" && (withAuth || u.User != nil) && !s.httpCreds {
+		return ErrHTTPCredentials
+	}
+	return nil
 }
 
 // Forget drops what any source keeps about a TunedService, its Prometheus

@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -46,7 +47,7 @@ func TestSourcesFor(t *testing.T) {
 // client goes once no TunedService uses it.
 func TestSourcesShareClients(t *testing.T) {
 	t.Parallel()
-	s := NewSources(SourcesOptions{})
+	s := NewSources(SourcesOptions{AllowHTTPCredentials: true})
 	a, b := tsKey, types.NamespacedName{Namespace: "ns", Name: "other"}
 	mustFor := func(key types.NamespacedName, url string, auth *PrometheusAuth) {
 		t.Helper()
@@ -161,5 +162,33 @@ func eventuallyTrue(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting until %s", what)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Credentials never go to a plain http URL unless the operator allows it:
+// neither an authSecretRef's nor a user and password in the URL.
+func TestNoCredentialsOverPlainHTTP(t *testing.T) {
+	t.Parallel()
+	s := NewSources(SourcesOptions{})
+	withRef := prom("http://prometheus.monitoring.svc:9090")
+	withRef.AuthSecretRef = &pacerv1.SecretRef{Name: "auth"}
+	if err := s.Allowed(withRef); !errors.Is(err, ErrHTTPCredentials) {
+		t.Errorf("Allowed(http with authSecretRef) = %v, want ErrHTTPCredentials", err)
+	}
+	if _, err := s.For(tsKey, prom("http://prometheus.monitoring.svc:9090"), &PrometheusAuth{BearerToken: "t"}); !errors.Is(err, ErrHTTPCredentials) {
+		t.Errorf("For(http, a token) = %v, want ErrHTTPCredentials", err)
+	}
+	if _, err := s.For(tsKey, prom("http://u:p@prometheus.monitoring.svc:9090"), nil); !errors.Is(err, ErrHTTPCredentials) {
+		t.Errorf("For(http://u:p@...) = %v, want ErrHTTPCredentials", err)
+	}
+	if _, err := s.For(tsKey, prom("https://prometheus.monitoring.svc:9090"), &PrometheusAuth{BearerToken: "t"}); err != nil {
+		t.Errorf("For(https, a token) = %v", err)
+	}
+	if _, err := s.For(tsKey, prom("http://prometheus.monitoring.svc:9090"), nil); err != nil {
+		t.Errorf("For(http, no credentials) = %v", err)
+	}
+	allowing := NewSources(SourcesOptions{AllowHTTPCredentials: true})
+	if _, err := allowing.For(tsKey, prom("http://prometheus.monitoring.svc:9090"), &PrometheusAuth{BearerToken: "t"}); err != nil {
+		t.Errorf("with AllowHTTPCredentials, For(http, a token) = %v", err)
 	}
 }
