@@ -268,7 +268,7 @@ func TestFilterKeepsWhatReduceReads(t *testing.T) {
 	x.Cache.LocalHits.Add(4)
 	x.Cache.LocalMisses.Add(5)
 	x.Cache.Evictions.Add(6)
-	x.RegisterSources(telemetry.Sources{
+	if err := x.RegisterSources(telemetry.Sources{
 		Limiter: func() limiter.Stats {
 			return limiter.Stats{InFlight: 2, Queued: 1, Limits: limiter.Limits{MaxInFlight: 8}}
 		},
@@ -281,7 +281,9 @@ func TestFilterKeepsWhatReduceReads(t *testing.T) {
 			return store.Stats{AcquiredConns: 1, MaxConns: 10, AcquireCount: 7, EmptyAcquireCount: 1, AcquireDuration: time.Second}
 		},
 		PoolSwaps: func() int64 { return 0 },
-	})
+	}); err != nil {
+		t.Fatal(err)
+	}
 	families, err := x.Registry.Gather()
 	if err != nil {
 		t.Fatal(err)
