@@ -109,34 +109,37 @@ func FuzzReadPath(f *testing.F) {
 	f.Add([]byte("HTTP/1.1 302 Found\r\nLocation: http://169.254.169.254/\r\nContent-Length: 0\r\n\r\n"))
 	f.Add([]byte("not http at all"))
 
-	f.Fuzz(func(t *testing.T, raw []byte) {
-		tg := Target{Namespace: "ns", Name: "svc", Pods: []Pod{{Name: "p", Host: "10.0.0.1"}}, Generation: 3, MinRequests: 50} // Interval 0: MinSpan makes the window
-		budget := NewBudget(8 << 20)
-		pods := NewPods(PodsOptions{Client: wireClient(raw), Timeout: time.Second, MinSpan: time.Nanosecond, MaxBodyBytes: 1 << 20, Budget: budget})
-		for range 2 {
-			w, err := pods.Observe(context.Background(), tg)
-			if err != nil {
-				t.Fatalf("Pods.Observe: %v (a failed scrape is a window, not an error)", err)
-			}
-			checkWindow(t, w, raw)
-		}
-		prom, err := NewPrometheus(PrometheusOptions{
-			URL: "http://prometheus.monitoring.svc:9090", Client: wireClient(raw), Timeout: time.Second, Budget: budget,
-			Now: func() time.Time { return time.Unix(1700000000, 0) },
-		})
+	f.Fuzz(readPath)
+}
+
+// readPath runs raw through both sources; see FuzzReadPath.
+func readPath(t *testing.T, raw []byte) {
+	tg := Target{Namespace: "ns", Name: "svc", Pods: []Pod{{Name: "p", Host: "10.0.0.1"}}, Generation: 3, MinRequests: 50} // Interval 0: MinSpan makes the window
+	budget := NewBudget(8 << 20)
+	pods := NewPods(PodsOptions{Client: wireClient(raw), Timeout: 300 * time.Millisecond, MinSpan: time.Nanosecond, MaxBodyBytes: 1 << 20, Budget: budget})
+	for range 2 {
+		w, err := pods.Observe(context.Background(), tg)
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("Pods.Observe: %v (a failed scrape is a window, not an error)", err)
 		}
-		if w, err := prom.Observe(context.Background(), tg); err == nil {
-			checkWindow(t, w, raw)
-		}
-		// Every answer gave its budget back.
-		if a, err := budget.open(context.Background()); err != nil || a.cover(8<<20) != nil {
-			t.Errorf("budget not given back after the answers: %v", err)
-		} else {
-			a.close()
-		}
+		checkWindow(t, w, raw)
+	}
+	prom, err := NewPrometheus(PrometheusOptions{
+		URL: "http://prometheus.monitoring.svc:9090", Client: wireClient(raw), Timeout: 300 * time.Millisecond, Budget: budget,
+		Now: func() time.Time { return time.Unix(1700000000, 0) },
 	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w, err := prom.Observe(context.Background(), tg); err == nil {
+		checkWindow(t, w, raw)
+	}
+	// Every answer gave its budget back.
+	if a, err := budget.open(context.Background()); err != nil || a.cover(8<<20) != nil {
+		t.Errorf("budget not given back after the answers: %v", err)
+	} else {
+		a.close()
+	}
 }
 
 // checkWindow fails t if w holds a figure no answer should make.
