@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 
@@ -186,8 +187,12 @@ func TestBudget(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	refusals := testutil.ToFloat64(budgetRefusals)
 	if err := a2.cover(2 * budgetChunk); !errors.Is(err, ErrBudget) {
 		t.Errorf("a2 past the budget: err = %v, want ErrBudget", err)
+	}
+	if got := testutil.ToFloat64(budgetRefusals) - refusals; got < 1 {
+		t.Errorf("pacer_metrics_budget_refusals_total rose by %v, want at least 1", got)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()

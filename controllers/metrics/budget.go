@@ -8,7 +8,9 @@ import (
 	"net/http"
 	"sync"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/semaphore"
+	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 )
 
 // DefaultBudgetBytes is the memory every metrics answer in flight may hold
@@ -29,6 +31,15 @@ var ErrBudget = errors.New("the operator's memory budget for metrics answers is 
 // errTooLarge is the error of an answer larger than its own cap.
 var errTooLarge = errors.New("answer too large")
 
+// budgetRefusals counts answers refused for want of budget: a steady rise
+// says --metrics-budget-mib is too small for the answers in flight.
+var budgetRefusals = prometheus.NewCounter(prometheus.CounterOpts{
+	Name: "pacer_metrics_budget_refusals_total",
+	Help: "Metrics answers (pod scrapes, Prometheus queries) not read because the operator's --metrics-budget-mib was spent.",
+})
+
+func init() { crmetrics.Registry.MustRegister(budgetRefusals) }
+
 // Budget bounds the bytes of metrics answers that every scrape and query
 // together hold in memory: many services scraped at once cannot add up
 // past it. Safe for concurrent use; nil means no budget.
@@ -47,10 +58,11 @@ func NewBudget(size int64) *Budget {
 // the observation gave up and closed the account: so a mutex, and nothing
 // is taken once closed.
 type account struct {
-	budget *Budget
-	mu     sync.Mutex
-	held   int64
-	closed bool
+	budget  *Budget
+	mu      sync.Mutex
+	held    int64
+	closed  bool
+	refused bool // counted once
 }
 
 // open takes the first chunk of b for one answer, waiting until it is free
@@ -72,7 +84,7 @@ func (a *account) cover(n int64) error {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.closed {
+	if a.closed || a.refused {
 		return ErrBudget
 	}
 	if n <= a.held {
@@ -80,6 +92,8 @@ func (a *account) cover(n int64) error {
 	}
 	more := (n - a.held + budgetChunk - 1) / budgetChunk * budgetChunk
 	if !a.budget.sem.TryAcquire(more) {
+		budgetRefusals.Inc()
+		a.refused = true
 		return ErrBudget
 	}
 	a.held += more
