@@ -49,6 +49,9 @@ func main() {
 		maxObservations      int
 		observationTimeout   time.Duration
 		promEndpoints        string
+		metricsBudgetMiB     int64
+		dialAllowed          []string
+		httpCredentials      bool
 		apiImage             string
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", "0",
@@ -72,8 +75,22 @@ func main() {
 		"How long one observation of a TunedService's pods (or its Prometheus queries) may take; at most half its tuning interval.")
 	flag.StringVar(&promEndpoints, "prometheus-endpoints", strings.Join(metrics.DefaultAllowedEndpoints, ","),
 		"Comma-separated Prometheus servers TunedServices may name in spec.tuning.metrics.prometheusURL: "+
-			"host patterns (*.svc matches any name ending in .svc) and CIDRs (10.0.0.0/8). "+
-			"Names never reach loopback or link-local addresses unless a CIDR allows them.")
+			"host patterns (*.svc matches any name ending in .svc) and CIDRs of IP literals (10.0.0.0/8). "+
+			"A name is never dialled at a private, loopback, link-local, CGNAT or metadata address unless "+
+			"--metrics-allow-cidr (or a CIDR here) allows it.")
+	flag.Func("metrics-allow-cidr",
+		"A CIDR that Prometheus URLs' names may be dialled at although it is private (repeatable, or comma-separated): "+
+			"usually the cluster's Service CIDR, where a Prometheus Service's ClusterIP lies (and its pod CIDR for a headless Service).",
+		func(v string) error {
+			dialAllowed = append(dialAllowed, splitList(v)...)
+			return nil
+		})
+	flag.Int64Var(&metricsBudgetMiB, "metrics-budget-mib", metrics.DefaultBudgetBytes>>20,
+		"MiB of metrics answers (pod scrapes and Prometheus queries, decompressed) held in memory at once, all services together; "+
+			"an answer that does not fit fails that observation. Keep it well under the manager's memory limit.")
+	flag.BoolVar(&httpCredentials, "metrics-allow-http-credentials", false,
+		"Send a TunedService's Prometheus credentials (authSecretRef, or a user and password in the URL) to a plain http prometheusURL, "+
+			"where anyone on the network path can read them. Off: such URLs are refused.")
 	flag.StringVar(&apiImage, "default-api-image", defaultAPIImage,
 		"The pacer-api image of TunedServices that name no spec.image: the one released with this operator.")
 	opts := zap.Options{Development: false}
@@ -116,13 +133,20 @@ func main() {
 		log.Error(err, "invalid --prometheus-endpoints")
 		os.Exit(1)
 	}
+	endpoints, err = endpoints.WithDialAllowed(dialAllowed)
+	if err != nil {
+		log.Error(err, "invalid --metrics-allow-cidr")
+		os.Exit(1)
+	}
 
 	ctx := ctrl.SetupSignalHandler()
 	if err := (&controllers.TunedServiceReconciler{
 		Client:    mgr.GetClient(),
 		APIReader: mgr.GetAPIReader(),
 		Recorder:  mgr.GetEventRecorder("pacer"),
-		Metrics:   metrics.NewSources(metrics.SourcesOptions{Endpoints: endpoints}),
+		Metrics: metrics.NewSources(metrics.SourcesOptions{
+			Endpoints: endpoints, BudgetBytes: metricsBudgetMiB << 20, AllowHTTPCredentials: httpCredentials,
+		}),
 
 		DefaultImage:              apiImage,
 		MaxConcurrentReconciles:   maxReconciles,

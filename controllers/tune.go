@@ -102,6 +102,7 @@ func (r *TunedServiceReconciler) syncSettings(s *scope) {
 // Hold, and Disabled on its way back to the spec, observe nothing and step
 // once per interval.
 func (r *TunedServiceReconciler) reconcileTuning(ctx context.Context, s *scope) error {
+	defer r.recoverObservation(s)
 	ts := s.ts
 	key := client.ObjectKeyFromObject(ts)
 	spec := loopSpec(s)

@@ -246,6 +246,7 @@ func (r *TunedServiceReconciler) SetupWithManager(ctx context.Context, mgr ctrl.
 	finished := make(chan event.GenericEvent, 64)
 	o := observe.Options[observed]{
 		Observe:     r.observeService,
+		Recover:     observationPanicked,
 		Timeout:     r.ObservationTimeout,
 		MaxInFlight: r.MaxConcurrentObservations,
 	}

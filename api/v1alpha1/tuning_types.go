@@ -162,8 +162,10 @@ type MetricsSpec struct {
 	Source MetricsSource `json:"source,omitempty"`
 	// prometheusURL is the base URL of the Prometheus HTTP API, such as
 	// http://prometheus.monitoring.svc:9090. The operator fetches only the
-	// servers its --prometheus-endpoints allows (in-cluster Services by
-	// default), and follows no redirect.
+	// servers its --prometheus-endpoints allows (in-cluster Service names by
+	// default), dials a private address only in a range its
+	// --metrics-allow-cidr allows (usually the Service CIDR), and follows
+	// no redirect.
 	// +kubebuilder:validation:MaxLength=2048
 	// +kubebuilder:validation:XValidation:rule="isURL(self) && (url(self).getScheme() == 'http' || url(self).getScheme() == 'https')",message="prometheusURL must be an http or https URL"
 	// +optional
@@ -171,9 +173,10 @@ type MetricsSpec struct {
 	// authSecretRef names a Secret in this namespace holding the
 	// credentials for prometheusURL: `token` (a bearer token), or
 	// `username` and `password` (basic authentication); and optionally
-	// `ca.crt`, the PEM authorities trusted for https. The operator reads
-	// this one Secret directly, once per tuning interval, and never copies
-	// its values anywhere.
+	// `ca.crt`, the PEM authorities trusted for https. The Secret must be
+	// labelled pacer.dev/metrics-credentials: "true", and prometheusURL
+	// must be https. The operator reads this one Secret directly, once per
+	// tuning interval, and never copies its values anywhere.
 	// +optional
 	AuthSecretRef *SecretRef `json:"authSecretRef,omitempty"`
 }

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -24,12 +25,82 @@ var ErrNotAllowed = errors.New("prometheusURL is not allowed by the operator's -
 // EndpointPolicy says which Prometheus servers TunedServices may make the
 // operator fetch. A URL's host must match a host pattern, or be an IP in
 // one of the CIDRs. The address actually dialled is checked again after
-// name resolution, so a name cannot lead (by DNS rebinding or an
-// ExternalName Service) to loopback, link-local (cloud metadata) or
-// unspecified addresses, unless a CIDR allows them.
+// name resolution, so a name cannot lead (by DNS rebinding, an
+// ExternalName Service or any tenant's Service) to an address in
+// deniedRanges (private, loopback, link-local and metadata, CGNAT, ...)
+// unless one of the CIDRs or a dial-allowed CIDR (WithDialAllowed: the
+// cluster's Service CIDR, usually) admits it.
 type EndpointPolicy struct {
 	hosts []string // "name" or "*.suffix", lower case
 	cidrs []netip.Prefix
+	// dialAllowed admit dialled addresses, not URL hosts.
+	dialAllowed []netip.Prefix
+}
+
+// deniedRanges are never dialled for a Prometheus URL unless a CIDR allows
+// them: every range a name could lead to inside the cluster's, the node's
+// or the cloud's own networks. IPv4-mapped IPv6 addresses are checked as
+// IPv4; NAT64 and IPv4-compatible forms are denied whole.
+var deniedRanges = prefixes(
+	"0.0.0.0/8",      // "this network", unspecified
+	"10.0.0.0/8",     // private use (RFC 1918)
+	"100.64.0.0/10",  // carrier-grade NAT (RFC 6598)
+	"127.0.0.0/8",    // loopback
+	"169.254.0.0/16", // link-local, cloud metadata (169.254.169.254)
+	"172.16.0.0/12",  // private use
+	"192.0.0.0/24",   // IETF protocol assignments
+	"192.168.0.0/16", // private use
+	"198.18.0.0/15",  // benchmarking
+	"224.0.0.0/4",    // multicast
+	"240.0.0.0/4",    // reserved, broadcast
+	"::/96",          // unspecified, loopback, IPv4-compatible
+	"64:ff9b::/96",   // NAT64 (RFC 6052)
+	"64:ff9b:1::/48", // local-use NAT64 (RFC 8215)
+	"fc00::/7",       // unique local, cloud metadata (fd00:ec2::254)
+	"fe80::/10",      // link-local
+	"fec0::/10",      // site-local (deprecated)
+	"ff00::/8",       // multicast
+)
+
+// podDeniedRanges are never dialled for a pod scrape: no pod has such an
+// address. Pod IPs are private (or, in the dev cluster, loopback), and the
+// operator reads them from the API server, so private ranges stay allowed.
+var podDeniedRanges = prefixes(
+	"0.0.0.0/8", "169.254.0.0/16", "224.0.0.0/4", "240.0.0.0/4",
+	"::/128", "64:ff9b::/96", "64:ff9b:1::/48", "fd00:ec2::254/128", "fe80::/10", "ff00::/8",
+)
+
+func prefixes(cidrs ...string) []netip.Prefix {
+	out := make([]netip.Prefix, len(cidrs))
+	for i, c := range cidrs {
+		out[i] = netip.MustParsePrefix(c)
+	}
+	return out
+}
+
+func contains(ranges []netip.Prefix, ip netip.Addr) bool {
+	for _, r := range ranges {
+		if r.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// WithDialAllowed returns a copy of p that also dials addresses in cidrs
+// (--metrics-allow-cidr), such as the cluster's Service CIDR, where a
+// Prometheus Service's ClusterIP lies.
+func (p *EndpointPolicy) WithDialAllowed(cidrs []string) (*EndpointPolicy, error) {
+	q := *p
+	q.dialAllowed = slices.Clone(p.dialAllowed)
+	for _, c := range cidrs {
+		prefix, err := netip.ParsePrefix(strings.TrimSpace(c))
+		if err != nil {
+			return nil, fmt.Errorf("metrics: %q is not a CIDR", c)
+		}
+		q.dialAllowed = append(q.dialAllowed, prefix.Masked())
+	}
+	return &q, nil
 }
 
 // ParseEndpointPolicy reads allow-list items: CIDRs ("10.0.0.0/8",
@@ -97,11 +168,19 @@ func (p *EndpointPolicy) control(_, address string, _ syscall.RawConn) error {
 		return ErrNotAllowed
 	}
 	ip := ap.Addr().Unmap()
-	if p.inCIDRs(ip) {
+	if p.inCIDRs(ip) || contains(p.dialAllowed, ip) {
 		return nil
 	}
-	if ip.IsLoopback() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() ||
-		ip.IsUnspecified() || ip.IsMulticast() || ip.IsInterfaceLocalMulticast() {
+	if contains(deniedRanges, ip) {
+		return ErrNotAllowed
+	}
+	return nil
+}
+
+// podDialControl is control for pod scrapes.
+func podDialControl(_, address string, _ syscall.RawConn) error {
+	ap, err := netip.ParseAddrPort(address)
+	if err != nil || contains(podDeniedRanges, ap.Addr().Unmap()) {
 		return ErrNotAllowed
 	}
 	return nil

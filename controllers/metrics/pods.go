@@ -13,13 +13,22 @@ import (
 	"sync"
 	"time"
 
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/pacer-dev/pacer/controllers/observe"
 	"github.com/pacer-dev/pacer/controllers/tuning"
 )
+
+// errPanic stands for a panic recovered while reading an answer; the panic
+// itself goes to the operator's log.
+var errPanic = errors.New("reading the answer failed (an operator bug, logged)")
 
 // PodsOptions configure a Pods source. The zero value is usable.
 type PodsOptions struct {
 	// Client makes the scrapes; nil means a client of its own with
-	// keep-alives, no proxy and a 5s dial timeout.
+	// keep-alives, no proxy, a 5s dial timeout, and a dial policy that
+	// refuses addresses no pod has (link-local and cloud metadata,
+	// unspecified, multicast, NAT64).
 	Client *http.Client
 	// Path is the metrics path on the admin port; default "/metrics".
 	Path string
@@ -32,8 +41,11 @@ type PodsOptions struct {
 	Concurrency int
 	// MaxScrapes is how many scrapes are kept per pod; default 4, at least 3.
 	MaxScrapes int
-	// MaxBodyBytes bounds an exposition; default 16 MiB.
+	// MaxBodyBytes bounds an exposition, decompressed; default 16 MiB.
 	MaxBodyBytes int64
+	// Budget bounds the bytes of answers held at once across every scrape
+	// and query; nil means no bound but MaxBodyBytes.
+	Budget *Budget
 	// MinSpan is the shortest window when Target.Interval/2 is shorter;
 	// default 1s.
 	MinSpan time.Duration
@@ -47,7 +59,7 @@ func (o PodsOptions) withDefaults() PodsOptions {
 	if o.Client == nil {
 		o.Client = &http.Client{Transport: &http.Transport{
 			Proxy:               nil,
-			DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second, Control: podDialControl}).DialContext,
 			MaxIdleConns:        256,
 			MaxIdleConnsPerHost: 1,
 			IdleConnTimeout:     2 * time.Minute,
@@ -123,7 +135,7 @@ func (p *Pods) Observe(ctx context.Context, t Target) (tuning.Window, error) {
 	if err := t.validate(true); err != nil {
 		return tuning.Window{}, err
 	}
-	results := p.scrapeAll(ctx, t.Pods)
+	results := p.scrapeAll(ctx, t)
 	if err := ctx.Err(); err != nil {
 		return tuning.Window{}, fmt.Errorf("metrics: observe %s/%s: %w", t.Namespace, t.Name, err)
 	}
@@ -136,12 +148,21 @@ type scrapeResult struct {
 	err    error
 }
 
-func (p *Pods) scrapeAll(ctx context.Context, pods []Pod) []scrapeResult {
-	results := make([]scrapeResult, len(pods))
+// scrapeAll scrapes t's pods, at most Concurrency at once. A scrape runs on
+// a goroutine of its own, where no caller could recover a panic: a panic
+// reading one pod's answer is that pod's failed scrape.
+func (p *Pods) scrapeAll(ctx context.Context, t Target) []scrapeResult {
+	results := make([]scrapeResult, len(t.Pods))
 	sem := make(chan struct{}, p.o.Concurrency)
 	var wg sync.WaitGroup
-	for i, pod := range pods {
+	for i, pod := range t.Pods {
 		wg.Go(func() {
+			defer func() {
+				if v := recover(); v != nil {
+					observe.Recovered(observe.StageObserve, types.NamespacedName{Namespace: t.Namespace, Name: t.Name}, v)
+					results[i] = scrapeResult{err: fmt.Errorf("scrape %s: %w", pod.Addr(), errPanic)}
+				}
+			}()
 			select {
 			case sem <- struct{}{}:
 			case <-ctx.Done():
@@ -179,6 +200,11 @@ func (p *Pods) scrape(ctx context.Context, pod Pod) (sample, error) {
 		return sample{}, fmt.Errorf("scrape %s: %w", u.Host, err)
 	}
 	defer res.Body.Close()
+	acct, err := p.o.Budget.open(ctx)
+	if err != nil {
+		return sample{}, fmt.Errorf("scrape %s: %w", u.Host, err)
+	}
+	defer acct.close() // after the parse: what it made is dropped by then
 	at := time.Now()
 	if res.StatusCode != http.StatusOK {
 		_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, 4096))
@@ -189,35 +215,17 @@ func (p *Pods) scrape(ctx context.Context, pod Pod) (sample, error) {
 			return sample{}, fmt.Errorf("scrape %s: Content-Type %q is not the text format", u.Host, ct)
 		}
 	}
-	body := &limitedReader{r: res.Body, left: p.o.MaxBodyBytes}
+	// The transport decompresses transparently: the bound is on what the
+	// answer inflates to.
+	body := &boundedBody{body: res.Body, acct: acct, limit: p.o.MaxBodyBytes}
 	s, err := parseSample(body, at)
-	if body.exceeded {
+	if errors.Is(err, errTooLarge) {
 		return sample{}, fmt.Errorf("scrape %s: exposition larger than %d bytes", u.Host, p.o.MaxBodyBytes)
 	}
 	if err != nil {
 		return sample{}, fmt.Errorf("scrape %s: %w", u.Host, err)
 	}
 	return s, nil
-}
-
-// limitedReader is io.LimitReader that remembers it cut the input.
-type limitedReader struct {
-	r        io.Reader
-	left     int64
-	exceeded bool
-}
-
-func (l *limitedReader) Read(b []byte) (int, error) {
-	if l.left <= 0 {
-		l.exceeded = true
-		return 0, io.EOF
-	}
-	if int64(len(b)) > l.left {
-		b = b[:l.left]
-	}
-	n, err := l.r.Read(b)
-	l.left -= int64(n)
-	return n, err
 }
 
 // record adds the new scrapes to the history, forgets pods that are gone,

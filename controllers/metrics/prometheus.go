@@ -50,6 +50,9 @@ type PrometheusOptions struct {
 	Timeout time.Duration
 	// Now is the clock the window ends at; default time.Now.
 	Now func() time.Time
+	// Budget bounds the bytes of answers held at once across every scrape
+	// and query; nil means no bound but the answer's own.
+	Budget *Budget
 }
 
 // Prometheus computes the window with PromQL from a Prometheus server that
@@ -76,7 +79,17 @@ func NewPrometheus(o PrometheusOptions) (*Prometheus, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	c, err := api.NewClient(api.Config{Address: o.URL, Client: o.Client})
+	// Every answer is read through boundedTransport, whatever the client.
+	client := http.Client{}
+	if o.Client != nil {
+		client = *o.Client
+	}
+	next := client.Transport
+	if next == nil {
+		next = http.DefaultTransport
+	}
+	client.Transport = &boundedTransport{next: next, fallback: answerBaseBytes}
+	c, err := api.NewClient(api.Config{Address: o.URL, Client: &client})
 	if err != nil {
 		return nil, fmt.Errorf("metrics: Prometheus URL %q: %w", o.URL, err)
 	}
@@ -178,6 +191,32 @@ func queries(sel string, r string) []namedQuery {
 	}
 }
 
+// Bounds on a Prometheus answer: a base for the envelope, warnings and
+// infos, and so much per result the query can return (a result is under
+// 400 bytes with the longest pod name).
+const (
+	answerBaseBytes   = 64 << 10
+	answerResultBytes = 1 << 10
+)
+
+// perPodResults are the results with one series per pod; every other
+// result is a single series.
+var perPodResults = map[string]bool{qGenSamples: true, qGenMin: true, qGenMax: true, qGenLast: true, qUp: true}
+
+// mostResults is how many series the combined query can return for pods
+// pods: the per-pod results once per pod, the rest once.
+func mostResults(qs []namedQuery, pods int) int {
+	n := 0
+	for _, q := range qs {
+		if perPodResults[q.name] {
+			n += pods
+		} else {
+			n++
+		}
+	}
+	return n
+}
+
 // combine joins the queries into one, each result tagged with its name:
 // label_replace(q1, "pacer_result", "name1", "", "") or ... The sets never
 // overlap, so `or` keeps every result.
@@ -211,21 +250,40 @@ func (p *Prometheus) Observe(ctx context.Context, t Target) (tuning.Window, erro
 		judge(&w, nil, t, 0)
 		return w, nil
 	}
-	q := combine(queries(selector(t), model.Duration(r).String()))
+	res, err := p.query(ctx, t, end, model.Duration(r).String())
+	if err != nil {
+		log.FromContext(ctx).V(1).Info("Prometheus query failed", "target", t.Namespace+"/"+t.Name, "error", err.Error())
+		return tuning.Window{}, &queryFailure{cause: err}
+	}
+	fillWindow(&w, res, t)
+	return w, nil
+}
+
+// query asks Prometheus for the results of the window ending at end over
+// range r, within the answer's bounds.
+func (p *Prometheus) query(ctx context.Context, t Target, end time.Time, r string) (results, error) {
+	qs := queries(selector(t), r)
 	ctx, cancel := context.WithTimeout(ctx, p.o.Timeout)
 	defer cancel()
-	v, _, _, err := p.api.Query(ctx, q, end, promv1.WithTimeout(p.o.Timeout))
+	acct, err := p.o.Budget.open(ctx)
 	if err != nil {
-		// The details are for the operator's log; status gets a summary.
-		log.FromContext(ctx).Info("Prometheus query failed", "target", t.Namespace+"/"+t.Name, "error", err.Error())
-		return tuning.Window{}, fmt.Errorf("metrics: query Prometheus for %s/%s: %s", t.Namespace, t.Name, describe(err))
+		return results{}, err
+	}
+	defer acct.close() // after the parse: what it made is dropped by then
+	most := mostResults(qs, len(t.Pods))
+	ctx = withAnswerBounds(ctx, answerBounds{limit: answerBaseBytes + int64(most)*answerResultBytes, acct: acct})
+	v, _, _, err := p.api.Query(ctx, combine(qs), end, promv1.WithTimeout(p.o.Timeout))
+	if err != nil {
+		return results{}, err
 	}
 	vec, err := asVector(v)
 	if err != nil {
-		return tuning.Window{}, fmt.Errorf("metrics: Prometheus for %s/%s: %w", t.Namespace, t.Name, err)
+		return results{}, err
 	}
-	fillWindow(&w, parseResults(vec), t)
-	return w, nil
+	if len(vec) > most {
+		return results{}, fmt.Errorf("answered %d series, more than the query can return (%d)", len(vec), most)
+	}
+	return parseResults(vec)
 }
 
 // asVector checks the query's answer is an instant vector. Prometheus may
@@ -249,9 +307,14 @@ type results struct {
 	perPod map[string]map[string]float64
 }
 
-func parseResults(vec model.Vector) results {
+// parseResults reads the combined query's answer. A null sample, which
+// valid JSON may hold, makes the answer bad.
+func parseResults(vec model.Vector) (results, error) {
 	res := results{single: map[string]float64{}, perPod: map[string]map[string]float64{}}
 	for _, s := range vec {
+		if s == nil {
+			return results{}, errors.New("answered a null sample")
+		}
 		name := string(s.Metric[resultLabel])
 		v := float64(s.Value)
 		if pod, ok := s.Metric[LabelPod]; ok {
@@ -263,7 +326,7 @@ func parseResults(vec model.Vector) results {
 		}
 		res.single[name] = v
 	}
-	return res
+	return res, nil
 }
 
 // get is a single result, 0 when absent, negative or not a number (a

@@ -1,17 +1,13 @@
 package metrics
 
 import (
-	"context"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"time"
-
-	promv1 "github.com/prometheus/client_golang/api/prometheus/v1"
 )
 
 // PrometheusAuth is how the operator proves itself to a Prometheus server,
@@ -41,16 +37,29 @@ func (a *PrometheusAuth) key() string {
 
 var errRedirect = errors.New("redirects are not followed")
 
-// newPrometheusClient is the HTTP client of one Prometheus source: it dials
+// promClient is the HTTP client of one Prometheus server and credentials,
+// and its transport, whose idle connections are closed when it is dropped.
+type promClient struct {
+	http      *http.Client
+	transport *http.Transport
+}
+
+// idleTimeout closes a connection to a Prometheus server idle this long:
+// longer than the default tuning interval (30s), so a connection is reused
+// from one observation to the next.
+const idleTimeout = 90 * time.Second
+
+// newPrometheusClient is the HTTP client of one Prometheus server: it dials
 // only what policy allows, never uses a proxy (which would dial for it),
 // follows no redirect and adds the credentials.
-func newPrometheusClient(policy *EndpointPolicy, auth *PrometheusAuth) (*http.Client, error) {
+func newPrometheusClient(policy *EndpointPolicy, auth *PrometheusAuth) (*promClient, error) {
 	tr := &http.Transport{
 		Proxy:               nil,
 		DialContext:         policy.DialContext,
 		TLSClientConfig:     &tls.Config{MinVersion: tls.VersionTLS12},
 		TLSHandshakeTimeout: 10 * time.Second,
 		MaxIdleConnsPerHost: 2,
+		IdleConnTimeout:     idleTimeout,
 	}
 	var rt http.RoundTripper = tr
 	if auth != nil {
@@ -66,10 +75,10 @@ func newPrometheusClient(policy *EndpointPolicy, auth *PrometheusAuth) (*http.Cl
 		}
 		rt = &authTransport{next: tr, auth: *auth}
 	}
-	return &http.Client{
+	return &promClient{transport: tr, http: &http.Client{
 		Transport:     rt,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return errRedirect },
-	}, nil
+	}}, nil
 }
 
 type authTransport struct {
@@ -88,25 +97,17 @@ func (t *authTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	return t.next.RoundTrip(req)
 }
 
-// describe says what went wrong with a query in terms fit for status,
-// which everyone who may read the TunedService sees: never a dial error,
-// an address or a body from the server.
-func describe(err error) string {
-	var apiErr *promv1.Error
-	var netErr net.Error
-	switch {
-	case errors.Is(err, ErrNotAllowed):
-		return ErrNotAllowed.Error()
-	case errors.Is(err, errRedirect):
-		return "Prometheus answered with a redirect, which is not followed"
-	case errors.Is(err, context.DeadlineExceeded):
-		return "Prometheus did not answer in time"
-	case errors.Is(err, context.Canceled):
-		return "the query was canceled"
-	case errors.As(err, &apiErr):
-		return fmt.Sprintf("Prometheus answered an error (%s)", apiErr.Type)
-	case errors.As(err, &netErr):
-		return "could not reach Prometheus"
-	}
-	return "the query failed"
-}
+// queryFailure is a Prometheus observation that failed after its URL was
+// allowed. Its message is one and the same whatever the cause (a refused
+// or failed dial, no answer in time, an error answer, a redirect, a bad or
+// oversized answer), because status is read by everyone who may read the
+// TunedService: it must not tell a scan of the operator's networks which
+// addresses answer. The cause is logged at debug level and kept for
+// errors.Is.
+type queryFailure struct{ cause error }
+
+// errQueryFailed is queryFailure's message.
+const errQueryFailed = "metrics: Prometheus gave no usable answer (the operator's log has the details at debug level)"
+
+func (f *queryFailure) Error() string { return errQueryFailed }
+func (f *queryFailure) Unwrap() error { return f.cause }

@@ -50,6 +50,7 @@ func FuzzPrometheusAnswer(f *testing.F) {
 		`{"status":"success","data":{"resultType":"string","result":[1700000000,"x"]}}`,
 		`{"status":"success","data":{"resultType":"vector","result":{"not":"a list"}}}`,
 		`{"status":"success","data":{"resultType":"vector","result":[{"metric":null,"value":null}]}}`,
+		`{"status":"success","data":{"resultType":"vector","result":[null]}}`,
 		`{"status":"success","data":{"resultType":"vector","result":[{"metric":{"pacer_result":7},"value":[1,2]}]}}`,
 		`{"status":"error","errorType":"bad_data","error":"parse error"}`,
 		`{"status":"success","data":{"resultType":"vector","result":[]},"warnings":["w"]}`,

@@ -71,20 +71,50 @@ type bucket struct {
 	Count      float64 // cumulative
 }
 
-// parseSample reads a text-format exposition (Prometheus text 0.0.4).
+// readFamilies are the metric families reduce reads, and readHistograms
+// those of them that are histograms; no other family's lines are parsed.
+var (
+	readFamilies = []string{
+		processStartTime, processCPUSeconds, m.ConfigGeneration,
+		m.RequestsTotal, m.QueueRejectionsTotal, m.RateLimitedTotal,
+		m.DBPoolAcquiresTotal, m.DBPoolAcquireWaitSeconds, m.DBPoolEmptyAcquiresTotal,
+		m.CacheHitsTotal, m.CacheMissesTotal, m.CacheEvictionsTotal,
+		m.RequestsInFlight, m.QueueLength, m.WorkerLimit,
+		m.DBPoolAcquiredConns, m.DBPoolMaxConns, m.CacheEntries,
+	}
+	readHistograms = []string{m.RequestDuration}
+)
+
+// wantLines are the names on the lines of readFamilies and readHistograms.
+var wantLines = func() map[string]bool {
+	want := map[string]bool{}
+	for _, name := range readFamilies {
+		want[name] = true
+	}
+	for _, name := range readHistograms {
+		for _, suffix := range []string{"", "_bucket", "_sum", "_count"} {
+			want[name+suffix] = true
+		}
+	}
+	return want
+}()
+
+// parseSample reads a text-format exposition (Prometheus text 0.0.4): only
+// the lines of the families it needs, at most maxSeriesLines of them.
 func parseSample(r io.Reader, at time.Time) (sample, error) {
 	p := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := p.TextToMetricFamilies(r)
+	families, err := p.TextToMetricFamilies(newExpositionFilter(r, wantLines, maxSeriesLines))
 	if err != nil {
 		return sample{}, fmt.Errorf("parse metrics: %w", err)
 	}
-	return reduce(families, at), nil
+	return reduce(families, at)
 }
 
 // reduce sums the families the window needs. Missing families read as 0
 // (and a missing generation as HasGeneration false): nothing here fails on
-// an exposition that lacks a metric.
-func reduce(families map[string]*dto.MetricFamily, at time.Time) sample {
+// an exposition that lacks a metric. A histogram with more than maxBuckets
+// bounds is an error.
+func reduce(families map[string]*dto.MetricFamily, at time.Time) (sample, error) {
 	sum := func(name string, keep func(*dto.Metric) bool) float64 {
 		total := 0.0
 		for _, x := range families[name].GetMetric() {
@@ -112,7 +142,6 @@ func reduce(families map[string]*dto.MetricFamily, at time.Time) sample {
 		CacheMisses:    sum(m.CacheMissesTotal, local),
 		CacheEvictions: sum(m.CacheEvictionsTotal, local),
 		CPUSeconds:     sum(processCPUSeconds, nil),
-		Latency:        mergeHistograms(families[m.RequestDuration].GetMetric()),
 		InFlight:       sum(m.RequestsInFlight, nil),
 		QueueLength:    sum(m.QueueLength, nil),
 		WorkerLimit:    sum(m.WorkerLimit, nil),
@@ -124,7 +153,12 @@ func reduce(families map[string]*dto.MetricFamily, at time.Time) sample {
 		s.HasGeneration = true
 		s.Generation = int64(math.Round(value(g[0])))
 	}
-	return s
+	latency, err := mergeHistograms(families[m.RequestDuration].GetMetric())
+	if err != nil {
+		return sample{}, fmt.Errorf("%s: %w", m.RequestDuration, err)
+	}
+	s.Latency = latency
+	return s, nil
 }
 
 // value is the sample value of a counter, gauge or untyped metric. Every
@@ -156,8 +190,9 @@ func label(x *dto.Metric, name string) (string, bool) {
 }
 
 // mergeHistograms adds the series of a histogram family (every route,
-// method and status class) into one, as sum by (le) does.
-func mergeHistograms(series []*dto.Metric) histogram {
+// method and status class) into one, as sum by (le) does; at most
+// maxBuckets distinct bounds, since each is kept in every pod's history.
+func mergeHistograms(series []*dto.Metric) (histogram, error) {
 	counts := map[float64]float64{}
 	var h histogram
 	for _, x := range series {
@@ -180,17 +215,20 @@ func mergeHistograms(series []*dto.Metric) histogram {
 			counts[b.GetUpperBound()] += c
 			hasInf = hasInf || math.IsInf(b.GetUpperBound(), +1)
 		}
+		if len(counts) > maxBuckets {
+			return histogram{}, fmt.Errorf("more than %d histogram buckets", maxBuckets)
+		}
 		if !hasInf {
 			counts[math.Inf(+1)] += count
 		}
 	}
 	if len(counts) == 0 {
-		return h
+		return h, nil
 	}
 	h.Buckets = make([]bucket, 0, len(counts))
 	for ub, c := range counts {
 		h.Buckets = append(h.Buckets, bucket{UpperBound: ub, Count: c})
 	}
 	sort.Slice(h.Buckets, func(i, j int) bool { return h.Buckets[i].UpperBound < h.Buckets[j].UpperBound })
-	return h
+	return h, nil
 }

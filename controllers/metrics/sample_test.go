@@ -88,7 +88,9 @@ func TestParseSampleMissingMetrics(t *testing.T) {
 		t.Errorf("window of pods without pacer metrics: Sufficient=%v Reason=%q", w.Sufficient, w.Reason)
 	}
 
-	if _, err := parseSample(strings.NewReader("not an exposition {"), t0); err == nil {
+	// Lines of other families are never parsed; a broken line of one it
+	// reads is an error.
+	if _, err := parseSample(strings.NewReader(m.ConfigGeneration+"{not an exposition"), t0); err == nil {
 		t.Error("garbage parsed without an error")
 	}
 }

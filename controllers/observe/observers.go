@@ -47,6 +47,10 @@ type Options[R any] struct {
 	// SlowAfter is how long an observation may take before its service
 	// moves to the slow lane; default 1s.
 	SlowAfter time.Duration
+	// Recover turns a panic in Observe into that observation's value (a
+	// failed observation); nil means the zero R. The panic is counted in
+	// pacer_observer_panics_total and logged with its stack.
+	Recover func(key types.NamespacedName, recovered any) R
 }
 
 func (o Options[R]) withDefaults() Options[R] {
@@ -64,6 +68,9 @@ func (o Options[R]) withDefaults() Options[R] {
 	}
 	if o.Done == nil {
 		o.Done = func(types.NamespacedName) {}
+	}
+	if o.Recover == nil {
+		o.Recover = func(types.NamespacedName, any) (zero R) { return zero }
 	}
 	return o
 }
@@ -208,6 +215,18 @@ func (s *Observers[R]) run(ctx context.Context, key types.NamespacedName, ob *ob
 		close(ob.done)
 		s.wg.Done()
 	}()
+	// A panic outside an observation ends this observer only; the next
+	// Ensure (the next reconcile pass) starts a new one.
+	defer func() {
+		if v := recover(); v != nil {
+			Recovered(StageObserver, key, v)
+			s.mu.Lock()
+			if s.byKey[key] == ob {
+				delete(s.byKey, key)
+			}
+			s.mu.Unlock()
+		}
+	}()
 	if after != nil {
 		select {
 		case <-after:
@@ -254,7 +273,8 @@ func (s *Observers[R]) run(ctx context.Context, key types.NamespacedName, ob *ob
 // observe makes one observation with its deadline, and gives the lane slot
 // back when it returns or its deadline passes, whichever is first: an
 // observation that overruns its deadline holds up only its own service.
-func (s *Observers[R]) observe(ctx context.Context, key types.NamespacedName, timeout time.Duration, release func()) R {
+// A panic is the value Recover makes of it.
+func (s *Observers[R]) observe(ctx context.Context, key types.NamespacedName, timeout time.Duration, release func()) (value R) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var once sync.Once
@@ -263,6 +283,12 @@ func (s *Observers[R]) observe(ctx context.Context, key types.NamespacedName, ti
 	defer func() {
 		stop()
 		give()
+	}()
+	defer func() {
+		if v := recover(); v != nil {
+			Recovered(StageObserve, key, v)
+			value = s.o.Recover(key, v)
+		}
 	}()
 	return s.o.Observe(ctx, key)
 }

@@ -138,7 +138,7 @@ func Start(ctx context.Context, opts Options) (*App, error) {
 	a.settings = server.NewSettings(server.Live{})
 	a.jobs = jobs.New(store.NewJobs(a.pools), jobs.Options{Log: a.log, Metrics: a.metrics.Jobs})
 	a.applyLive(cfg)
-	a.metrics.RegisterSources(telemetry.Sources{
+	if err := a.metrics.RegisterSources(telemetry.Sources{
 		Limiter:        a.limiter.Stats,
 		CacheEntries:   a.cache.Len,
 		CacheFills:     a.cache.FillStats,
@@ -147,7 +147,10 @@ func Start(ctx context.Context, opts Options) (*App, error) {
 		JobsOldestAge:  a.jobs.OldestAge,
 		Pool:           a.pools.Stats,
 		PoolSwaps:      a.pools.Swaps,
-	})
+	}); err != nil {
+		a.closeResources()
+		return nil, err
+	}
 	a.reloader = newReloader(cfg, opts.ConfigPath, opts.Getenv, a.log, a.metrics, a.applyConfig)
 
 	if err := a.listen(cfg); err != nil {

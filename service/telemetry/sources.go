@@ -1,6 +1,7 @@
 package telemetry
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -23,7 +24,12 @@ type Sources struct {
 }
 
 // RegisterSources registers gauges and the pool collector reading from s.
-func (x *Metrics) RegisterSources(s Sources) {
+// Every func must be set: a nil one is an error here, not a panic at
+// every scrape.
+func (x *Metrics) RegisterSources(s Sources) error {
+	if err := s.check(); err != nil {
+		return err
+	}
 	gauge := func(name, help string, f func() float64) prometheus.Collector {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f)
 	}
@@ -41,6 +47,24 @@ func (x *Metrics) RegisterSources(s Sources) {
 		gauge(m.JobsOldestPendingAge, "Age of the oldest pending background job in seconds.", func() float64 { return s.JobsOldestAge().Seconds() }),
 		&poolCollector{stats: s.Pool, swaps: s.PoolSwaps},
 	)
+	return nil
+}
+
+// check names the first func of s that is nil.
+func (s Sources) check() error {
+	for _, f := range []struct {
+		name string
+		nil  bool
+	}{
+		{"Limiter", s.Limiter == nil}, {"CacheEntries", s.CacheEntries == nil}, {"CacheFills", s.CacheFills == nil},
+		{"RateLimitUsers", s.RateLimitUsers == nil}, {"JobsPending", s.JobsPending == nil},
+		{"JobsOldestAge", s.JobsOldestAge == nil}, {"Pool", s.Pool == nil}, {"PoolSwaps", s.PoolSwaps == nil},
+	} {
+		if f.nil {
+			return fmt.Errorf("telemetry: Sources.%s is nil", f.name)
+		}
+	}
+	return nil
 }
 
 // poolCollector exports pgxpool statistics, summed over the pools alive

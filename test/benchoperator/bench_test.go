@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -86,7 +87,7 @@ func runOnce(b *testing.B) {
 	for i := range hung {
 		hung[i] = testenv.ListenHanging(b, net.JoinHostPort(podIP(1, i), strconv.Itoa(render.AdminPort)))
 	}
-	metricsHandler := pacerAPIMetrics()
+	metricsHandler := pacerAPIMetrics(b)
 	for i := range healthyAuto {
 		serveMetrics(b, podIP(2, i), metricsHandler)
 	}
@@ -175,6 +176,13 @@ func runOnce(b *testing.B) {
 	}
 	slices.Sort(latencies)
 	rss, peak := manager.memory(b)
+	// The figures are of a manager that observed its healthy services:
+	// every healthy pod answered every scrape, and each healthy service's
+	// last window covers its pod.
+	if n := metricsHandler.panics.Load(); n > 0 {
+		b.Fatalf("the healthy pods' /metrics panicked %d times: the benchmark observed no healthy service", n)
+	}
+	checkHealthyObserved(b, c)
 
 	b.ReportMetric(toConverge.Seconds(), "s-to-converge")
 	b.ReportMetric(steadyWrites/steadyWindow.Minutes(), "writes/min-at-rest")
@@ -290,9 +298,60 @@ func repair(b *testing.B, c client.Client, obj client.Object) time.Duration {
 	}
 }
 
+// healthyHandler serves the healthy pods' /metrics and counts its panics.
+type healthyHandler struct {
+	next   http.Handler
+	panics atomic.Int64
+}
+
+func (h *healthyHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	defer func() {
+		if v := recover(); v != nil {
+			h.panics.Add(1)
+			http.Error(w, fmt.Sprint("panic: ", v), http.StatusInternalServerError)
+		}
+	}()
+	h.next.ServeHTTP(w, r)
+}
+
+// checkHealthyObserved fails the benchmark unless every healthy Auto
+// service's last observation covers its one pod: a failed observation of
+// a healthy service means the figures are not of the manager's real work.
+func checkHealthyObserved(b *testing.B, c client.Client) {
+	var list pacerv1.TunedServiceList
+	if err := c.List(context.Background(), &list, client.InNamespace("bench")); err != nil {
+		b.Fatal(err)
+	}
+	byName := map[string]*pacerv1.TunedService{}
+	for i := range list.Items {
+		byName[list.Items[i].Name] = &list.Items[i]
+	}
+	var failed []string
+	for i := hungServices; i < hungServices+healthyAuto; i++ {
+		ts := byName[tunedService(i).Name]
+		switch {
+		case ts == nil:
+			failed = append(failed, fmt.Sprintf("svc-%04d: gone", i))
+		case ts.Status.LastObservation == nil:
+			failed = append(failed, ts.Name+": no observation")
+		case ts.Status.LastObservation.Pods != 1:
+			failed = append(failed, fmt.Sprintf("%s: observed %d pods (%s)", ts.Name, ts.Status.LastObservation.Pods, ts.Status.LastObservation.Reason))
+		}
+		if ts != nil {
+			if t := meta.FindStatusCondition(ts.Status.Conditions, pacerv1.ConditionTuned); t != nil &&
+				(t.Reason == "ObservationFailed" || t.Reason == "MetricsUnavailable") {
+				failed = append(failed, ts.Name+": "+t.Reason+": "+t.Message)
+			}
+		}
+	}
+	if len(failed) > 0 {
+		b.Fatalf("%d healthy services not observed, e.g. %s", len(failed), strings.Join(failed[:min(5, len(failed))], "; "))
+	}
+}
+
 // pacerAPIMetrics serves pacer-api's own registry (service/telemetry), as
 // an idle pod on its first config generation shows it.
-func pacerAPIMetrics() http.Handler {
+func pacerAPIMetrics(b *testing.B) *healthyHandler {
 	m := telemetry.New()
 	m.ConfigGen.Set(1)
 	m.ConfigLastOK.SetToCurrentTime()
@@ -302,16 +361,19 @@ func pacerAPIMetrics() http.Handler {
 			m.RequestDuration.WithLabelValues(route, http.MethodGet, "2xx").Observe(0.004)
 		}
 	}
-	m.RegisterSources(telemetry.Sources{
+	if err := m.RegisterSources(telemetry.Sources{
 		Limiter:        func() limiter.Stats { return limiter.Stats{Limits: limiter.Limits{MaxInFlight: 8, QueueDepth: 64}} },
 		CacheEntries:   func() int { return 12 },
+		CacheFills:     func() limiter.Stats { return limiter.Stats{Limits: limiter.Limits{MaxInFlight: 4}} },
 		RateLimitUsers: func() int { return 0 },
 		JobsPending:    func() int64 { return 0 },
 		JobsOldestAge:  func() time.Duration { return 0 },
 		Pool:           func() store.Stats { return store.Stats{IdleConns: 2, TotalConns: 2, MaxConns: 10, AcquireCount: 2000} },
 		PoolSwaps:      func() int64 { return 0 },
-	})
-	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{})
+	}); err != nil {
+		b.Fatal(err)
+	}
+	return &healthyHandler{next: promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{})}
 }
 
 func serveMetrics(b *testing.B, ip string, h http.Handler) {
