@@ -30,15 +30,6 @@ func (p params) over(w Window) bool {
 	return w.ShedRate > 0
 }
 
-// calm says whether p99 is known to be under half the objective, or the
-// window is too quiet to measure and refused nothing.
-func (p params) calm(w Window) bool {
-	if p.latencyKnown(w) {
-		return w.P99 < p.objective/2
-	}
-	return w.ShedRate == 0 && w.ErrorRate == 0
-}
-
 // near says whether p99 is known to be within nearObjective of the
 // objective or past it, or the window is too quiet to measure and shed
 // requests.

@@ -46,7 +46,7 @@ func exportedNames(t *testing.T) map[string]bool {
 	// pacer-api: every instrument (vectors without series too, found by
 	// walking the Metrics struct) and the scrape-time sources.
 	x := telemetry.New()
-	x.RegisterSources(telemetry.Sources{
+	if err := x.RegisterSources(telemetry.Sources{
 		Limiter:        func() limiter.Stats { return limiter.Stats{} },
 		CacheEntries:   func() int { return 0 },
 		CacheFills:     func() limiter.Stats { return limiter.Stats{} },
@@ -55,7 +55,9 @@ func exportedNames(t *testing.T) map[string]bool {
 		JobsOldestAge:  func() time.Duration { return 0 },
 		Pool:           func() store.Stats { return store.Stats{} },
 		PoolSwaps:      func() int64 { return 0 },
-	})
+	}); err != nil {
+		t.Fatal(err)
+	}
 	describeFields(reflect.ValueOf(*x), add)
 	gather(t, x.Registry, add)
 
