@@ -231,3 +231,66 @@ func tick(v float64) string {
 	}
 	return fmt.Sprintf("%g", v)
 }
+
+// DashboardPanels are the Grafana dashboard's panels (config/grafana,
+// the same titles) that the demo's samples can draw: p99 against the
+// objective, load, errors and refusals, the settings, the database's
+// connections against the budget, and the cache hit ratio. The pool's
+// acquire wait, requests in flight and the queue are scraped from the
+// pods by Prometheus, which the demo does not run.
+func DashboardPanels(rows []WindowRow, objective time.Duration, budget int32) []Panel {
+	line := func(name, color string, v func(WindowRow) float64) Line {
+		l := Line{Name: name, Color: color}
+		for _, r := range rows {
+			l.Points = append(l.Points, Point{r.Seconds, v(r)})
+		}
+		return l
+	}
+	window := func(r WindowRow) float64 {
+		if r.OfferedRPS <= 0 {
+			return 1
+		}
+		return float64(r.Requests) / r.OfferedRPS // seconds
+	}
+	perSecond := func(n func(WindowRow) int) func(WindowRow) float64 {
+		return func(r WindowRow) float64 { return float64(n(r)) / window(r) }
+	}
+	conns := Panel{Title: "Database connections against the budget", Lines: []Line{
+		line("open (pg_stat_activity)", "#1f77b4", func(r WindowRow) float64 { return float64(r.PGConns) }),
+		line("pools (Σ over pods)", "#aec7e8", func(r WindowRow) float64 { return float64(r.PoolTotal) }),
+	}}
+	if budget > 0 {
+		conns.Ref, conns.RefLabel = float64(budget), fmt.Sprintf("budget %d", budget)
+	}
+	return []Panel{
+		{Title: "p99 latency against the objective (ms, log scale)", Ref: ms(objective), RefLabel: "objective " + objective.String(), Log: true,
+			Lines: []Line{line("p99", "#d62728", func(r WindowRow) float64 { return r.P99Ms })}},
+		{Title: "Load (requests/s)", Lines: []Line{
+			line("offered", "#7f7f7f", func(r WindowRow) float64 { return r.OfferedRPS }),
+			line("served", "#1f77b4", func(r WindowRow) float64 { return r.ServedRPS })}},
+		{Title: "Errors and refusals (requests/s)", Lines: []Line{
+			line("5xx", "#d62728", perSecond(func(r WindowRow) int { return r.R5xx })),
+			line("shed (503)", "#ff7f0e", perSecond(func(r WindowRow) int { return r.R503 })),
+			line("429", "#9467bd", perSecond(func(r WindowRow) int { return r.R429 })),
+			line("network", "#8c564b", perSecond(func(r WindowRow) int { return r.NetErrors }))}},
+		{Title: "Settings", Lines: []Line{
+			line("replicas", "#2ca02c", func(r WindowRow) float64 { return float64(r.Replicas) }),
+			line("maxInFlight", "#9467bd", func(r WindowRow) float64 { return float64(r.Workers) }),
+			line("poolMaxConns", "#17becf", func(r WindowRow) float64 { return float64(r.Pool) })}},
+		conns,
+		{Title: "Cache hit ratio (%)", Lines: []Line{line("hit ratio", "#bcbd22", func(r WindowRow) float64 { return float64(max(r.CacheHit, 0)) })}},
+	}
+}
+
+// DashboardChart draws DashboardPanels, with the tuner's applied changes
+// marked as the dashboard's annotations are.
+func DashboardChart(rows []WindowRow, decisions []pacerv1.Decision, start time.Time, objective time.Duration, budget int32) string {
+	var marks []float64
+	for _, d := range decisions {
+		if d.Applied {
+			marks = append(marks, d.Time.Sub(start).Seconds())
+		}
+	}
+	return DrawChart("Pacer dashboard, drawn from the demo's samples",
+		"time (s); dashed orange lines: settings applied by the tuner (the dashboard's annotations)", DashboardPanels(rows, objective, budget), marks)
+}

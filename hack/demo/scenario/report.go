@@ -193,7 +193,8 @@ func CollectDecisions(samples []Sample) []pacerv1.Decision {
 	return out
 }
 
-// WriteReport writes summary.json, windows.json, table.txt, decisions.md and chart.svg into dir.
+// WriteReport writes summary.json, windows.json, table.txt, decisions.md,
+// chart.svg and dashboard.svg (the Grafana dashboard's panels) into dir.
 func WriteReport(dir string, sum Summary, rows []WindowRow, decisions []pacerv1.Decision, start time.Time, objective time.Duration) error {
 	var table strings.Builder
 	table.WriteString(TableHeader(objective, sum.ConnectionBudget))
@@ -230,6 +231,9 @@ func WriteReport(dir string, sum Summary, rows []WindowRow, decisions []pacerv1.
 		md.WriteString("\nNo decisions were recorded in status.history during the run.\n")
 	}
 	if err := os.WriteFile(filepath.Join(dir, "decisions.md"), []byte(md.String()), 0o644); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "dashboard.svg"), []byte(DashboardChart(rows, decisions, start, objective, sum.ConnectionBudget)), 0o644); err != nil {
 		return err
 	}
 	return os.WriteFile(filepath.Join(dir, "chart.svg"), []byte(Chart(rows, decisions, start, objective)), 0o644)

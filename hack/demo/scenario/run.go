@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -245,6 +246,7 @@ func Run(ctx context.Context, o Options) (string, error) {
 	for _, d := range rec.Decisions {
 		fmt.Fprintf(o.Out, "  %s\n", LastDecision([]pacerv1.Decision{d}))
 	}
+	fmt.Fprint(o.Out, grafanaHint(dir))
 	fmt.Fprintln(o.Out, "stopping the dev cluster")
 	r.Close()
 	return dir, nil
@@ -291,4 +293,17 @@ func phaseList(phases []Phase, current string) string {
 		}
 	}
 	return strings.Join(out, " → ")
+}
+
+// grafanaHint says how to see the run in Grafana: the demo runs no
+// Prometheus, so the report draws the dashboard's panels itself.
+func grafanaHint(dir string) string {
+	hint := "\ndashboard: " + filepath.Join(dir, "dashboard.svg") + " draws the Grafana dashboard's panels from this run's samples.\n"
+	if _, err := exec.LookPath("grafana-server"); err == nil {
+		hint += "Grafana is installed: import config/grafana/pacer-dashboard.json and point its Prometheus data source at a Prometheus\n" +
+			"that scrapes the manager's metrics and the pods' admin ports with config/prometheus's monitors (the demo runs none).\n"
+	} else {
+		hint += "With a Grafana: import config/grafana/pacer-dashboard.json, with a Prometheus scraping as config/prometheus says.\n"
+	}
+	return hint
 }
