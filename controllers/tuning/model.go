@@ -322,7 +322,7 @@ func (m model) describe() string {
 	if m.cores > 0 {
 		s += fmt.Sprintf(" on %s cores (%s)", num(m.cores), m.coresFrom)
 	}
-	if m.query > 0 {
+	if m.query > 0 && m.miss >= 0.005 {
 		s += fmt.Sprintf(", %s of requests query for %s", pct(m.miss), secs(m.query))
 	}
 	if m.targetWhy != "" {

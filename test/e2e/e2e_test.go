@@ -16,6 +16,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"math"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -184,16 +185,24 @@ func TestEndToEnd(t *testing.T) {
 		}
 	})
 
-	// Load: steady, a 2× step (the tuner must act), then back down, during
-	// which one pod is deleted by hand. The steady rate keeps one pod under
-	// the 70% target (about half of its 200m CPU limit, a CFS quota here as
-	// on a real node), so the tuner has no reason to act before the step;
-	// the step takes it past 100%.
-	const base = 240
+	// Load, sized by what one pod serves on this machine (a fixed rate
+	// fitted to a busy machine shows nothing on a quiet one): steady at a
+	// third of it, under the 70% target, so the tuner has no reason to act
+	// before the step; a step to 1.6 times it, which one pod cannot carry
+	// (the tuner must act) and which leaves the loopback load generator
+	// room on a 2-core machine; then back down, during which one pod is
+	// deleted by hand.
+	capacity := scenario.ProbeCapacity(ctx, r.Endpoints, r.IDs, 64, 4*time.Second)
+	if capacity < 30 {
+		t.Fatalf("one pod answered %.0f req/s in a closed-loop probe: too few to size a load by", capacity)
+	}
+	base := math.Round(capacity / 3)
+	step := math.Round(1.6 * capacity)
+	t.Logf("one pod at its starting settings answers %.0f req/s (closed loop, 64 clients, 4 s): steady %.0f, step %.0f req/s", capacity, base, step)
 	phases := []scenario.Phase{
 		{Name: "steady", Duration: 20 * time.Second, RPS: base},
-		{Name: "step2x", Duration: 70 * time.Second, RPS: 2 * base},
-		{Name: "down", Duration: 50 * time.Second, RPS: base / 2},
+		{Name: "step", Duration: 70 * time.Second, RPS: step},
+		{Name: "down", Duration: 50 * time.Second, RPS: math.Round(base / 2)},
 	}
 	load := &scenario.Load{Endpoints: r.Endpoints, IDs: r.IDs, WriteShare: 0.1, MaxInFlight: 256, Tag: "e2e" + strconv.FormatInt(time.Now().UnixNano(), 36)}
 	sampler := &scenario.Sampler{C: c, TS: ts, Database: database, PG: r.PG}
