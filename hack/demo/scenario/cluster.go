@@ -86,7 +86,11 @@ func StartCluster(ctx context.Context, o ClusterOptions) (*Cluster, error) {
 		return nil, fmt.Errorf("start %s: %w", o.Devcluster, err)
 	}
 	c := &Cluster{cmd: cmd, done: make(chan struct{})}
-	lines := make(chan string)
+	// Buffered: the few lines before "dev cluster ready" must all arrive
+	// (an unbuffered send that skips a busy reader dropped the ready line
+	// now and then, and the start timed out); lines after it, which nobody
+	// reads, are dropped once the buffer is full, so the copy never blocks.
+	lines := make(chan string, 64)
 	go func() {
 		sc := bufio.NewScanner(out)
 		for sc.Scan() {
