@@ -215,7 +215,7 @@ func cpuQueued(w Window, least float64) bool {
 // cores would mean less busy, more cores busier; a pod whose requests also
 // queue for a worker slot is taken as saturated.
 func busyAt(w Window, f float64) float64 {
-	if w.QueueLength >= 0.5 || w.ShedRate > 0 {
+	if queued(w) {
 		return 1
 	}
 	return math.Sqrt(max(1-1/f, 0))
@@ -271,16 +271,6 @@ func (p params) learnTargets(ws []Window, m *model) {
 	// The target is then the most lenient that any of them allows.
 	var cpuSeen, poolSeen []float64
 	cpuWhy := ""
-	defer func() {
-		if len(cpuSeen) >= 2 {
-			m.cpuTarget = slices.Max(cpuSeen)
-			m.targetWhy = fmt.Sprintf("CPU target %s: %d windows of the last %s missed the objective with the CPU queueing under the target (%s)",
-				pct(m.cpuTarget), len(cpuSeen), ms(violationMemory), cpuWhy)
-		}
-		if len(poolSeen) >= 2 {
-			m.poolTarget = slices.Max(poolSeen)
-		}
-	}()
 	for _, w := range within(ws, violationMemory) {
 		if !p.latencyKnown(w) || !p.over(w) {
 			continue
@@ -290,10 +280,9 @@ func (p params) learnTargets(ws []Window, m *model) {
 			t := max(minTarget, use*violationBackoff)
 			return t + (p.target-t)*relax
 		}
-		queued := w.QueueLength >= 0.5 || w.ShedRate > 0
 		poolWaited := w.PoolAcquireWait.Seconds() > limit
 		poolFull := w.PoolMaxConns > 0 && w.PoolAcquired >= 0.9*float64(w.PoolMaxConns)
-		if m.cores > 0 && (cpuQueued(w, m.ownLeast) || (queued && !poolFull)) {
+		if m.cores > 0 && (cpuQueued(w, m.ownLeast) || (queued(w) && !poolFull)) {
 			if use := w.CPUCores / m.cores; use < p.target {
 				cpuSeen = append(cpuSeen, lower(use))
 				if cpuWhy == "" {
@@ -306,6 +295,14 @@ func (p params) learnTargets(ws []Window, m *model) {
 				poolSeen = append(poolSeen, lower(use))
 			}
 		}
+	}
+	if len(cpuSeen) >= 2 {
+		m.cpuTarget = slices.Max(cpuSeen)
+		m.targetWhy = fmt.Sprintf("CPU target %s: %d windows of the last %s missed the objective with the CPU queueing under the target (%s)",
+			pct(m.cpuTarget), len(cpuSeen), ms(violationMemory), cpuWhy)
+	}
+	if len(poolSeen) >= 2 {
+		m.poolTarget = slices.Max(poolSeen)
 	}
 }
 

@@ -191,7 +191,7 @@ func (p params) proposeWorkers(in Input, w Window, m model, g, s plan, covered b
 	}
 	inFlight := float64(g.workers) / workerHeadroom
 	cpuRoom := m.cores <= 0 || w.CPUCores < cpuSaturated*m.cores
-	full := w.InFlight >= 0.9*float64(W) && (w.QueueLength >= 0.5 || w.ShedRate > 0) && cpuRoom
+	full := w.InFlight >= 0.9*float64(W) && queued(w) && cpuRoom
 	switch {
 	case g.limited != "":
 		// The plan cannot meet the targets: more in flight would only
@@ -210,7 +210,7 @@ func (p params) proposeWorkers(in Input, w Window, m model, g, s plan, covered b
 // waited for a worker slot or were shed, waited for a connection, or
 // waited for the CPU.
 func (p params) saturated(w Window, m model) bool {
-	return w.QueueLength >= 0.5 || w.ShedRate > 0 || w.PoolAcquireWait > p.poolWaitLimit() ||
+	return queued(w) || w.PoolAcquireWait > p.poolWaitLimit() ||
 		cpuQueued(w, m.ownLeast) || (m.cores > 0 && w.CPUCores >= cpuSaturated*m.cores)
 }
 
@@ -242,29 +242,25 @@ func (p params) scaleDownCovered(in Input, ws []Window) (bool, string) {
 // as a recommendation of the scale-down window, as the HPA keeps those it
 // acted on, so no cut undoes it inside the window.
 func raisedWithin(in Input, setting string, d time.Duration) bool {
-	for _, dec := range in.History {
-		if !dec.Applied || in.Now.Sub(dec.Time.Time) >= d {
-			continue
-		}
-		for _, c := range dec.Changes {
-			if c.Setting == setting && c.To > c.From {
-				return true
-			}
-		}
-	}
-	return false
+	return changedWithin(in, setting, d, func(c pacerv1.Change) bool { return c.To > c.From })
 }
 
 // revertedWithin says whether a change of setting was reverted within d:
 // the model was wrong about it, so it is not tried again in the same
 // direction until the scale-down window has passed.
 func revertedWithin(in Input, setting string, d time.Duration) bool {
+	return changedWithin(in, setting, d, func(c pacerv1.Change) bool { return c.Source == pacerv1.ChangeByRevert })
+}
+
+// changedWithin says whether an applied change of setting within d
+// matches.
+func changedWithin(in Input, setting string, d time.Duration, match func(pacerv1.Change) bool) bool {
 	for _, dec := range in.History {
 		if !dec.Applied || in.Now.Sub(dec.Time.Time) >= d {
 			continue
 		}
 		for _, c := range dec.Changes {
-			if c.Setting == setting && c.Source == pacerv1.ChangeByRevert {
+			if c.Setting == setting && match(c) {
 				return true
 			}
 		}

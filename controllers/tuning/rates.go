@@ -62,3 +62,7 @@ func queryTime(w Window) float64 {
 	}
 	return w.PoolAcquired / acq
 }
+
+// queued says whether requests waited for a worker slot in the window, or
+// were shed for the lack of one.
+func queued(w Window) bool { return w.QueueLength >= 0.5 || w.ShedRate > 0 }
