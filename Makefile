@@ -94,7 +94,7 @@ test-e2e: manifests ## End-to-end test on the dev cluster: a shortened demo with
 	hack/test-e2e.sh
 
 .PHONY: test-demo-compare
-test-demo-compare: manifests ## A shortened demo-compare on the dev cluster with assertions (~3 min).
+test-demo-compare: manifests ## A shortened demo-compare campaign on the dev cluster with assertions (~6 min).
 	hack/test-e2e.sh -tags e2e,compare -run TestDemoCompareSmoke
 
 .PHONY: vulncheck
@@ -121,8 +121,12 @@ demo: manifests ## The whole loop on this machine, no cluster needed (~3 min; DE
 	hack/demo.sh
 
 .PHONY: demo-compare
-demo-compare: manifests ## The same load against static settings, a real HPA and Pacer, one after the other (~12 min; DEMO_DURATION=1m shortens each run).
+demo-compare: manifests ## The same load against static settings, two real HPAs and Pacer, one after the other (~16 min; DEMO_DURATION=1m shortens each run).
 	hack/demo.sh --compare
+
+.PHONY: demo-compare-campaign
+demo-compare-campaign: manifests ## demo-compare on the default load three times and bursts.shape once, with medians and targets (~50 min; docs/demo.md).
+	DEMO_DURATION=$${DEMO_DURATION:-2m} hack/demo.sh --compare --shapes 'default*3,hack/demo/shapes/bursts.shape'
 
 .PHONY: dev-cluster
 dev-cluster: manifests ## Run a local cluster (control plane, node agent, manager) until Ctrl-C; prints its kubeconfig.

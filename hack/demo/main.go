@@ -6,11 +6,13 @@
 // hack/demo.sh builds what it needs and runs it. Its last line of output is
 // "report: <folder>".
 //
-// Env: DEMO_DURATION (load length, of each run with --compare, default
-// 3m), DEMO_RPS (steady load, default 300), DEMO_SEED (the request mix's
-// seed, default 1), DEMO_SHAPE (a load shape file, instead of the default
-// phases; docs/demo.md), DATABASE_URL (an admin DSN; hack/postgres.sh prints one),
-// KUBEBUILDER_ASSETS (control-plane binaries).
+// Env: DEMO_DURATION (load length of the default phases, default 3m),
+// DEMO_RPS (the default phases' steady load in req/s; unset, they are
+// multiples of the capacity of a starting pod, measured first), DEMO_SEED
+// (the request mix's seed, default 1), DEMO_SHAPE (a load shape file,
+// instead of the default phases; docs/demo.md), DATABASE_URL (an admin
+// DSN; hack/postgres.sh prints one), KUBEBUILDER_ASSETS (control-plane
+// binaries).
 package main
 
 import (
@@ -21,6 +23,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -31,16 +34,17 @@ func main() {
 	var (
 		report  = flag.String("report", "", "report folder (default reports/demo-<time>, or reports/compare-<time>)")
 		bin     = flag.String("bin", "bin", "folder with devcluster, manager and pacer-api")
-		compare = flag.Bool("compare", false, "run the load against static settings, an HPA and Pacer, one after the other")
+		compare = flag.Bool("compare", false, "run the load against static settings, two HPAs and Pacer, one after the other")
+		shapes  = flag.String("shapes", "", "with --compare: the loads to compare on, in order, e.g. 'default*3,hack/demo/shapes/bursts.shape' (default: DEMO_SHAPE or the default phases, once)")
 	)
 	flag.Parse()
 	duration, err := time.ParseDuration(scenario.Getenv("DEMO_DURATION", "3m"))
 	if err != nil {
 		fail(fmt.Errorf("DEMO_DURATION: %w", err))
 	}
-	rps, err := strconv.ParseFloat(scenario.Getenv("DEMO_RPS", "300"), 64)
-	if err != nil {
-		fail(fmt.Errorf("DEMO_RPS: %w", err))
+	rps, err := strconv.ParseFloat(scenario.Getenv("DEMO_RPS", "0"), 64)
+	if err != nil || rps < 0 {
+		fail(fmt.Errorf("DEMO_RPS: want requests per second (unset: multiples of the measured capacity)"))
 	}
 	seed, err := strconv.ParseUint(scenario.Getenv("DEMO_SEED", "1"), 10, 64)
 	if err != nil || seed == 0 {
@@ -85,18 +89,19 @@ func main() {
 		Log:        clusterLog,
 	}
 	if *compare {
-		if len(phases) == 0 {
-			phases = scenario.Phases(duration, rps)
+		list, err := compareShapes(*shapes, phases, duration, rps)
+		if err != nil {
+			fail(err)
 		}
 		prefix := "pacer_compare_" + strconv.Itoa(os.Getpid())
 		dropAll := func() {
-			for _, run := range scenario.CompareRuns {
+			for _, run := range append(scenario.CompareRuns, "probe") {
 				scenario.DropDatabase(dsn, prefix+"_"+run)
 			}
 		}
 		defer dropAll()
 		out, err := scenario.RunCompare(ctx, scenario.CompareOptions{
-			Cluster: cluster, AdminDSN: dsn, DatabasePrefix: prefix, Phases: phases, Seed: seed,
+			Cluster: cluster, AdminDSN: dsn, DatabasePrefix: prefix, Shapes: list, Seed: seed,
 			ReportDir: dir, Out: os.Stdout, TableEvery: 5 * time.Second, Progress: isTerminal(os.Stdout),
 			Warmup: 10 * time.Second,
 		})
@@ -107,15 +112,16 @@ func main() {
 		fmt.Println("report:", out)
 		return
 	}
-	// The run's own database, dropped at the end.
+	// The run's own database (and its capacity probe's), dropped at the end.
 	database := "pacer_demo_" + strconv.Itoa(os.Getpid())
 	defer scenario.DropDatabase(dsn, database)
+	defer scenario.DropDatabase(dsn, database+"_probe")
 	out, err := scenario.Run(ctx, scenario.Options{
 		Cluster:    cluster,
 		AdminDSN:   dsn,
 		Database:   database,
 		Duration:   duration,
-		BaseRPS:    rps,
+		SteadyRPS:  rps,
 		Seed:       seed,
 		Phases:     phases,
 		ReportDir:  dir,
@@ -128,6 +134,41 @@ func main() {
 		fail(fmt.Errorf("%w (dev cluster log: %s)", err, clusterLog.Name()))
 	}
 	fmt.Println("report:", out)
+}
+
+// compareShapes reads --shapes: comma-separated items, each "default" (the
+// default phases) or a shape file, optionally "*N" for N repetitions.
+// Without it the comparison runs once on DEMO_SHAPE or the default phases.
+func compareShapes(spec string, shape []scenario.Phase, duration time.Duration, rps float64) ([]scenario.CompareShape, error) {
+	if spec == "" {
+		if len(shape) > 0 {
+			return []scenario.CompareShape{{Name: strings.TrimSuffix(filepath.Base(os.Getenv("DEMO_SHAPE")), ".shape"), Phases: shape}}, nil
+		}
+		return []scenario.CompareShape{{Name: "default", Phases: scenario.Phases(duration, rps)}}, nil
+	}
+	var out []scenario.CompareShape
+	for _, item := range strings.Split(spec, ",") {
+		name, count, repeated := strings.Cut(strings.TrimSpace(item), "*")
+		n := 1
+		if repeated {
+			var err error
+			if n, err = strconv.Atoi(count); err != nil || n < 1 || n > 20 {
+				return nil, fmt.Errorf("--shapes %q: %q: want NAME or NAME*N with N from 1 to 20", spec, item)
+			}
+		}
+		s := scenario.CompareShape{Name: name, Phases: scenario.Phases(duration, rps)}
+		if name != "default" {
+			phases, err := scenario.LoadShape(name)
+			if err != nil {
+				return nil, fmt.Errorf("--shapes: %w", err)
+			}
+			s = scenario.CompareShape{Name: strings.TrimSuffix(filepath.Base(name), ".shape"), Phases: phases}
+		}
+		for range n {
+			out = append(out, s)
+		}
+	}
+	return out, nil
 }
 
 func fail(err error) {

@@ -17,11 +17,14 @@ import (
 	"github.com/pacer-dev/pacer/hack/demo/scenario"
 )
 
-// TestDemoCompareSmoke is a shortened `make demo-compare` (about three
-// minutes): the three runs on one dev cluster with 20 s of load each. It
-// checks the mechanics, not who wins: every run served its load, the dev
-// cluster served the resource metrics API the HPA reads, the report
-// holds compare.json and the chart, and nothing is left behind. Run it
+// TestDemoCompareSmoke is a shortened campaign of `make demo-compare`
+// (about five minutes): the capacity probe, then two repetitions of the
+// four runs on one dev cluster with 20 s of load each, sized in multiples
+// of the measured capacity. It checks the mechanics, not who wins: the
+// probe measured a capacity and the load was sized by it, every run
+// served its load, the dev cluster served the resource metrics API the
+// HPAs read, the report holds each repetition's compare.json and chart and
+// the campaign's medians and targets, and nothing is left behind. Run it
 // with `make test-demo-compare`.
 func TestDemoCompareSmoke(t *testing.T) {
 	root, _ := filepath.Abs("../..")
@@ -36,7 +39,7 @@ func TestDemoCompareSmoke(t *testing.T) {
 	dsn := scenario.Getenv("PACER_TEST_DATABASE_URL", os.Getenv("DATABASE_URL"))
 	need(t, dsn != "", "PACER_TEST_DATABASE_URL (hack/postgres.sh)")
 
-	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
 	defer cancel()
 	dir := t.TempDir()
 	clusterLog, err := os.Create(filepath.Join(dir, "devcluster.log"))
@@ -45,6 +48,10 @@ func TestDemoCompareSmoke(t *testing.T) {
 	}
 	defer clusterLog.Close()
 	prefix := "pacer_e2e_compare_" + strconv.Itoa(os.Getpid())
+	smoke := scenario.CompareShape{Name: "smoke", Phases: []scenario.Phase{
+		{Name: "steady", Duration: 10 * time.Second, RPS: 0.5, PerCapacity: true},
+		{Name: "step", Duration: 10 * time.Second, RPS: 1.5, PerCapacity: true},
+	}}
 	out, err := scenario.RunCompare(ctx, scenario.CompareOptions{
 		Cluster: scenario.ClusterOptions{
 			Devcluster: filepath.Join(bin, "devcluster"), Assets: assets,
@@ -52,11 +59,8 @@ func TestDemoCompareSmoke(t *testing.T) {
 			CRDs: filepath.Join(root, "config", "crd", "bases"), Log: clusterLog,
 		},
 		AdminDSN: dsn, DatabasePrefix: prefix,
-		Phases: []scenario.Phase{
-			{Name: "steady", Duration: 10 * time.Second, RPS: 300},
-			{Name: "step2x", Duration: 10 * time.Second, RPS: 600},
-		},
-		Seed: 1, ReportDir: filepath.Join(dir, "report"), Out: testWriter{t},
+		Shapes: []scenario.CompareShape{smoke, smoke},
+		Seed:   1, ReportDir: filepath.Join(dir, "report"), Out: testWriter{t},
 		TableEvery: 5 * time.Second, Warmup: 5 * time.Second,
 	})
 	if err != nil {
@@ -64,40 +68,58 @@ func TestDemoCompareSmoke(t *testing.T) {
 		t.Fatalf("demo-compare: %v\ndev cluster log (tail):\n%s", err, tailLines(string(b), 60))
 	}
 
-	b, err := os.ReadFile(filepath.Join(out, "compare.json"))
+	b, err := os.ReadFile(filepath.Join(out, "campaign.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var cmp scenario.Comparison
-	if err := json.Unmarshal(b, &cmp); err != nil {
+	var campaign scenario.Campaign
+	if err := json.Unmarshal(b, &campaign); err != nil {
 		t.Fatal(err)
 	}
-	for _, run := range scenario.CompareRuns {
-		r, ok := cmp.Runs[run]
-		if !ok {
-			t.Errorf("compare.json has no run %q", run)
-			continue
+	if campaign.CapacityRPS < 10 || len(campaign.Shapes) != 1 || campaign.Shapes[0].Repetitions != 2 || len(campaign.Targets) != 5 {
+		t.Errorf("campaign: capacity %.0f req/s, shapes %+v, %d targets; want a capacity, one shape twice, 5 targets",
+			campaign.CapacityRPS, campaign.Shapes, len(campaign.Targets))
+	}
+	for _, rep := range []string{"1-smoke", "2-smoke"} {
+		b, err := os.ReadFile(filepath.Join(out, rep, "compare.json"))
+		if err != nil {
+			t.Fatal(err)
 		}
-		// 10 s at 300 and 10 s at 600 req/s: 9000 requests offered; at
-		// least one pod through the 20 s (less the first sample's second).
-		if r.Requests < 4500 || r.Windows == 0 || r.PodSeconds < 15 || r.ConnectionBudget != 24 {
-			t.Errorf("run %s: %d requests in %d windows, %.0f pod-seconds, budget %d", run, r.Requests, r.Windows, r.PodSeconds, r.ConnectionBudget)
+		var cmp scenario.Comparison
+		if err := json.Unmarshal(b, &cmp); err != nil {
+			t.Fatal(err)
 		}
-	}
-	// The dev cluster served metrics.k8s.io. (The HPA's first CPU reading
-	// comes 30-60 s after a pod starts, later than this run's 20 s of load
-	// end, so whether it read one is logged, not asserted.)
-	if cmp.ResourceMetrics != "ready" {
-		t.Errorf("resource metrics: %s", cmp.ResourceMetrics)
-	}
-	t.Logf("hpa run: metrics API %s; %d rescales", cmp.Runs[scenario.RunHPA].MetricsAPI, cmp.Runs[scenario.RunHPA].Changes)
-	svg, err := os.ReadFile(filepath.Join(out, "chart.svg"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, run := range scenario.CompareRuns {
-		if !strings.Contains(string(svg), ">"+run+"<") {
-			t.Errorf("chart.svg has no line for %s", run)
+		if cmp.CapacityRPS != campaign.CapacityRPS {
+			t.Errorf("%s: capacity %.0f, campaign's %.0f", rep, cmp.CapacityRPS, campaign.CapacityRPS)
+		}
+		// 10 s at 0.5 and 10 s at 1.5 times the capacity: 20 s of it
+		// offered; at least one pod through the 20 s (less the first
+		// sample's second).
+		for _, run := range scenario.CompareRuns {
+			r, ok := cmp.Runs[run]
+			if !ok {
+				t.Errorf("%s: compare.json has no run %q", rep, run)
+				continue
+			}
+			if float64(r.Requests) < 10*cmp.CapacityRPS || r.Windows == 0 || r.PodSeconds < 15 || r.ConnectionBudget != 24 {
+				t.Errorf("%s, run %s: %d requests in %d windows, %.0f pod-seconds, budget %d", rep, run, r.Requests, r.Windows, r.PodSeconds, r.ConnectionBudget)
+			}
+		}
+		// The dev cluster served metrics.k8s.io. (The HPA's first CPU
+		// reading comes 30-60 s after a pod starts, later than this run's
+		// 20 s of load end, so whether it read one is logged, not asserted.)
+		if cmp.ResourceMetrics != "ready" {
+			t.Errorf("resource metrics: %s", cmp.ResourceMetrics)
+		}
+		t.Logf("%s: hpa run: metrics API %s; %d rescales", rep, cmp.Runs[scenario.RunHPA].MetricsAPI, cmp.Runs[scenario.RunHPA].Changes)
+		svg, err := os.ReadFile(filepath.Join(out, rep, "chart.svg"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, run := range scenario.CompareRuns {
+			if !strings.Contains(string(svg), ">"+run+"<") {
+				t.Errorf("%s: chart.svg has no line for %s", rep, run)
+			}
 		}
 	}
 	// Every run's database was dropped.

@@ -67,10 +67,10 @@ func Chart(rows []WindowRow, decisions []pacerv1.Decision, start time.Time, obje
 }
 
 // Run colours of the comparison chart.
-var runColors = map[string]string{RunStatic: "#9a9a9a", RunHPA: "#1f77b4", RunPacer: "#d62728"}
+var runColors = map[string]string{RunStatic: "#9a9a9a", RunHPAStart: "#2ca02c", RunHPA: "#1f77b4", RunPacer: "#d62728"}
 
 // Run stroke widths: the first run widest, so equal values still show all.
-var runWidths = map[string]float64{RunStatic: 5, RunHPA: 2.5, RunPacer: 1.5}
+var runWidths = map[string]float64{RunStatic: 5, RunHPAStart: 3.5, RunHPA: 2.5, RunPacer: 1.5}
 
 // ComparePanels are the comparison chart's data: for each run, p99
 // against the objective, served load (and the offered load, the same for
@@ -87,7 +87,7 @@ func ComparePanels(runs map[string][]WindowRow, objective time.Duration, budget 
 			continue
 		}
 		line := func(v func(WindowRow) float64) Line {
-			l := Line{Name: name, Color: runColors[name], Width: runWidths[name], Dashed: name == RunHPA}
+			l := Line{Name: name, Color: runColors[name], Width: runWidths[name], Dashed: IsHPARun(name)}
 			for _, r := range rows {
 				l.Points = append(l.Points, Point{r.Seconds, v(r)})
 			}
@@ -207,7 +207,7 @@ func DrawChart(title, footer string, panels []Panel, marks []float64) string {
 				width = 2
 			}
 			fmt.Fprintf(&b, `<polyline fill="none" stroke="%s" stroke-width="%g"%s points="%s"/>`+"\n", l.Color, width, dash, strings.Join(pts, " "))
-			fmt.Fprintf(&b, `<text x="%d" y="%.0f" fill="%s">%s</text>`+"\n", w-right-300+j*75, y0-6, l.Color, html.EscapeString(l.Name))
+			fmt.Fprintf(&b, `<text x="%d" y="%.0f" fill="%s">%s</text>`+"\n", w-right-75*len(p.Lines)+j*75, y0-6, l.Color, html.EscapeString(l.Name))
 		}
 	}
 	fmt.Fprintf(&b, `<text x="%d" y="%d" fill="#555">%s</text>`+"\n", left, h-8, html.EscapeString(footer))

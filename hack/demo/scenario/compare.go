@@ -6,15 +6,22 @@ import (
 	"time"
 )
 
-// The runs of `make demo-compare`, in the order they run.
+// The runs of `make demo-compare`, in the order they run: static settings;
+// the real HPA at the starting settings (what a user gets who has not
+// sized pods for an HPA); the real HPA with per-pod settings sized for it
+// by hand; Pacer from the starting settings.
 const (
-	RunStatic = "static"
-	RunHPA    = "hpa"
-	RunPacer  = "pacer"
+	RunStatic   = "static"
+	RunHPAStart = "hpa-start"
+	RunHPA      = "hpa"
+	RunPacer    = "pacer"
 )
 
 // CompareRuns are the names of the comparison's runs, in order.
-var CompareRuns = []string{RunStatic, RunHPA, RunPacer}
+var CompareRuns = []string{RunStatic, RunHPAStart, RunHPA, RunPacer}
+
+// IsHPARun says whether a run's replicas are set by a real HPA.
+func IsHPARun(run string) bool { return run == RunHPA || run == RunHPAStart }
 
 // Comparison is compare.json.
 type Comparison struct {
@@ -27,8 +34,14 @@ type Comparison struct {
 	ObjectiveP99Ms       float64  `json:"objectiveP99Ms"`
 	TargetUtilizationPct int32    `json:"targetUtilizationPct"`
 	ReplicaBounds        [2]int32 `json:"replicaBounds"`
-	Load                 string   `json:"load"`
-	Seed                 uint64   `json:"seed"`
+	// Shape names the load's shape; Load lists its phases as given (in
+	// req/s or multiples of capacity), and CapacityRPS is what one pod at
+	// the starting settings answered in the probe before the runs, the
+	// unit of those multiples.
+	Shape       string  `json:"shape"`
+	Load        string  `json:"load"`
+	CapacityRPS float64 `json:"capacityRps,omitempty"`
+	Seed        uint64  `json:"seed"`
 	// WarmupSeconds of unmeasured load preceded each run.
 	WarmupSeconds float64 `json:"warmupSeconds"`
 	// WindowSeconds is the length of a window of the table and of

@@ -2,7 +2,6 @@ package scenario
 
 import (
 	"encoding/json"
-	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
@@ -295,12 +294,12 @@ func TestComparePanels(t *testing.T) {
 }
 
 func TestSameSeedSameRequests(t *testing.T) {
-	l := &Load{IDs: []int64{11, 12, 13, 14, 15, 16, 17, 18}}
+	ids := []int64{11, 12, 13, 14, 15, 16, 17, 18}
 	draw := func(seed uint64) []request {
-		rng := rand.New(rand.NewPCG(seed, 0x9e3779b97f4a7c15))
+		m := newMix(seed, ids)
 		var out []request
 		for range 200 {
-			out = append(out, l.next(rng, 0.1))
+			out = append(out, m.next(0.1))
 		}
 		return out
 	}

@@ -2,6 +2,7 @@ package scenario
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -46,6 +47,9 @@ type RunRecord struct {
 // Drive sends the phases' load to r's endpoints, samples the cluster every
 // second, prints a table row every TableEvery, and returns the record.
 func Drive(ctx context.Context, r *Ready, o DriveOptions) (*RunRecord, error) {
+	if PerCapacity(o.Phases) {
+		return nil, errors.New("the phases are in multiples of capacity: size them first (Sized)")
+	}
 	objective := r.TS.Spec.Tuning.Objective.LatencyP99.Duration
 	budget := *r.TS.Spec.Database.MaxTotalConnections
 	load := &Load{Endpoints: r.Endpoints, IDs: r.IDs, WriteShare: 0.1, MaxInFlight: 256, Seed: o.Seed,

@@ -119,6 +119,10 @@ type Phase struct {
 	ToRPS *float64
 	// WriteShare, when set, is the phase's share of creates (else the Load's).
 	WriteShare *float64
+	// PerCapacity: RPS and ToRPS are multiples of the measured capacity
+	// of a starting pod, to be turned into rates by Sized before a Load
+	// runs the phase.
+	PerCapacity bool
 }
 
 // Due is how many requests the phase has sent after elapsed: the integral
@@ -140,13 +144,18 @@ func (p Phase) EndRPS() float64 {
 	return p.RPS
 }
 
-// String describes the phase: "step2x 1m12s at 300 req/s" or "climb 1m at 100→400 req/s".
+// String describes the phase: "step 1m12s at 300 req/s", "climb 1m at
+// 100→400 req/s" or, before Sized, "step 1m12s at 1.5 × capacity".
 func (p Phase) String() string {
 	r := strconv.FormatFloat(p.RPS, 'f', -1, 64)
 	if p.ToRPS != nil {
 		r += "→" + strconv.FormatFloat(*p.ToRPS, 'f', -1, 64)
 	}
-	s := fmt.Sprintf("%s %s at %s req/s", p.Name, p.Duration, r)
+	unit := "req/s"
+	if p.PerCapacity {
+		unit = "× capacity"
+	}
+	s := fmt.Sprintf("%s %s at %s %s", p.Name, p.Duration, r, unit)
 	if p.WriteShare != nil {
 		s += fmt.Sprintf(" (%.0f%% creates)", *p.WriteShare*100)
 	}
@@ -167,7 +176,7 @@ func (b *Bin) Errors() int {
 // Load sends an open-loop mix of reads and writes at each phase's rate.
 type Load struct {
 	Endpoints *Endpoints
-	// IDs are user ids to read; reads pick them with a skew, so a cache helps.
+	// IDs are user ids to read; reads pick them by a Zipf law (ReadSkew).
 	IDs []int64
 	// WriteShare is the share of requests that create a user.
 	WriteShare float64
@@ -189,24 +198,15 @@ type Load struct {
 
 // Run sends load through the phases and returns when they are over or ctx ends.
 func (l *Load) Run(ctx context.Context, phases []Phase) {
-	l.client = &http.Client{
-		Timeout: 5 * time.Second,
-		Transport: &http.Transport{
-			MaxIdleConnsPerHost: l.MaxInFlight, MaxConnsPerHost: l.MaxInFlight,
-			IdleConnTimeout: 10 * time.Second, DisableCompression: true,
-		},
-	}
+	l.begin()
 	defer l.client.CloseIdleConnections()
-	l.mu.Lock()
-	l.start = time.Now()
-	l.mu.Unlock()
 	seed := l.Seed
 	if seed == 0 {
 		seed = rand.Uint64()
 	}
 	// One generator, drawn from in order on this goroutine: the same seed
 	// gives the same requests whatever the timing.
-	rng := rand.New(rand.NewPCG(seed, 0x9e3779b97f4a7c15))
+	requests := newMix(seed, l.IDs)
 	sem := make(chan struct{}, l.MaxInFlight)
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -229,7 +229,7 @@ func (l *Load) Run(ctx context.Context, phases []Phase) {
 			due := ph.Due(time.Since(phaseStart)) - sent
 			for range due {
 				sent++
-				req := l.next(rng, share)
+				req := requests.next(share)
 				select {
 				case sem <- struct{}{}:
 					wg.Add(1)
@@ -247,6 +247,49 @@ func (l *Load) Run(ctx context.Context, phases []Phase) {
 	}
 }
 
+// RunClosed sends the mix closed loop: clients requests at once, each
+// client sending its next as soon as its answer came, for d or until ctx
+// ends. The order of requests depends on timing; the mix does not.
+func (l *Load) RunClosed(ctx context.Context, clients int, d time.Duration) {
+	l.begin()
+	defer l.client.CloseIdleConnections()
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	l.phase.Store("closed")
+	seed := l.Seed
+	if seed == 0 {
+		seed = rand.Uint64()
+	}
+	var mu sync.Mutex
+	requests := newMix(seed, l.IDs)
+	var wg sync.WaitGroup
+	for range clients {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				mu.Lock()
+				r := requests.next(l.WriteShare)
+				mu.Unlock()
+				l.one(ctx, r)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// begin makes the client and marks the start.
+func (l *Load) begin() {
+	l.client = &http.Client{
+		Timeout: 5 * time.Second,
+		Transport: &http.Transport{
+			MaxIdleConnsPerHost: l.MaxInFlight, MaxConnsPerHost: l.MaxInFlight,
+			IdleConnTimeout: 10 * time.Second, DisableCompression: true,
+		},
+	}
+	l.mu.Lock()
+	l.start = time.Now()
+	l.mu.Unlock()
+}
+
 // Phase is the name of the running phase.
 func (l *Load) Phase() string {
 	s, _ := l.phase.Load().(string)
@@ -259,19 +302,41 @@ type request struct {
 	id     int64
 }
 
-// next draws the next request: a create with probability writeShare, else
-// a read of a user picked with a skew, so a few hot users get most reads
-// and a cache helps.
-func (l *Load) next(rng *rand.Rand, writeShare float64) request {
-	if rng.Float64() < writeShare {
+// ReadSkew is the Zipf exponent of the reads over the seeded users: a few
+// hot users get most reads, and the long tail misses a cache of the
+// demo's 1,000 entries, as reads of real users do (about 85% of the reads
+// fall on the 1,000 most read of 5,000 users at 1.1; the LRU and its TTL
+// keep fewer).
+const ReadSkew = 1.1
+
+// mix draws a seeded sequence of requests: a create with probability
+// writeShare, else a read of a user picked by a Zipf law over ids.
+type mix struct {
+	rng  *rand.Rand
+	zipf *rand.Zipf
+	ids  []int64
+}
+
+func newMix(seed uint64, ids []int64) *mix {
+	rng := rand.New(rand.NewPCG(seed, 0x9e3779b97f4a7c15))
+	m := &mix{rng: rng, ids: ids}
+	if len(ids) > 1 {
+		m.zipf = rand.NewZipf(rng, ReadSkew, 1, uint64(len(ids)-1))
+	}
+	return m
+}
+
+func (m *mix) next(writeShare float64) request {
+	if m.rng.Float64() < writeShare {
 		return request{create: true}
 	}
-	id := int64(1)
-	if len(l.IDs) > 0 {
-		i := int(float64(len(l.IDs)) * rng.Float64() * rng.Float64() * rng.Float64())
-		id = l.IDs[min(i, len(l.IDs)-1)]
+	switch {
+	case m.zipf != nil:
+		return request{id: m.ids[m.zipf.Uint64()]}
+	case len(m.ids) == 1:
+		return request{id: m.ids[0]}
 	}
-	return request{id: id}
+	return request{id: 1}
 }
 
 func (l *Load) one(ctx context.Context, r request) {
@@ -303,7 +368,7 @@ func (l *Load) one(ctx context.Context, r request) {
 		_, _ = io.Copy(io.Discard, res.Body)
 		res.Body.Close()
 		code = res.StatusCode
-	} else if errors.Is(err, context.Canceled) {
+	} else if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil {
 		return // the run ended; not the server's doing
 	}
 	l.record(start, func(b *Bin) {

@@ -142,6 +142,11 @@ type Summary struct {
 	// PodLimits says whether the pods ran under their CPU and memory
 	// limits (cgroups), as the dev cluster reported it at start.
 	PodLimits string `json:"podLimits"`
+	// Load is the shape as given (rates in req/s or multiples of
+	// capacity), and CapacityRPS the capacity a starting pod showed in the
+	// probe before the run, when the shape needed it.
+	Load        string  `json:"load,omitempty"`
+	CapacityRPS float64 `json:"capacityRps,omitempty"`
 }
 
 // Summarize computes the summary of a run.

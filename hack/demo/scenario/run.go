@@ -31,10 +31,12 @@ type Options struct {
 	Database string
 	// Duration is the length of the load (all phases).
 	Duration time.Duration
-	// BaseRPS is the steady load; the step doubles it, the spike is 3.5×.
-	BaseRPS float64
+	// SteadyRPS, when set, is the steady load in req/s (the step doubles
+	// it, the spike is 3.5×); else the default phases are multiples of the
+	// capacity of a starting pod, measured first.
+	SteadyRPS float64
 	// Phases, when set (DEMO_SHAPE), replace the default phases of
-	// Duration and BaseRPS; Duration is then their total.
+	// Duration; Duration is then their total.
 	Phases []Phase
 	// Seed makes the request mix the same from run to run (0: random).
 	Seed uint64
@@ -49,13 +51,22 @@ type Options struct {
 	Progress bool
 }
 
-// Phases splits d into steady, 2× step, a short spike, and back down.
-func Phases(d time.Duration, base float64) []Phase {
+// Phases splits d into steady, a step, a short spike, and back down: at
+// 0.5, 1.3, 2 and 0.5 times the capacity of a starting pod (PerCapacity:
+// steady under it, the step and the spike past it; the spike as high as
+// the load generator, four pods and PostgreSQL can run on two cores), or,
+// given a steady rate in req/s, at 1, 2, 3.5 and 1 times that rate.
+func Phases(d time.Duration, steadyRPS float64) []Phase {
+	times := [4]float64{0.5, 1.3, 2, 0.5}
+	perCapacity := steadyRPS == 0
+	if !perCapacity {
+		times = [4]float64{steadyRPS, 2 * steadyRPS, 3.5 * steadyRPS, steadyRPS}
+	}
 	return []Phase{
-		{Name: "steady", Duration: d * 25 / 100, RPS: base},
-		{Name: "step2x", Duration: d * 40 / 100, RPS: 2 * base},
-		{Name: "spike", Duration: d * 10 / 100, RPS: 3.5 * base},
-		{Name: "down", Duration: d * 25 / 100, RPS: base},
+		{Name: "steady", Duration: d * 25 / 100, RPS: times[0], PerCapacity: perCapacity},
+		{Name: "step", Duration: d * 40 / 100, RPS: times[1], PerCapacity: perCapacity},
+		{Name: "spike", Duration: d * 10 / 100, RPS: times[2], PerCapacity: perCapacity},
+		{Name: "down", Duration: d * 25 / 100, RPS: times[3], PerCapacity: perCapacity},
 	}
 }
 
@@ -67,6 +78,10 @@ type Ready struct {
 	IDs       []int64
 	PG        *pgx.Conn
 	DSN       string
+
+	// Capacity, when Prepare measured it (phases in multiples of
+	// capacity), is what one starting pod answered per second.
+	Capacity float64
 
 	adminDSN, database string
 	stop               context.CancelFunc // stops following the endpoints
@@ -88,11 +103,19 @@ func Prepare(ctx context.Context, o Options, log io.Writer) (*Ready, error) {
 		cl.Stop()
 		return nil, err
 	}
+	var capacity float64
+	if PerCapacity(o.Phases) {
+		if capacity, err = MeasureCapacity(ctx, cl, ts, o.AdminDSN, o.Database+"_probe", log); err != nil {
+			cl.Stop()
+			return nil, err
+		}
+	}
 	r, err := Deploy(ctx, cl, ts, o.AdminDSN, o.Database, log)
 	if err != nil {
 		cl.Stop()
 		return nil, err
 	}
+	r.Capacity = capacity
 	return r, nil
 }
 
@@ -134,7 +157,7 @@ func Deploy(ctx context.Context, cl *Cluster, ts *pacerv1.TunedService, adminDSN
 		}
 	}
 	tag := strconv.FormatInt(time.Now().UnixNano(), 36)
-	if r.IDs, err = Seed(ctx, r.Endpoints.Pick(), 400, tag); err != nil {
+	if r.IDs, err = Seed(ctx, r.Endpoints.Pick(), SeededUsers, tag); err != nil {
 		return fail(err)
 	}
 	return r, nil
@@ -213,6 +236,9 @@ func (r *Ready) Remove(ctx context.Context) error {
 // printing the table, writes the report and stops the cluster. It returns
 // the report's folder.
 func Run(ctx context.Context, o Options) (string, error) {
+	if len(o.Phases) == 0 {
+		o.Phases = Phases(o.Duration, o.SteadyRPS)
+	}
 	r, err := Prepare(ctx, o, o.Out)
 	if err != nil {
 		return "", err
@@ -221,16 +247,15 @@ func Run(ctx context.Context, o Options) (string, error) {
 
 	objective := r.TS.Spec.Tuning.Objective.LatencyP99.Duration
 	budget := *r.TS.Spec.Database.MaxTotalConnections
-	phases := o.Phases
-	if len(phases) == 0 {
-		phases = Phases(o.Duration, o.BaseRPS)
-	}
+	phases := Sized(o.Phases, r.Capacity)
 	rec, err := Drive(ctx, r, DriveOptions{Phases: phases, Seed: o.Seed, Out: o.Out, TableEvery: o.TableEvery, Progress: o.Progress})
 	if err != nil {
 		return "", err
 	}
 	sum := Summarize(rec.Rows, rec.Bins, rec.Samples, rec.Decisions, objective, budget)
 	sum.PodLimits = r.Cluster.PodLimits
+	sum.CapacityRPS = r.Capacity
+	sum.Load = describePhases(o.Phases)
 	dir := o.ReportDir
 	if dir == "" {
 		dir = filepath.Join("reports", "demo-"+time.Now().UTC().Format("20060102-150405"))

@@ -89,15 +89,21 @@ func Apply(ctx context.Context, c client.Client, ts *pacerv1.TunedService, dsn s
 	return nil
 }
 
-// Seed creates n users through the API at addr and returns their ids.
+// SeededUsers is how many users a deployment starts with: five times the
+// demo's cache of 1,000 entries, so reads miss it as reads of real users do.
+const SeededUsers = 5000
+
+// Seed creates n users through the API at addr, 500 per batch, and
+// returns their ids.
 func Seed(ctx context.Context, addr string, n int, tag string) ([]int64, error) {
+	const batch = 500
 	var ids []int64
 	hc := &http.Client{Timeout: 10 * time.Second}
-	for start := 0; start < n; start += 50 {
+	for start := 0; start < n; start += batch {
 		var body struct {
 			Users []map[string]string `json:"users"`
 		}
-		for i := start; i < min(start+50, n); i++ {
+		for i := start; i < min(start+batch, n); i++ {
 			body.Users = append(body.Users, map[string]string{"name": fmt.Sprintf("Seed %d", i), "email": fmt.Sprintf("seed-%s-%d@example.com", tag, i)})
 		}
 		b, _ := json.Marshal(body)

@@ -2,6 +2,7 @@ package scenario
 
 import (
 	"fmt"
+	"math"
 	"os"
 	"regexp"
 	"strconv"
@@ -15,6 +16,8 @@ import (
 //	creates 10%                       # share of requests that create a user, the rest read (default 10%)
 //	phase warm   30s 100              # NAME DURATION RATE: a constant rate, in requests per second
 //	phase climb  60s 100..400         # a linear ramp from 100 to 400 req/s
+//	phase step   60s 1.5x             # 1.5 times the measured capacity of a starting pod
+//	phase rise   30s 0.5x..2x         # a ramp in multiples of that capacity
 //	repeat 3                          # the phases up to the matching `end` run 3 times
 //	  phase burst 10s 600 creates=30% # a phase with its own mix
 //	  phase calm  20s 150
@@ -23,6 +26,7 @@ import (
 // Limits keep a typo from starting an endless or absurd run.
 const (
 	maxShapeRate   = 20000
+	maxShapeTimes  = 20 // of the measured capacity
 	maxShapePhase  = time.Hour
 	maxShapeTotal  = 2 * time.Hour
 	maxShapePhases = 10000
@@ -153,13 +157,16 @@ func parsePhase(f []string, creates float64) (Phase, error) {
 	}
 	ph := Phase{Name: name, Duration: d}
 	from, to, ramp := strings.Cut(f[2], "..")
-	if ph.RPS, err = rate(from); err != nil {
+	if ph.RPS, ph.PerCapacity, err = rate(from); err != nil {
 		return Phase{}, fmt.Errorf("%s: rate %q: %v", name, f[2], err)
 	}
 	if ramp {
-		end, err := rate(to)
+		end, perCapacity, err := rate(to)
 		if err != nil {
 			return Phase{}, fmt.Errorf("%s: rate %q: %v", name, f[2], err)
+		}
+		if perCapacity != ph.PerCapacity {
+			return Phase{}, fmt.Errorf("%s: rate %q: both ends in req/s or both in multiples of capacity (x)", name, f[2])
 		}
 		ph.ToRPS = &end
 	}
@@ -177,12 +184,51 @@ func parsePhase(f []string, creates float64) (Phase, error) {
 	return ph, nil
 }
 
-func rate(s string) (float64, error) {
-	v, err := strconv.ParseFloat(s, 64)
-	if err != nil || v < 0 || v > maxShapeRate {
-		return 0, fmt.Errorf("want requests per second from 0 to %d, or FROM..TO for a ramp", maxShapeRate)
+// rate reads a rate in requests per second, or, with an x suffix, in
+// multiples of the measured capacity (perCapacity).
+func rate(s string) (v float64, perCapacity bool, err error) {
+	if n, ok := strings.CutSuffix(s, "x"); ok {
+		v, err := strconv.ParseFloat(n, 64)
+		if err != nil || v < 0 || v > maxShapeTimes {
+			return 0, false, fmt.Errorf("want a multiple of the measured capacity from 0x to %dx", maxShapeTimes)
+		}
+		return v, true, nil
 	}
-	return v, nil
+	v, err = strconv.ParseFloat(s, 64)
+	if err != nil || v < 0 || v > maxShapeRate {
+		return 0, false, fmt.Errorf("want requests per second from 0 to %d, a multiple of capacity such as 1.5x, or FROM..TO for a ramp", maxShapeRate)
+	}
+	return v, false, nil
+}
+
+// PerCapacity says whether any phase is sized in multiples of capacity
+// (the run must measure it first).
+func PerCapacity(phases []Phase) bool {
+	for _, p := range phases {
+		if p.PerCapacity {
+			return true
+		}
+	}
+	return false
+}
+
+// Sized returns the phases with every multiple of capacity turned into
+// requests per second (rounded), given the measured capacity.
+func Sized(phases []Phase, capacity float64) []Phase {
+	out := make([]Phase, len(phases))
+	for i, p := range phases {
+		out[i] = p
+		if !p.PerCapacity {
+			continue
+		}
+		out[i].PerCapacity = false
+		out[i].RPS = math.Round(p.RPS * capacity)
+		if p.ToRPS != nil {
+			to := math.Round(*p.ToRPS * capacity)
+			out[i].ToRPS = &to
+		}
+	}
+	return out
 }
 
 func percent(s string) (float64, error) {

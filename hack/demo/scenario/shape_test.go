@@ -1,6 +1,7 @@
 package scenario
 
 import (
+	"context"
 	"errors"
 	"reflect"
 	"strings"
@@ -20,6 +21,11 @@ func TestParseShape(t *testing.T) {
 			[]Phase{{Name: "up", Duration: time.Minute, RPS: 100, ToRPS: f(400), WriteShare: f(0.25)}}},
 		{"ramp down to zero, own mix", "phase down 10s 50..0 creates=0%",
 			[]Phase{{Name: "down", Duration: 10 * time.Second, RPS: 50, ToRPS: f(0), WriteShare: f(0)}}},
+		{"multiples of capacity", "phase a 10s 1.5x\nphase b 10s 0.2x..2x",
+			[]Phase{
+				{Name: "a", Duration: 10 * time.Second, RPS: 1.5, WriteShare: f(0.1), PerCapacity: true},
+				{Name: "b", Duration: 10 * time.Second, RPS: 0.2, ToRPS: f(2), WriteShare: f(0.1), PerCapacity: true},
+			}},
 		{"repeat, nested", "phase a 1s 1\nrepeat 2\n phase b 2s 2\n repeat 2\n  phase c 3s 3\n end\nend\nphase d 4s 4",
 			[]Phase{
 				{Name: "a", Duration: 1 * time.Second, RPS: 1, WriteShare: f(0.1)},
@@ -63,6 +69,10 @@ func TestParseShapeErrors(t *testing.T) {
 		{"phase a 30s -5", 1, `rate "-5"`},
 		{"phase a 30s 100..", 1, `rate "100.."`},
 		{"phase a 30s 100..99999", 1, `rate "100..99999"`},
+		{"phase a 30s 0.5x..400", 1, "both ends in req/s or both in multiples"},
+		{"phase a 30s 100..2x", 1, "both ends in req/s or both in multiples"},
+		{"phase a 30s 21x", 1, "from 0x to 20x"},
+		{"phase a 30s x", 1, "from 0x to 20x"},
 		{"phase a 30s 100 writes=5%", 1, `"writes=5%": want creates=P%`},
 		{"phase a 30s 100 creates=150%", 1, `creates: "150%"`},
 		{"creates 10", 1, `creates: "10": want a percentage`},
@@ -95,12 +105,12 @@ func TestShapeFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Phases(3*time.Minute, 150)
+	want := Phases(3*time.Minute, 0)
 	for i := range want {
 		want[i].WriteShare = f(0.1)
 	}
 	if !reflect.DeepEqual(def, want) {
-		t.Errorf("default.shape = %v\nwant Phases(3m, 150) = %v", def, want)
+		t.Errorf("default.shape = %v\nwant Phases(3m, 0) = %v", def, want)
 	}
 	bursts, err := LoadShape("../shapes/bursts.shape")
 	if err != nil {
@@ -111,6 +121,36 @@ func TestShapeFiles(t *testing.T) {
 	}
 	if _, err := LoadShape("../shapes/missing.shape"); err == nil {
 		t.Error("a missing file loads")
+	}
+}
+
+// Sized turns multiples of capacity into rates and leaves rates alone;
+// Drive refuses phases that were not sized.
+func TestSized(t *testing.T) {
+	phases, err := ParseShape("phase a 10s 100\nphase b 10s 1.5x\nphase c 10s 0.5x..2x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !PerCapacity(phases) {
+		t.Fatal("PerCapacity = false for a shape in multiples of capacity")
+	}
+	got := Sized(phases, 333)
+	want := []Phase{
+		{Name: "a", Duration: 10 * time.Second, RPS: 100, WriteShare: f(0.1)},
+		{Name: "b", Duration: 10 * time.Second, RPS: 500, WriteShare: f(0.1)},
+		{Name: "c", Duration: 10 * time.Second, RPS: 167, ToRPS: f(666), WriteShare: f(0.1)},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("Sized = %v\nwant %v", got, want)
+	}
+	if PerCapacity(got) {
+		t.Error("PerCapacity = true after Sized")
+	}
+	if phases[1].RPS != 1.5 || *phases[2].ToRPS != 2 {
+		t.Error("Sized changed its input")
+	}
+	if _, err := Drive(context.Background(), nil, DriveOptions{Phases: phases}); err == nil {
+		t.Error("Drive ran phases in multiples of capacity")
 	}
 }
 
