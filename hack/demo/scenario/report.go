@@ -35,14 +35,17 @@ type WindowRow struct {
 	CacheHit   int32   `json:"cacheHitPct"`
 	Decision   string  `json:"lastDecision"`
 	Tuned      string  `json:"tuned"`
+	// TunedMessage is the condition's message (the tuner's summary of
+	// its last step: why it held, or what it changed), or the HPA's.
+	TunedMessage string `json:"tunedMessage,omitempty"`
 }
 
 // Row builds a table row from the window's bins and the latest sample.
 func Row(seconds float64, phase string, w Bin, width time.Duration, s Sample) WindowRow {
 	sec := width.Seconds()
-	decision, tuned := LastDecision(s.History), s.TunedReason
+	decision, tuned, message := LastDecision(s.History), s.TunedReason, s.TunedMessage
 	if s.HPA != nil {
-		decision, tuned = s.HPA.String(), s.HPA.ActiveReason
+		decision, tuned, message = s.HPA.String(), s.HPA.ActiveReason, s.HPA.ActiveMessage
 	}
 	return WindowRow{
 		Requests: w.Offered, Errors: w.Errors(),
@@ -52,7 +55,7 @@ func Row(seconds float64, phase string, w Bin, width time.Duration, s Sample) Wi
 		R429:  w.R429, R503: w.R503, R5xx: w.R5xx + w.Other, NetErrors: w.Net + w.NoEndpoint + w.Dropped,
 		Pods: s.Pods, ReadyPods: s.ReadyPods, Replicas: s.Replicas, Workers: s.Workers, Pool: s.Pool,
 		PoolTotal: s.PoolTotal, PGConns: s.PGConns, CacheHit: s.CacheHit,
-		Decision: decision, Tuned: tuned,
+		Decision: decision, Tuned: tuned, TunedMessage: message,
 	}
 }
 
