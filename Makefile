@@ -124,6 +124,10 @@ demo: manifests ## The whole loop on this machine, no cluster needed (~3 min; DE
 demo-compare: manifests ## The same load against static settings, a real HPA and Pacer, one after the other (~12 min; DEMO_DURATION=1m shortens each run).
 	hack/demo.sh --compare
 
+.PHONY: demo-budget
+demo-budget: manifests ## Two TunedServices on one database and one ConnectionBudget, one spiking, then with an HPA (~6 min; DEMO_DURATION=2m shortens it).
+	hack/demo.sh --budget
+
 .PHONY: dev-cluster
 dev-cluster: manifests ## Run a local cluster (control plane, node agent, manager) until Ctrl-C; prints its kubeconfig.
 	go build -ldflags "-X main.defaultAPIImage=$(API_IMG)" -o bin/manager .
