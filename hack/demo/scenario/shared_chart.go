@@ -37,11 +37,32 @@ func StackOpen(samples []SharedSample, members []string) []Band {
 	return bands
 }
 
+// Span is a stretch of time the chart shades (a load phase).
+type Span struct {
+	From, To float64
+	Label    string
+}
+
+// SpikeSpans are the spiking member's "spike" phases, in seconds from the
+// start of its load.
+func SpikeSpans(phases []Phase) []Span {
+	var out []Span
+	t := 0.0
+	for _, p := range phases {
+		d := p.Duration.Seconds()
+		if p.Name == "spike" {
+			out = append(out, Span{From: t, To: t + d, Label: SharedSpiky + "'s spike"})
+		}
+		t += d
+	}
+	return out
+}
+
 // SharedChart draws the shared-budget run: on top, the members' open
 // connections (pg_stat_activity) stacked under the budget's room and its
 // maxConnections; below, each member's allocation over time against the
-// fair share, so room is seen changing hands.
-func SharedChart(samples []SharedSample, members []string, room, maxConnections int, hpaNote string) string {
+// fair share, so room is seen changing hands. Spans are shaded in both.
+func SharedChart(samples []SharedSample, members []string, room, maxConnections int, spans []Span, hpaNote string) string {
 	const (
 		w, panelH, left, right, top, gap = 960, 220, 70, 20, 48, 56
 	)
@@ -66,6 +87,11 @@ func SharedChart(samples []SharedSample, members []string, room, maxConnections 
 		}
 		for t := 0.0; t <= tMax; t += timeStep(tMax) {
 			fmt.Fprintf(&b, `<text x="%.1f" y="%.0f" text-anchor="middle" fill="#777" font-size="10">%.0f</text>`+"\n", x(t), y0+panelH+13, t)
+		}
+		for _, sp := range spans {
+			from, to := x(min(sp.From, tMax)), x(min(sp.To, tMax))
+			fmt.Fprintf(&b, `<rect x="%.1f" y="%.0f" width="%.1f" height="%d" fill="#ffbf00" fill-opacity="0.15"/><text x="%.1f" y="%.0f" fill="#a06000" font-size="10">%s</text>`+"\n",
+				from, y0, to-from, panelH, from+4, y0+12, html.EscapeString(sp.Label))
 		}
 		return y, y0
 	}

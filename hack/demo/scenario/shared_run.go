@@ -112,7 +112,7 @@ func WriteSharedReport(dir string, r *SharedReady, capacity float64, rec, hrec *
 		if err := os.WriteFile(filepath.Join(dir, "samples"+run.suffix+".json"), append(b, '\n'), 0o644); err != nil {
 			return err
 		}
-		svg := SharedChart(run.rec.Samples, SharedMembers, room, most, run.note)
+		svg := SharedChart(run.rec.Samples, SharedMembers, room, most, SpikeSpans(run.rec.Phases[SharedSpiky]), run.note)
 		if err := os.WriteFile(filepath.Join(dir, "chart"+run.suffix+".svg"), []byte(svg), 0o644); err != nil {
 			return err
 		}

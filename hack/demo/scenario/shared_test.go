@@ -88,7 +88,7 @@ func TestStackOpenStacksMembersInOrder(t *testing.T) {
 
 func TestSharedChartDrawsTheStackUnderTheBudget(t *testing.T) {
 	samples := []SharedSample{sample(0, 3, 3, 6, 6), sample(30, 3, 9, 6, 10), sample(60, 3, 3, 6, 6)}
-	svg := SharedChart(samples, SharedMembers, 16, 18, "a note")
+	svg := SharedChart(samples, SharedMembers, 16, 18, SpikeSpans(SharedLoad(1000, 60*time.Second)[SharedSpiky]), "a note")
 	if err := xml.Unmarshal([]byte(svg), new(struct{})); err != nil {
 		t.Fatalf("not well-formed SVG: %v", err)
 	}
@@ -98,7 +98,7 @@ func TestSharedChartDrawsTheStackUnderTheBudget(t *testing.T) {
 	if n := strings.Count(svg, "<polyline"); n != 2 {
 		t.Fatalf("%d allocation lines, want one per member", n)
 	}
-	for _, want := range []string{"budget room 16", "maxConnections 18", "fair share 8", SharedSteady, SharedSpiky, "a note"} {
+	for _, want := range []string{"budget room 16", "maxConnections 18", "fair share 8", SharedSteady, SharedSpiky, "a note", "spiky&#39;s spike"} {
 		if !strings.Contains(svg, want) {
 			t.Errorf("the chart does not say %q", want)
 		}
@@ -117,6 +117,13 @@ func TestSharedChartDrawsTheStackUnderTheBudget(t *testing.T) {
 				t.Fatalf("a stacked point at y=%v is above the budget line at y=%v", v, budgetY)
 			}
 		}
+	}
+}
+
+func TestSpikeSpansFollowThePhases(t *testing.T) {
+	spans := SpikeSpans(SharedLoad(1000, 100*time.Second)[SharedSpiky])
+	if len(spans) != 1 || spans[0].From != 10 || spans[0].To != 50 {
+		t.Fatalf("SpikeSpans = %+v, want the spike from 10 s to 50 s", spans)
 	}
 }
 
