@@ -367,19 +367,19 @@ func (st SharedStats) String() string {
 // SharedLoad is each member's load over d, sized by capacity (what one
 // pod answers per second on this machine): the steady member at a
 // quarter of it throughout (one pod, under the 70% target); the spiking
-// one the same for the first 10%, then 2.6× capacity for 40% (two pods
-// would run at 130%: the tuner wants four, more than its fair share
-// holds), then a tenth of it for the last half, long enough for the
-// tuner to halve its pods twice after its scale-down window, so its pods
-// and its room are given back.
+// one the same for the first 10%, then 2.6× capacity for 45% (two pods
+// would run at 130%: the tuner wants more than its fair share holds;
+// it takes two tuning intervals or more to get there), then a tenth of
+// it for the rest, long enough for the tuner to scale down after its
+// scale-down window, so its pods and its room are given back.
 func SharedLoad(capacity float64, d time.Duration) map[string][]Phase {
 	light := float64(int(capacity / 4))
 	return map[string][]Phase{
 		SharedSteady: {{Name: "steady", Duration: d, RPS: light}},
 		SharedSpiky: {
 			{Name: "calm", Duration: d * 10 / 100, RPS: light},
-			{Name: "spike", Duration: d * 40 / 100, RPS: float64(int(SpikeLoad * capacity))},
-			{Name: "after", Duration: d - d*10/100 - d*40/100, RPS: float64(int(capacity / 10))},
+			{Name: "spike", Duration: d * 45 / 100, RPS: float64(int(SpikeLoad * capacity))},
+			{Name: "after", Duration: d - d*10/100 - d*45/100, RPS: float64(int(capacity / 10))},
 		},
 	}
 }

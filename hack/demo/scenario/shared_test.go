@@ -122,8 +122,8 @@ func TestSharedChartDrawsTheStackUnderTheBudget(t *testing.T) {
 
 func TestSpikeSpansFollowThePhases(t *testing.T) {
 	spans := SpikeSpans(SharedLoad(1000, 100*time.Second)[SharedSpiky])
-	if len(spans) != 1 || spans[0].From != 10 || spans[0].To != 50 {
-		t.Fatalf("SpikeSpans = %+v, want the spike from 10 s to 50 s", spans)
+	if len(spans) != 1 || spans[0].From != 10 || spans[0].To != 55 {
+		t.Fatalf("SpikeSpans = %+v, want the spike from 10 s to 55 s", spans)
 	}
 }
 
