@@ -128,6 +128,10 @@ demo-compare: manifests ## The same load against static settings, two real HPAs 
 demo-compare-campaign: manifests ## demo-compare on the default load three times and bursts.shape once, with medians and targets (~50 min; docs/demo.md).
 	DEMO_DURATION=$${DEMO_DURATION:-2m} hack/demo.sh --compare --shapes 'default*3,hack/demo/shapes/bursts.shape'
 
+.PHONY: demo-budget
+demo-budget: manifests ## Two TunedServices on one database and one ConnectionBudget, one spiking, then with an HPA (~6 min; DEMO_DURATION=2m shortens it).
+	hack/demo.sh --budget
+
 .PHONY: dev-cluster
 dev-cluster: manifests ## Run a local cluster (control plane, node agent, manager) until Ctrl-C; prints its kubeconfig.
 	go build -ldflags "-X main.defaultAPIImage=$(API_IMG)" -o bin/manager .

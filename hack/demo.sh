@@ -4,6 +4,7 @@
 # a live table and a report). Works on a fresh machine; the first run builds
 # the control-plane binaries (minutes). DEMO_DURATION=1m shortens it.
 # `make demo-compare` runs it with --compare (static, HPA, Pacer in turn).
+# `make demo-budget` runs it with --budget (two services on one ConnectionBudget).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 

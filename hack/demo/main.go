@@ -3,6 +3,9 @@
 // load through it in phases, shows a live table, and writes a report.
 // With --compare it is `make demo-compare`: the same load, one run after
 // the other, against static settings, a real HPA, and Pacer (docs/demo.md).
+// With --budget it is `make demo-budget`: two TunedServices on one
+// database share a ConnectionBudget (docs/connection-budget.md); its load
+// is sized by a probe of one pod, and DEMO_DURATION is its first run's length.
 // hack/demo.sh builds what it needs and runs it. Its last line of output is
 // "report: <folder>".
 //
@@ -36,6 +39,7 @@ func main() {
 		bin     = flag.String("bin", "bin", "folder with devcluster, manager and pacer-api")
 		compare = flag.Bool("compare", false, "run the load against static settings, two HPAs and Pacer, one after the other")
 		shapes  = flag.String("shapes", "", "with --compare: the loads to compare on, in order, e.g. 'default*3,hack/demo/shapes/bursts.shape' (default: DEMO_SHAPE or the default phases, once)")
+		budget  = flag.Bool("budget", false, "two TunedServices on one database and one ConnectionBudget, one steady and one spiking; then with an HPA on the spiking one")
 	)
 	flag.Parse()
 	duration, err := time.ParseDuration(scenario.Getenv("DEMO_DURATION", "3m"))
@@ -67,6 +71,9 @@ func main() {
 		if *compare {
 			kind = "compare-"
 		}
+		if *budget {
+			kind = "budget-"
+		}
 		dir = filepath.Join("reports", kind+time.Now().UTC().Format("20060102-150405"))
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -87,6 +94,20 @@ func main() {
 		Manager:    filepath.Join(*bin, "manager"),
 		CRDs:       "config/crd/bases",
 		Log:        clusterLog,
+	}
+	if *budget {
+		database := "pacer_budget_" + strconv.Itoa(os.Getpid())
+		defer scenario.DropDatabase(dsn, database)
+		out, err := scenario.RunShared(ctx, scenario.Options{
+			Cluster: cluster, AdminDSN: dsn, Database: database, Duration: duration, Seed: seed,
+			ReportDir: dir, Out: os.Stdout, TableEvery: 5 * time.Second,
+		})
+		if err != nil {
+			scenario.DropDatabase(dsn, database)
+			fail(fmt.Errorf("%w (dev cluster log: %s)", err, clusterLog.Name()))
+		}
+		fmt.Println("report:", out)
+		return
 	}
 	if *compare {
 		list, err := compareShapes(*shapes, phases, duration, rps)
