@@ -5,6 +5,7 @@
 # the control-plane binaries (minutes). DEMO_DURATION=1m shortens it.
 # `make demo-compare` runs it with --compare (static, HPA, Pacer in turn).
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/go-env.sh"
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 echo "building bin/manager, bin/pacer-api, bin/devcluster" >&2
