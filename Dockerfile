@@ -2,14 +2,18 @@
 # Builds both binaries; `--target manager` and `--target pacer-api` pick the
 # image. Both run as distroless's nonroot user with nothing else inside.
 #
+# The builder's Go is the project's (GOTOOLCHAIN in the Makefile and
+# hack/go-env.sh): `make vulncheck` checks the standard library of that
+# version, so the images must be built with it; bump all three together.
+#
 # Base images are meant to be pinned by digest (`image:tag@sha256:...`), so a
 # build never picks up a re-pushed tag: `make bump-base-images` resolves each
 # tag's current digest and writes it here (hack/bump-base-images.sh); review
-# and commit the result, and bump again for each Go patch release (the
-# builder's Go is what `make vulncheck` reports standard-library findings
-# against). The tags below are not pinned yet: the machine this was written
-# on could not reach a registry, and a digest must never be made up.
-FROM golang:1.26 AS builder
+# and commit the result, and bump again for each Go patch release. The tags
+# below are not pinned yet: the machine this was written on could not reach
+# a registry, and a digest must never be made up (docs/operator.md, Supply
+# chain).
+FROM golang:1.27.3 AS builder
 ARG TARGETOS
 ARG TARGETARCH
 # The pacer-api image the operator runs for TunedServices without spec.image.

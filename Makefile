@@ -6,6 +6,22 @@ API_IMG ?= ghcr.io/pacer-dev/pacer-api:v0.1.0
 SHELL = /usr/bin/env bash -o pipefail
 .SHELLFLAGS = -ec
 
+# The project's Go (README; docs/operator.md, Supply chain): the go command
+# fetches this toolchain from the module proxy once per machine. The
+# machine's Go 1.26.8 has standard-library vulnerabilities that `make
+# vulncheck` finds reachable. hack/go-env.sh sets the same for scripts run
+# outside make, and the Dockerfile's builder names it; bump all three.
+export GOTOOLCHAIN := go1.27.3
+# Its own bin/ goes first on PATH: the tools that load packages (controller-gen,
+# golangci-lint, govulncheck) ask `go` for the release tags with
+# GO111MODULE=off, where GOTOOLCHAIN is ignored, and would type-check the new
+# standard library as the machine's Go.
+GO_ROOT := $(shell GOTOOLCHAIN=$(GOTOOLCHAIN) go env GOROOT)
+ifeq ($(GO_ROOT),)
+$(error could not get Go $(GOTOOLCHAIN): the go command fetches it from the Go module proxy)
+endif
+export PATH := $(GO_ROOT)/bin:$(PATH)
+
 GOBIN ?= $(shell go env GOPATH)/bin
 CONTAINER_TOOL ?= docker
 
@@ -207,32 +223,34 @@ CONTROLLER_TOOLS_VERSION ?= v0.23.0
 GOLANGCI_LINT_VERSION ?= v2.15.0
 
 .PHONY: kustomize
-kustomize: $(KUSTOMIZE) ## Download kustomize locally if necessary.
-$(KUSTOMIZE): $(LOCALBIN)
+kustomize: $(LOCALBIN) ## Download kustomize locally if necessary.
 	$(call go-install-tool,$(KUSTOMIZE),sigs.k8s.io/kustomize/kustomize/v5,$(KUSTOMIZE_VERSION))
 
 .PHONY: controller-gen
-controller-gen: $(CONTROLLER_GEN) ## Download controller-gen locally if necessary.
-$(CONTROLLER_GEN): $(LOCALBIN)
+controller-gen: $(LOCALBIN) ## Download controller-gen locally if necessary.
 	$(call go-install-tool,$(CONTROLLER_GEN),sigs.k8s.io/controller-tools/cmd/controller-gen,$(CONTROLLER_TOOLS_VERSION))
 
 .PHONY: golangci-lint
-golangci-lint: $(GOLANGCI_LINT) ## Download golangci-lint locally if necessary.
-$(GOLANGCI_LINT): $(LOCALBIN)
+golangci-lint: $(LOCALBIN) ## Download golangci-lint locally if necessary.
 	$(call go-install-tool,$(GOLANGCI_LINT),github.com/golangci/golangci-lint/v2/cmd/golangci-lint,$(GOLANGCI_LINT_VERSION))
 
-# TOOLS_CACHE keeps each pinned tool built once per machine, keyed by version,
-# outside the repo (as the Kubernetes binaries are): a fresh clone, as CI
-# makes, links them into bin/ instead of building them again.
+# TOOLS_CACHE keeps each pinned tool built once per machine, keyed by version
+# and by the Go that built it, outside the repo (as the Kubernetes binaries
+# are): a fresh clone, as CI makes, links them into bin/ instead of building
+# them again. The Go is in the key because controller-gen and golangci-lint
+# type-check with the go/types they were built with, which refuses a newer
+# standard library.
 TOOLS_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/pacer/tools
 
-# go-install-tool links bin/NAME to TOOLS_CACHE/NAME-VERSION, building it there
-# with 'go install' first when this machine has not built that version yet.
+# go-install-tool links bin/NAME to TOOLS_CACHE/NAME-VERSION-GO, building it
+# there with 'go install' first when this machine has not built it yet. It
+# runs every time (the targets are phony): a link left by an older version or
+# Go is replaced, not trusted because bin/NAME exists.
 # $1 - target path with name of binary
 # $2 - package url which can be installed
 # $3 - specific version of package
 define go-install-tool
-@cached="$(TOOLS_CACHE)/$$(basename "$(1)")-$(3)" ;\
+@cached="$(TOOLS_CACHE)/$$(basename "$(1)")-$(3)-$(GOTOOLCHAIN)" ;\
 [ -x "$$cached" ] || { \
 set -e; \
 package=$(2)@$(3) ;\

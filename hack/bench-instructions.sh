@@ -6,6 +6,7 @@
 #
 #   hack/bench-instructions.sh [-requests 5000] [-repeats 2] [-conns 16]
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/go-env.sh"
 cd "$(dirname "$0")/.."
 
 if ! command -v valgrind >/dev/null || ! command -v callgrind_control >/dev/null; then

@@ -8,6 +8,7 @@
 # DATABASE_URL is set. Every load loop is bounded in time and count. Writes
 # reports/bench-service.md.
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/go-env.sh"
 cd "$(dirname "$0")/.."
 
 # PACER_BENCH_DATABASE_URL (as the Makefile passes it) or DATABASE_URL, else start one.

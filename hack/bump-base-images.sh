@@ -14,13 +14,15 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 dockerfile="${1:-$root/Dockerfile}"
 
-digest() { # digest IMAGE:TAG
-	if command -v crane >/dev/null; then
-		crane digest "$1"
-	else
-		docker buildx imagetools inspect --format '{{json .Manifest.Digest}}' "$1" | tr -d '"'
-	fi
-}
+# A docker without the buildx plugin would take --format as its own flag.
+if command -v crane >/dev/null; then
+	digest() { crane digest "$1"; }
+elif docker buildx version >/dev/null 2>&1; then
+	digest() { docker buildx imagetools inspect --format '{{json .Manifest.Digest}}' "$1" | tr -d '"'; }
+else
+	echo "needs crane (go install github.com/google/go-containerregistry/cmd/crane@latest) or docker buildx, and access to the registries" >&2
+	exit 1
+fi
 
 for ref in $(awk 'toupper($1)=="FROM" {print $2}' "$dockerfile" | grep -v '^\$' | sed 's/@sha256:[0-9a-f]*$//' | sort -u); do
 	[[ "$ref" == *:* ]] || { echo "$ref: no tag; pin one first" >&2; exit 1; }

@@ -6,6 +6,7 @@
 # `make demo-compare` runs it with --compare (static, HPA, Pacer in turn).
 # `make demo-budget` runs it with --budget (two services on one ConnectionBudget).
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/go-env.sh"
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 echo "building bin/manager, bin/pacer-api, bin/devcluster" >&2

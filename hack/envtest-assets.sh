@@ -11,6 +11,7 @@
 # metrics-server has a version of its own (hack/tools/metrics-server): it is
 # built into a folder keyed by that version and linked into the printed one.
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/go-env.sh"
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 kube_version="$(awk '$1=="require" && $2=="k8s.io/kubernetes" {print $3}' "$root/hack/tools/kube/go.mod")"

@@ -4,6 +4,7 @@
 # hack/envtest-assets.sh does for the Kubernetes binaries), and prints the
 # binary's path: the chart tests run `helm lint` and `helm template` with it.
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/go-env.sh"
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 version="$(awk '$1=="require" && $2=="helm.sh/helm/v4" {print $3}' "$root/hack/tools/helm/go.mod")"

@@ -3,6 +3,7 @@
 # PostgreSQL, and runs the end-to-end test (test/e2e, build tag e2e) on the
 # dev cluster. Under CI=true a missing dependency fails the test.
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/go-env.sh"
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 go build -o bin/manager .

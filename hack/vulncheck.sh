@@ -10,8 +10,10 @@
 # database is made from the OSV files of golang.org/x/vulndb, which the Go
 # module proxy serves like any module: indexdb writes the index files
 # govulncheck's -db file://... reads. Exit status 3 means a vulnerability
-# is reachable from our code.
+# is reachable from our code: CI (.ci/run) fails on any, in a module or in
+# the standard library of the project's Go.
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/go-env.sh"
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 tools="$root/hack/tools/govulncheck"
@@ -20,15 +22,18 @@ db_version="$(awk '$1=="golang.org/x/vulndb" {print $2}' "$tools/go.mod")"
 cache="${PACER_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/pacer/tools}"
 mkdir -p "$cache"
 
-build() { # build NAME PACKAGE
-	local bin="$cache/$1-$2"
-	[[ -x "$bin" ]] && return 0
-	echo "building $1 from $3 (once per machine, cached in $cache)" >&2
-	(cd "$tools" && CGO_ENABLED=0 go build -trimpath -o "$bin.tmp" "$3")
-	mv "$bin.tmp" "$bin"
+# govulncheck's key names the Go that built it: it type-checks the standard
+# library with its own go/types, which refuses a newer Go's (hack/go-env.sh).
+go_version="$(go env GOVERSION)"
+govulncheck="$cache/govulncheck-$vuln_version-$go_version"
+build() { # build BINARY PACKAGE
+	[[ -x "$1" ]] && return 0
+	echo "building $2 (once per machine, cached in $cache)" >&2
+	(cd "$tools" && CGO_ENABLED=0 go build -trimpath -o "$1.tmp" "$2")
+	mv "$1.tmp" "$1"
 }
-build govulncheck "$vuln_version" golang.org/x/vuln/cmd/govulncheck
-build indexdb "$db_version" golang.org/x/vulndb/cmd/indexdb
+build "$govulncheck" golang.org/x/vuln/cmd/govulncheck
+build "$cache/indexdb-$db_version" golang.org/x/vulndb/cmd/indexdb
 
 db="$cache/vulndb-$db_version"
 if [[ ! -f "$db/index/modules.json" ]]; then
@@ -41,7 +46,7 @@ fi
 
 status=0
 for module in "$root" "$root/hack/devcluster"; do
-	echo "== govulncheck ${module#"$root"}/... (database $db_version)" >&2
-	(cd "$module" && "$cache/govulncheck-$vuln_version" -db "file://$db" ./...) || status=$?
+	echo "== govulncheck ${module#"$root"}/... ($go_version, database $db_version)" >&2
+	(cd "$module" && "$govulncheck" -db "file://$db" ./...) || status=$?
 done
 exit "$status"

@@ -71,7 +71,8 @@ func decodeBatchItems(dec *json.Decoder) ([]store.NewUser, error) {
 		var n store.NewUser
 		if err := dec.Decode(&n); err != nil {
 			i := len(users)
-			if ae, ok := decodeError(err).(*apiError); ok && ae.status == 400 {
+			// A body cut off is no one user's fault.
+			if ae, ok := decodeError(err).(*apiError); ok && ae.status == 400 && !truncated(err) {
 				ae.message = fmt.Sprintf("users[%d]: %s", i, ae.message)
 				ae.index = &i
 				return nil, ae

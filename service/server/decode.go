@@ -56,7 +56,7 @@ func decodeError(err error) error {
 			message: "request body not received within the request timeout"}
 	case errors.Is(err, io.EOF):
 		return badJSON("request body is empty")
-	case errors.Is(err, io.ErrUnexpectedEOF):
+	case truncated(err):
 		return badJSON("request body is truncated JSON")
 	case errors.As(err, &syntax):
 		return badJSON(fmt.Sprintf("malformed JSON at byte %d", syntax.Offset))
@@ -70,6 +70,16 @@ func decodeError(err error) error {
 		return badJSON(strings.TrimPrefix(err.Error(), "json: "))
 	}
 	return badJSON("malformed JSON")
+}
+
+// truncated reports a body that stops inside a JSON value. Since Go 1.27
+// (encoding/json over json/v2) a Decoder says so with a SyntaxError of
+// this text where it returned io.ErrUnexpectedEOF before; Unmarshal has
+// always used that text.
+func truncated(err error) bool {
+	var syntax *json.SyntaxError
+	return errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.As(err, &syntax) && syntax.Error() == "unexpected end of JSON input"
 }
 
 // nulMessage explains why U+0000 is refused: PostgreSQL text cannot hold it.
