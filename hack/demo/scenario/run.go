@@ -52,12 +52,13 @@ type Options struct {
 }
 
 // Phases splits d into steady, a step, a short spike, and back down: at
-// 0.5, 1.3, 2 and 0.5 times the capacity of a starting pod (PerCapacity:
-// steady under it, the step and the spike past it; the spike as high as
-// the load generator, four pods and PostgreSQL can run on two cores), or,
-// given a steady rate in req/s, at 1, 2, 3.5 and 1 times that rate.
+// 0.4, 1.3, 2 and 0.4 times the capacity of a starting pod (PerCapacity:
+// steady under the 70% CPU target of one pod, the step and the spike past
+// its capacity; the spike as high as the load generator, four pods and
+// PostgreSQL can run on two cores), or, given a steady rate in req/s, at
+// 1, 2, 3.5 and 1 times that rate.
 func Phases(d time.Duration, steadyRPS float64) []Phase {
-	times := [4]float64{0.5, 1.3, 2, 0.5}
+	times := [4]float64{0.4, 1.3, 2, 0.4}
 	perCapacity := steadyRPS == 0
 	if !perCapacity {
 		times = [4]float64{steadyRPS, 2 * steadyRPS, 3.5 * steadyRPS, steadyRPS}

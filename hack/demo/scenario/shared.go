@@ -63,11 +63,19 @@ func SharedService(namespace, name string) (*pacerv1.TunedService, error) {
 	db.BudgetRef = &pacerv1.BudgetRef{Name: SharedBudgetName, Min: 3, Weight: 1}
 	ts.Spec.Tuning.Bounds.PoolMaxConns = nil
 	// A tenth of a core: a pod's capacity is then small enough that the
-	// spike (2.6 pods' worth) leaves the loopback load generator room on
+	// spike (twice a pod's worth) leaves the loopback load generator room on
 	// a 2-core machine, which carries both loads and five pods.
 	tenth := resource.MustParse("100m")
 	ts.Spec.Resources.Requests[corev1.ResourceCPU] = tenth
 	ts.Spec.Resources.Limits[corev1.ResourceCPU] = tenth
+	if name == SharedSteady {
+		// The steady member keeps its one pod: the room it leaves is then
+		// the budget's doing, not its tuner's. When the spike crowded the
+		// two cores, its tuner rightly added a pod (its CPU per request
+		// rose) and took its whole fair share, leaving nothing to lend
+		// (seen once in CI).
+		ts.Spec.Tuning.Bounds.Replicas = &pacerv1.Int32Range{Min: 1, Max: 1}
+	}
 	ts.Spec.Tuning.Stabilization.ScaleDown = &metav1.Duration{Duration: 10 * time.Second}
 	return ts, nil
 }

@@ -31,7 +31,7 @@ func ProbeShared(ctx context.Context, r *SharedReady) float64 {
 }
 
 // SharedHPALoad is the second phase's load, with a real HPA on the
-// spiking member: the steady member as before, the spiking one at 2.6×
+// spiking member: the steady member as before, the spiking one at twice
 // capacity for three quarters of d (the HPA's CPU target asks for more
 // pods than its allocation holds), then a tenth of it.
 func SharedHPALoad(capacity float64, d time.Duration) map[string][]Phase {
