@@ -77,7 +77,8 @@ fi
 
 actual_port="$(pg_lsclusters -h | awk -v v="$version" '$1==v && $2=="main" {print $3}')"
 
-psql_admin() { runuser -u postgres -- psql -p "$actual_port" -v ON_ERROR_STOP=1 -qtAX "$@"; }
+# From /: the postgres user may not enter the caller's folder (a 0700 temp clone), and psql says so on every call.
+psql_admin() { (cd / && runuser -u postgres -- psql -p "$actual_port" -v ON_ERROR_STOP=1 -qtAX "$@"); }
 
 # Wait for the server to accept connections.
 for _ in $(seq 1 60); do
