@@ -34,10 +34,10 @@ var SharedMembers = []string{SharedSteady, SharedSpiky}
 
 // SharedBudget is the scenario's ConnectionBudget. A pod holds its pool
 // of 2 and its health connection: 3. The room (18) is two fair shares
-// of 9: three pods each. The light service wants one pod and room for
-// one more (6), so the spiking one may borrow up to 12, four pods (all
-// its bounds allow), which its fair share alone could not hold; back on
-// two pods it wants 9 (two and room for a third), its fair share again.
+// of 9: three pods each. The light service keeps its one pod (its
+// bounds) and wants 3, so the spiking one may borrow up to 12, four pods
+// (all its bounds allow), which its fair share alone could not hold; back
+// on two pods it wants 9 (two and room for a third), its fair share again.
 func SharedBudget(namespace string) *pacerv1.ConnectionBudget {
 	return &pacerv1.ConnectionBudget{
 		ObjectMeta: metav1.ObjectMeta{Name: SharedBudgetName, Namespace: namespace},
