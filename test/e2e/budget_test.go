@@ -23,17 +23,8 @@ import (
 // the same with a real HPA on the spiking member: still never over the
 // budget, and the member says it handed its replicas over (Autoscaled).
 func TestSharedBudget(t *testing.T) {
-	root, _ := filepath.Abs("../..")
-	bin := scenario.Getenv("PACER_E2E_BIN", filepath.Join(root, "bin"))
-	for _, b := range []string{"devcluster", "manager", "pacer-api"} {
-		_, err := os.Stat(filepath.Join(bin, b))
-		need(t, err == nil, filepath.Join(bin, b)+" (go build it, or run make test-e2e)")
-	}
-	assets := os.Getenv("KUBEBUILDER_ASSETS")
-	_, err := os.Stat(filepath.Join(assets, "kube-controller-manager"))
-	need(t, assets != "" && err == nil, "KUBEBUILDER_ASSETS with kube-controller-manager and kube-scheduler (hack/envtest-assets.sh)")
-	dsn := scenario.Getenv("PACER_TEST_DATABASE_URL", os.Getenv("DATABASE_URL"))
-	need(t, dsn != "", "PACER_TEST_DATABASE_URL (hack/postgres.sh)")
+	env := needDevCluster(t, "test-e2e")
+	dsn := env.dsn
 
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
@@ -55,11 +46,7 @@ func TestSharedBudget(t *testing.T) {
 
 	start := time.Now()
 	r, err := scenario.PrepareShared(ctx, scenario.Options{
-		Cluster: scenario.ClusterOptions{
-			Devcluster: filepath.Join(bin, "devcluster"), Assets: assets,
-			PacerAPI: filepath.Join(bin, "pacer-api"), Manager: filepath.Join(bin, "manager"),
-			CRDs: filepath.Join(root, "config", "crd", "bases"), Log: clusterLog,
-		},
+		Cluster:  env.cluster(clusterLog),
 		AdminDSN: dsn, Database: database,
 	}, testWriter{t})
 	if err != nil {

@@ -27,17 +27,8 @@ import (
 // the campaign's medians and targets, and nothing is left behind. Run it
 // with `make test-demo-compare`.
 func TestDemoCompareSmoke(t *testing.T) {
-	root, _ := filepath.Abs("../..")
-	bin := scenario.Getenv("PACER_E2E_BIN", filepath.Join(root, "bin"))
-	for _, b := range []string{"devcluster", "manager", "pacer-api"} {
-		_, err := os.Stat(filepath.Join(bin, b))
-		need(t, err == nil, filepath.Join(bin, b)+" (go build it, or run make test-demo-compare)")
-	}
-	assets := os.Getenv("KUBEBUILDER_ASSETS")
-	_, err := os.Stat(filepath.Join(assets, "kube-controller-manager"))
-	need(t, assets != "" && err == nil, "KUBEBUILDER_ASSETS with kube-controller-manager and kube-scheduler (hack/envtest-assets.sh)")
-	dsn := scenario.Getenv("PACER_TEST_DATABASE_URL", os.Getenv("DATABASE_URL"))
-	need(t, dsn != "", "PACER_TEST_DATABASE_URL (hack/postgres.sh)")
+	env := needDevCluster(t, "test-demo-compare")
+	dsn := env.dsn
 
 	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
 	defer cancel()
@@ -53,11 +44,7 @@ func TestDemoCompareSmoke(t *testing.T) {
 		{Name: "step", Duration: 10 * time.Second, RPS: 1.5, PerCapacity: true},
 	}}
 	out, err := scenario.RunCompare(ctx, scenario.CompareOptions{
-		Cluster: scenario.ClusterOptions{
-			Devcluster: filepath.Join(bin, "devcluster"), Assets: assets,
-			PacerAPI: filepath.Join(bin, "pacer-api"), Manager: filepath.Join(bin, "manager"),
-			CRDs: filepath.Join(root, "config", "crd", "bases"), Log: clusterLog,
-		},
+		Cluster:  env.cluster(clusterLog),
 		AdminDSN: dsn, DatabasePrefix: prefix,
 		Shapes: []scenario.CompareShape{smoke, smoke},
 		Seed:   1, ReportDir: filepath.Join(dir, "report"), Out: testWriter{t},

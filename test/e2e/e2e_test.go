@@ -16,6 +16,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"io"
 	"math"
 	"net/http"
 	"os"
@@ -50,18 +51,40 @@ func need(t *testing.T, ok bool, what string) {
 	t.Skipf("skipping: %s (make test-e2e provides it)", what)
 }
 
-func TestEndToEnd(t *testing.T) {
+// devEnv is what a dev-cluster test takes from the machine: the built
+// binaries, the control-plane binaries and an admin DSN.
+type devEnv struct{ root, bin, assets, dsn string }
+
+// needDevCluster finds them, or fails (CI) or skips the test; target is
+// the make target that provides them.
+func needDevCluster(t *testing.T, target string) devEnv {
+	t.Helper()
 	root, _ := filepath.Abs("../..")
-	bin := scenario.Getenv("PACER_E2E_BIN", filepath.Join(root, "bin"))
+	e := devEnv{root: root, bin: scenario.Getenv("PACER_E2E_BIN", filepath.Join(root, "bin"))}
 	for _, b := range []string{"devcluster", "manager", "pacer-api"} {
-		_, err := os.Stat(filepath.Join(bin, b))
-		need(t, err == nil, filepath.Join(bin, b)+" (go build it, or run make test-e2e)")
+		_, err := os.Stat(filepath.Join(e.bin, b))
+		need(t, err == nil, filepath.Join(e.bin, b)+" (go build it, or run make "+target+")")
 	}
-	assets := os.Getenv("KUBEBUILDER_ASSETS")
-	_, err := os.Stat(filepath.Join(assets, "kube-controller-manager"))
-	need(t, assets != "" && err == nil, "KUBEBUILDER_ASSETS with kube-controller-manager and kube-scheduler (hack/envtest-assets.sh)")
-	dsn := scenario.Getenv("PACER_TEST_DATABASE_URL", os.Getenv("DATABASE_URL"))
-	need(t, dsn != "", "PACER_TEST_DATABASE_URL (hack/postgres.sh)")
+	e.assets = os.Getenv("KUBEBUILDER_ASSETS")
+	_, err := os.Stat(filepath.Join(e.assets, "kube-controller-manager"))
+	need(t, e.assets != "" && err == nil, "KUBEBUILDER_ASSETS with kube-controller-manager and kube-scheduler (hack/envtest-assets.sh)")
+	e.dsn = scenario.Getenv("PACER_TEST_DATABASE_URL", os.Getenv("DATABASE_URL"))
+	need(t, e.dsn != "", "PACER_TEST_DATABASE_URL (hack/postgres.sh)")
+	return e
+}
+
+// cluster is the dev cluster's options, its log to log.
+func (e devEnv) cluster(log io.Writer) scenario.ClusterOptions {
+	return scenario.ClusterOptions{
+		Devcluster: filepath.Join(e.bin, "devcluster"), Assets: e.assets,
+		PacerAPI: filepath.Join(e.bin, "pacer-api"), Manager: filepath.Join(e.bin, "manager"),
+		CRDs: filepath.Join(e.root, "config", "crd", "bases"), Log: log,
+	}
+}
+
+func TestEndToEnd(t *testing.T) {
+	env := needDevCluster(t, "test-e2e")
+	dsn := env.dsn
 
 	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
 	defer cancel()
@@ -81,11 +104,7 @@ func TestEndToEnd(t *testing.T) {
 
 	start := time.Now()
 	r, err := scenario.Prepare(ctx, scenario.Options{
-		Cluster: scenario.ClusterOptions{
-			Devcluster: filepath.Join(bin, "devcluster"), Assets: assets,
-			PacerAPI: filepath.Join(bin, "pacer-api"), Manager: filepath.Join(bin, "manager"),
-			CRDs: filepath.Join(root, "config", "crd", "bases"), Log: clusterLog,
-		},
+		Cluster:  env.cluster(clusterLog),
 		AdminDSN: dsn, Database: database,
 	}, testWriter{t})
 	if err != nil {
@@ -257,7 +276,7 @@ func TestEndToEnd(t *testing.T) {
 		t.Logf("  t=%3ds offered=%4d ok=%4d p99=%7s errors=%d", i, w.Offered, w.OK, w.Quantile(0.99).Round(100*time.Microsecond), w.Errors())
 	}
 
-	t.Run("resource metrics", func(t *testing.T) { testResourceMetrics(ctx, t, r, assets) })
+	t.Run("resource metrics", func(t *testing.T) { testResourceMetrics(ctx, t, r, env.assets) })
 
 	t.Run("the tuner in Auto changes settings after the load step and p99 returns within the objective", func(t *testing.T) {
 		stepStart := load.Start().Add(phases[0].Duration)
