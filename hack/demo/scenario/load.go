@@ -198,15 +198,10 @@ type Load struct {
 
 // Run sends load through the phases and returns when they are over or ctx ends.
 func (l *Load) Run(ctx context.Context, phases []Phase) {
-	l.begin()
-	defer l.client.CloseIdleConnections()
-	seed := l.Seed
-	if seed == 0 {
-		seed = rand.Uint64()
-	}
 	// One generator, drawn from in order on this goroutine: the same seed
 	// gives the same requests whatever the timing.
-	requests := newMix(seed, l.IDs)
+	requests := l.begin()
+	defer l.client.CloseIdleConnections()
 	sem := make(chan struct{}, l.MaxInFlight)
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -251,17 +246,12 @@ func (l *Load) Run(ctx context.Context, phases []Phase) {
 // client sending its next as soon as its answer came, for d or until ctx
 // ends. The order of requests depends on timing; the mix does not.
 func (l *Load) RunClosed(ctx context.Context, clients int, d time.Duration) {
-	l.begin()
+	requests := l.begin()
 	defer l.client.CloseIdleConnections()
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	l.phase.Store("closed")
-	seed := l.Seed
-	if seed == 0 {
-		seed = rand.Uint64()
-	}
 	var mu sync.Mutex
-	requests := newMix(seed, l.IDs)
 	var wg sync.WaitGroup
 	for range clients {
 		wg.Go(func() {
@@ -276,8 +266,9 @@ func (l *Load) RunClosed(ctx context.Context, clients int, d time.Duration) {
 	wg.Wait()
 }
 
-// begin makes the client and marks the start.
-func (l *Load) begin() {
+// begin makes the client, marks the start and returns the request mix
+// of the Load's seed (a random one when it is 0).
+func (l *Load) begin() *mix {
 	l.client = &http.Client{
 		Timeout: 5 * time.Second,
 		Transport: &http.Transport{
@@ -288,6 +279,11 @@ func (l *Load) begin() {
 	l.mu.Lock()
 	l.start = time.Now()
 	l.mu.Unlock()
+	seed := l.Seed
+	if seed == 0 {
+		seed = rand.Uint64()
+	}
+	return newMix(seed, l.IDs)
 }
 
 // Phase is the name of the running phase.

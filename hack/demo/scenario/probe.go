@@ -21,11 +21,12 @@ import (
 func ProbeCapacity(ctx context.Context, endpoints *Endpoints, ids []int64, clients int, d time.Duration) float64 {
 	l := &Load{Endpoints: endpoints, IDs: ids, WriteShare: 0.1, MaxInFlight: clients, Tag: "probe" + strconv.FormatInt(time.Now().UnixNano(), 36)}
 	l.RunClosed(ctx, clients, d)
-	whole := min(len(l.Bins()), int(d/time.Second))
+	bins := l.Bins()
+	whole := min(len(bins), int(d/time.Second))
 	if whole < 2 {
 		return 0
 	}
-	w := Window(l.Bins(), 1, whole)
+	w := Window(bins, 1, whole)
 	return float64(w.OK) / float64(whole-1)
 }
 
