@@ -119,17 +119,16 @@ func (r *TunedServiceReconciler) reconcileTuning(ctx context.Context, s *scope) 
 	}
 
 	tick := tuning.Tick{Now: r.now(), Spec: spec}
+	var observedAt time.Time
 	if observes(mode) {
-		r.observers.Ensure(key, interval)
+		r.observers.Ensure(key, observePeriod(ts))
 		done, ok := r.observers.Take(key)
 		if !ok {
 			s.tuned = previousTuned(ts) // the observer queues a pass when it has a window
 			return nil
 		}
 		tick.Window, tick.NoWindow = done.Value.window, done.Value.noWindow
-		if w := done.Value.window; w != nil {
-			r.recordObservation(ts, *w, done.End)
-		}
+		observedAt = done.End
 	} else {
 		if wait := interval - tick.Now.Sub(e.observed); !e.observed.IsZero() && wait > 0 {
 			s.requeueAfter = wait
@@ -145,6 +144,9 @@ func (r *TunedServiceReconciler) reconcileTuning(ctx context.Context, s *scope) 
 	tick.Terminating = terminating
 	e.observed = tick.Now
 	res := e.loop.Step(tick)
+	if w := tick.Window; w != nil {
+		r.recordObservation(ts, *w, observedAt, res.Judged)
+	}
 	r.record(s, e.loop, res)
 	return nil
 }
@@ -152,6 +154,17 @@ func (r *TunedServiceReconciler) reconcileTuning(ctx context.Context, s *scope) 
 // observes reports whether a mode observes the pods.
 func observes(mode pacerv1.TuningMode) bool {
 	return mode == pacerv1.TuningAuto || mode == pacerv1.TuningRecommend
+}
+
+// observePeriod is how often a TunedService's pods are observed: within
+// the tuner's panic horizon when the operator scrapes them; once per
+// interval from Prometheus, whose rates cannot move faster than its own
+// scrape interval.
+func observePeriod(ts *pacerv1.TunedService) time.Duration {
+	if ts.Spec.Tuning.Metrics.Source == pacerv1.MetricsFromPrometheus {
+		return tuningInterval(ts)
+	}
+	return tuning.ObservePeriod(tuningInterval(ts))
 }
 
 func tuningInterval(ts *pacerv1.TunedService) time.Duration {
@@ -172,13 +185,14 @@ func (r *TunedServiceReconciler) observeService(ctx context.Context, key types.N
 	if err := r.Client.Get(ctx, key, ts); err != nil {
 		return observed{noWindow: observationFailed(fmt.Sprintf("read the TunedService: %s", apierrors.ReasonForError(err)))}
 	}
-	win, cond := r.observeWindow(ctx, ts, tuningInterval(ts))
+	win, cond := r.observeWindow(ctx, ts, observePeriod(ts))
 	return observed{window: win, noWindow: cond}
 }
 
-// observeWindow reads one window of the pods' metrics; a window that cannot be
-// made comes back nil with the Tuned condition that says why.
-func (r *TunedServiceReconciler) observeWindow(ctx context.Context, ts *pacerv1.TunedService, interval time.Duration) (*tuning.Window, tuning.Condition) {
+// observeWindow reads one window of the pods' metrics, over about period;
+// a window that cannot be made comes back nil with the Tuned condition
+// that says why.
+func (r *TunedServiceReconciler) observeWindow(ctx context.Context, ts *pacerv1.TunedService, period time.Duration) (*tuning.Window, tuning.Condition) {
 	source, err := r.metricsSource(ctx, ts)
 	if err != nil {
 		return nil, tuning.Condition{Status: metav1.ConditionUnknown, Reason: "MetricsUnavailable", Message: redactURL(err.Error(), ts)}
@@ -194,7 +208,7 @@ func (r *TunedServiceReconciler) observeWindow(ctx context.Context, ts *pacerv1.
 		Name:       ts.Name,
 		Pods:       pods,
 		Generation: generationInEffect(ts),
-		Interval:   interval,
+		Interval:   period,
 	})
 	if err != nil {
 		return nil, observationFailed(redactURL(err.Error(), ts))
@@ -206,11 +220,13 @@ func observationFailed(msg string) tuning.Condition {
 	return tuning.Condition{Status: metav1.ConditionUnknown, Reason: "ObservationFailed", Message: msg}
 }
 
-// recordObservation lands a window in status and the operator's gauges.
-func (r *TunedServiceReconciler) recordObservation(ts *pacerv1.TunedService, win tuning.Window, at time.Time) {
+// recordObservation lands a window in the operator's gauges and, when the
+// loop judged it, in status: the windows between two decisions only feed
+// the model, so status is written once per interval, not per window.
+func (r *TunedServiceReconciler) recordObservation(ts *pacerv1.TunedService, win tuning.Window, at time.Time, judged bool) {
 	// An unchanged observation (an idle service's "no ready pods") is not
 	// written again: a service nobody uses costs no API writes.
-	if obs := observation(win, at); !sameObservation(ts.Status.LastObservation, obs) {
+	if obs := observation(win, at); judged && !sameObservation(ts.Status.LastObservation, obs) {
 		ts.Status.LastObservation = obs
 	}
 	objective := ptr.Deref(ts.Spec.Tuning.Objective.LatencyP99, metav1.Duration{Duration: 100 * time.Millisecond}).Duration

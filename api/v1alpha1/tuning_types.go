@@ -46,7 +46,11 @@ type TuningSpec struct {
 	// +optional
 	Mode TuningMode `json:"mode,omitempty"`
 
-	// interval is how often Pacer observes and decides.
+	// interval is how often Pacer decides. It observes the pods more often,
+	// in equal windows of at most 10s (the panic horizon), and acts at once
+	// on what cannot wait for the interval: the objective missed with a
+	// resource queueing, or demand twice what the ready pods carry. With
+	// metrics from Prometheus it observes once per interval.
 	// +kubebuilder:default="30s"
 	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+([.][0-9]+)?(ns|us|ms|s|m|h))+$')",message="must be a duration such as 250ms, 30s or 1m30s"
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('5s') && duration(self) <= duration('1h')",message="interval must be between 5s and 1h"

@@ -15,6 +15,19 @@ const (
 	defaultScaleDown = 5 * time.Minute
 )
 
+// The observation cadence.
+const (
+	// panicHorizon is the longest window the pods are observed over: a
+	// longer interval is split into equal windows of at most this. A need
+	// that cannot wait for the interval (the objective missed with a
+	// resource queueing, or demand panicFactor times what the ready pods
+	// carry) is acted on at the first window that shows it; every other
+	// change waits for the interval. Knative panics on a 6 s window read
+	// every 2 s; 10 s keeps a window's p99 over enough requests and the
+	// scrape load at one per pod per 10 s, whatever the interval.
+	panicHorizon = 10 * time.Second
+)
+
 // The demand estimate.
 const (
 	// stableWindow is what demand is averaged over (Knative's default

@@ -31,6 +31,7 @@ func Decide(in Input) Decision {
 		next, reasons := p.intoBounds(in.Current, in.History)
 		note := p.fitBudget(in.Current, in.Rollout, &next, reasons)
 		d := p.finish(in, next, reasons, []string{note}, nil)
+		d.Urgent = true
 		d.Summary = "Holding: " + why
 		if len(d.Changes) > 0 {
 			d.Summary += "; keeping bounds and budget: " + changeList(d.Changes)
@@ -44,7 +45,9 @@ func Decide(in Input) Decision {
 		for name := range reasons {
 			src[name] = pacerv1.ChangeByRevert
 		}
-		return p.finish(in, next, reasons, []string{note}, src)
+		d := p.finish(in, next, reasons, []string{note}, src)
+		d.Urgent = true
+		return d
 	}
 
 	m := p.fit(ws)
@@ -58,6 +61,7 @@ func Decide(in Input) Decision {
 		}
 	}
 	d := p.finish(in, next, reasons, notes, src)
+	d.Urgent = pr.urgent
 	if pr.databaseBound != "" {
 		d.DatabaseBound = pr.databaseBound
 		if len(d.Changes) > 0 {

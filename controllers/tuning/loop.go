@@ -19,8 +19,10 @@ import (
 // and reads no clock: the reconciler and the simulator drive it alike.
 //
 // Each pass, call Sync to learn the settings to render (a user's edit
-// takes effect at once). Once per interval, call Step with the window
-// observed (or nil and why not). A Loop is not safe for concurrent use.
+// takes effect at once). Every ObservePeriod(interval), call Step with
+// the window observed (or nil and why not): the loop decides once per
+// interval, and in between acts only on what is urgent. A Loop is not
+// safe for concurrent use.
 type Loop struct {
 	settings pacerv1.Settings   // in effect
 	spec     *pacerv1.Settings  // the spec's own settings, as last seen
@@ -29,7 +31,12 @@ type Loop struct {
 	mode     pacerv1.TuningMode // as last seen; "" before the first call
 	leftAuto time.Time          // when the mode last left Auto
 	returned time.Time          // when the last step back toward the spec was made
-	lastRec  *pacerv1.Settings  // the last recommendation recorded in history
+	// decided is when the last decision judged a trusted window (or put
+	// a change in effect), and held the Tuned condition it left: windows
+	// between two decisions only feed the model, unless urgent.
+	decided   time.Time
+	condition Condition
+	lastRec   *pacerv1.Settings // the last recommendation recorded in history
 	// held is what the pods may still hold of earlier replicas and pool
 	// sizes: the most of each put in effect before the last such change
 	// at changed, until a window that starts after it shows every pod on
@@ -132,12 +139,13 @@ type Spec struct {
 	PodCPULimit float64
 }
 
-// Tick is one interval's input to Step.
+// Tick is one observation's input to Step.
 type Tick struct {
 	// Now is the time of the step (the end of the window, give or take).
 	Now  time.Time
 	Spec Spec
-	// Window is the interval's observation; nil when none could be made.
+	// Window is the observation (over ObservePeriod of the interval); nil
+	// when none could be made.
 	Window *Window
 	// NoWindow says why Window is nil: a condition reason
 	// (MetricsUnavailable, ObservationFailed) and a message.
@@ -176,6 +184,10 @@ type Result struct {
 	// Limited is true when the objective is missed and a bound holds back
 	// the setting that would meet it.
 	Limited bool
+	// Judged is true when the step decided on its window (once per
+	// interval, or at once when urgent); false when the window only fed
+	// the model and Condition is the last decision's.
+	Judged bool
 }
 
 // Edit is a user's edit the loop took: the spec's value of a tuned

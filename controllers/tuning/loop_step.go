@@ -70,7 +70,7 @@ func (l *Loop) step(tk Tick, cur pacerv1.Settings) Result {
 		}
 	}
 	if rule.decides {
-		res = l.decide(tk, in, res, rule)
+		res = l.decide(tk, in, p, res, rule)
 	} else {
 		res.Condition = Condition{metav1.ConditionFalse, "TuningDisabled", "tuning.mode is Disabled: the spec is rendered as written"}
 	}
@@ -103,8 +103,10 @@ var modes = map[pacerv1.TuningMode]modeRule{
 }
 
 // decide judges the tick's window, puts the decision in effect when the
-// mode applies it, and sets the condition.
-func (l *Loop) decide(tk Tick, in Input, res Result, rule modeRule) Result {
+// mode applies it, and sets the condition. Once per interval it decides;
+// a window between two decisions feeds the model and acts only when the
+// decision is urgent, else the condition stays the last decision's.
+func (l *Loop) decide(tk Tick, in Input, p params, res Result, rule modeRule) Result {
 	if tk.Window == nil {
 		res.Condition = tk.NoWindow
 		if res.Condition.Reason == "" {
@@ -115,9 +117,24 @@ func (l *Loop) decide(tk Tick, in Input, res Result, rule modeRule) Result {
 	in.Window = *tk.Window
 	in.Recent = l.windows
 	d := Decide(in)
+	changed := len(d.Changes) > 0
+	// Due: an interval since the last decision, give or take half a
+	// window (an observer's windows do not end on the second).
+	due := l.decided.IsZero() || tk.Now.Sub(l.decided) >= p.interval-ObservePeriod(p.interval)/2
+	if !due && !(changed && d.Urgent) && l.condition.Reason != "" {
+		res.Condition = l.condition
+		return res
+	}
+	res.Judged = true
+	if tk.Window.Sufficient || changed {
+		// A decision judged a trusted window: the next waits an interval.
+		// An untrusted one leaves the next window due, so the loop acts
+		// as soon as it can see again (after a rollout, say).
+		l.decided = tk.Now
+	}
 	res.DatabaseBound, res.Limited = d.DatabaseBound != "", d.Limited != ""
 	rec := &pacerv1.Recommendation{Time: metav1.NewTime(tk.Now), Settings: d.Settings, Changes: d.Changes}
-	changed := len(d.Changes) > 0
+	res.Judged = true
 	if tk.Window.Sufficient || changed {
 		// An untrusted window recommends nothing new (and an idle
 		// service's status is not rewritten every interval).
@@ -149,6 +166,7 @@ func (l *Loop) decide(tk Tick, in Input, res Result, rule modeRule) Result {
 	default:
 		res.Condition = Condition{metav1.ConditionTrue, "Holding", d.Summary}
 	}
+	l.condition = res.Condition
 	return res
 }
 

@@ -528,3 +528,76 @@ func TestLoopStagesAScaleOutBehindAPoolCut(t *testing.T) {
 		t.Fatalf("step 3: %+v → %+v lets the pods hold %d connections, budget 80", s1, r3.Settings, w)
 	}
 }
+
+// TestLoopDecidesOncePerIntervalAndAtOnceWhenUrgent: windows come every
+// ObservePeriod of a 60 s interval (10 s). A need that can wait (CPU over
+// the target, the objective met) waits for the interval since the last
+// decision, and the windows in between leave the condition as it was; a
+// need that cannot (the objective missed with the CPU saturated) is acted
+// on at the first window that shows it. The loop that judged every window
+// it was handed rewrote the condition on each (a status write per window).
+func TestLoopDecidesOncePerIntervalAndAtOnceWhenUrgent(t *testing.T) {
+	const interval = 60 * time.Second
+	obs := ObservePeriod(interval)
+	if obs != 10*time.Second {
+		t.Fatalf("ObservePeriod(60s) = %s, want 10s", obs)
+	}
+	rise := func(to float64) func(int) float64 {
+		return func(i int) float64 {
+			if i < 2 {
+				return 500 // 0.5 cores of 1 per pod on 2 pods
+			}
+			return to
+		}
+	}
+	firstChange := func(rs []Result) int {
+		for i, r := range rs {
+			if r.Decision != nil && r.Decision.Applied {
+				return i
+			}
+		}
+		return -1
+	}
+	sp := loopSpec(interval, base)
+
+	// 850 req/s: 0.85 cores per pod, over the 70% target, p99 fine.
+	l := tuned(base, base)
+	rs := drive(l, sp, svc{rate: rise(850), cpu: 0.002, svcTime: 0.01}, 0, 12, t0, obs)
+	// Window 0 (at 10 s) decided and held; the next decision is due at 70 s.
+	if i := firstChange(rs); i != 6 {
+		t.Errorf("CPU over the target from window 2: first change in window %d (at %ds), want window 6 (at 70 s, an interval after the last decision)", i, (i+1)*10)
+	}
+	for i := 1; i < 6; i++ {
+		if rs[i].Condition != rs[0].Condition {
+			t.Errorf("window %d between decisions rewrote the condition: %q, want the last decision's %q", i, rs[i].Condition.Message, rs[0].Condition.Message)
+		}
+	}
+
+	// 1200 req/s: 1.2 cores wanted per pod of 1, p99 400 ms: urgent.
+	l = tuned(base, base)
+	rs = drive(l, sp, svc{rate: rise(1200), cpu: 0.002, svcTime: 0.01}, 0, 12, t0, obs)
+	if i := firstChange(rs); i != 2 {
+		t.Errorf("objective missed with the CPU saturated from window 2: first change in window %d, want 2 (at once)", i)
+	} else if got := rs[2].Settings.Replicas; got <= base.Replicas {
+		t.Errorf("urgent change left replicas at %d", got)
+	}
+}
+
+// TestObservePeriodSplitsTheInterval: windows are at most the panic
+// horizon and an interval is a whole number of them, so every decision
+// falls on a window's end.
+func TestObservePeriodSplitsTheInterval(t *testing.T) {
+	for iv, want := range map[time.Duration]time.Duration{
+		5 * time.Second:  5 * time.Second,
+		10 * time.Second: 10 * time.Second,
+		15 * time.Second: 7500 * time.Millisecond,
+		30 * time.Second: 10 * time.Second,
+		45 * time.Second: 9 * time.Second,
+		60 * time.Second: 10 * time.Second,
+		0:                10 * time.Second, // the default 30 s
+	} {
+		if got := ObservePeriod(iv); got != want {
+			t.Errorf("ObservePeriod(%s) = %s, want %s", iv, got, want)
+		}
+	}
+}

@@ -45,3 +45,17 @@ func resolve(in Input) params {
 	}
 	return p
 }
+
+// ObservePeriod is how often a TunedService whose interval is interval is
+// observed: the interval split into the fewest equal windows no longer
+// than panicHorizon, so every decision falls on a window's end.
+func ObservePeriod(interval time.Duration) time.Duration {
+	if interval <= 0 {
+		interval = defaultInterval
+	}
+	if interval <= panicHorizon {
+		return interval
+	}
+	n := (interval + panicHorizon - 1) / panicHorizon
+	return interval / n
+}

@@ -299,7 +299,7 @@ func (p params) settleAll(in Input, ws []Window, pr proposal) (pacerv1.Settings,
 
 // settle keeps one setting's proposal to its bounds (a value the user set
 // outside them stays), its cooldown (no second change before a full window
-// follows the last) and its step (×2 or +4 pods up, a halving down); a
+// follows the last, nor, unless direct, within an interval of it) and its step (×2 or +4 pods up, a halving down); a
 // direct proposal (an urgent scale-up, a cut that makes room under the
 // budget) goes to its target at once.
 func (p params) settle(in Input, t Tunable, cur, want int32, reason string, direct bool) (int32, string, string) {
@@ -317,7 +317,9 @@ func (p params) settle(in Input, t Tunable, cur, want int32, reason string, dire
 	if want == cur {
 		return cur, "", ""
 	}
-	if at, _, ok := lastApplied(in.History, t.Name); ok && (in.Now.Sub(at) < p.interval || in.Window.Start.Before(at)) {
+	// An urgent scale-up may follow the last as soon as a window after it
+	// shows it was not enough; any other change waits an interval too.
+	if at, _, ok := lastApplied(in.History, t.Name); ok && ((in.Now.Sub(at) < p.interval && !direct) || in.Window.Start.Before(at)) {
 		return cur, "", fmt.Sprintf("%s changed %s ago: waiting for a full window after it", t.Name, ms(in.Now.Sub(at)))
 	}
 	to := clamp(want, b)

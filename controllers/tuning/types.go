@@ -123,6 +123,10 @@ type Decision struct {
 	// bound holds back the setting that would meet it (as the HPA's
 	// ScalingLimited); "" otherwise.
 	Limited string
+	// Urgent says the changes must not wait for the interval: they answer
+	// the objective missed with a resource queueing or a panic, revert a
+	// change that made p99 worse, or keep the bounds and the budget.
+	Urgent bool
 }
 
 // Rollout is the most replicas and the biggest pool the pods may hold

@@ -1,19 +1,25 @@
 package sim
 
 import (
+	"time"
+
 	pacerv1 "github.com/pacer-dev/pacer/api/v1alpha1"
 	"github.com/pacer-dev/pacer/controllers/tuning"
 )
 
 // Pacer is the operator's tuner: the same tuning.Loop the reconciler
 // runs. The adapter does only what the reconciler's I/O does: it hands
-// each interval's window to the loop and applies the settings it returns.
+// each window to the loop and applies the settings it returns.
 type Pacer struct{}
 
 func (Pacer) Name() string { return "pacer" }
 
 // ReadsLatency: the tuner reads p99 from the histogram buckets.
 func (Pacer) ReadsLatency() bool { return true }
+
+// ObservePeriod: the loop is handed a window every ObservePeriod of the
+// interval, as the reconciler's observer makes them.
+func (Pacer) ObservePeriod(sc Scenario) time.Duration { return tuning.ObservePeriod(sc.interval()) }
 
 func (Pacer) Start(sc Scenario) (pacerv1.Settings, Controller) {
 	spec := tuning.Spec{Tuning: sc.Tuning, Settings: sc.Start, MaxTotalConnections: sc.Budget}

@@ -130,7 +130,8 @@ type Step struct {
 	CPU float64
 	// Terminating is the removed pods still holding their connections.
 	Terminating int
-	// Window is the operator's observation, at the end of an interval only.
+	// Window is the operator's observation, at the end of each of its
+	// windows (an interval, or the tuner's ObservePeriod of one).
 	Window *tuning.Window
 }
 

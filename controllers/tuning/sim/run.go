@@ -90,6 +90,10 @@ type pod struct {
 	goneAt   float64 // when a terminating pod is gone
 }
 
+// observer is a policy that observes more often than the interval (the
+// tuner's panic horizon); the others see one window per interval.
+type observer interface{ ObservePeriod(Scenario) time.Duration }
+
 // latencyReader is a policy that reads the windows' latency quantiles;
 // for the others the simulator spares itself the histograms.
 type latencyReader interface{ ReadsLatency() bool }
@@ -114,6 +118,10 @@ func run(sc Scenario, tr Trace, pol Policy, stopAfter int) Result {
 	m := sc.Model
 	arrivals, sampling, configs := streams(sc.Seed, tr.Name)
 	iv := sc.interval().Seconds()
+	ov := iv // how often the policy observes
+	if o, ok := pol.(observer); ok {
+		ov = math.Min(iv, o.ObservePeriod(sc).Seconds())
+	}
 	objective := sc.Tuning.Objective.LatencyP99.Seconds()
 
 	res := Result{Trace: tr.Name, Policy: pol.Name(), Budget: int(sc.Budget), FirstRefusal: math.NaN()}
@@ -127,7 +135,11 @@ func run(sc Scenario, tr Trace, pol Policy, stopAfter int) Result {
 		pods[i] = pod{readyAt: math.Inf(-1), cfg: cur, gen: gen, nextAt: math.Inf(1), genSince: math.Inf(-1), busyAt: start}
 	}
 	var (
-		acc       windowAcc
+		acc windowAcc // the scored window (one interval)
+		// obs is the policy's window when it observes more often than the
+		// interval; else the scored window is the policy's.
+		obs       windowAcc
+		accs      = []*windowAcc{&acc}
 		groups    []group
 		violating int
 		// terminating are removed pods that still hold their connections.
@@ -135,6 +147,9 @@ func run(sc Scenario, tr Trace, pol Policy, stopAfter int) Result {
 		refusing    []bool
 		caches      = map[cacheKey]cacheState{}
 	)
+	if ov < iv {
+		accs = append(accs, &obs)
+	}
 	for t := start; t < end; t++ {
 		load := tr.Load(math.Max(t, 0))
 		lambda := math.Max(0, load.Rate*(1+m.Noise*arrivals.NormFloat64()))
@@ -154,22 +169,28 @@ func run(sc Scenario, tr Trace, pol Policy, stopAfter int) Result {
 			if p.nextAt <= t {
 				p.cfg, p.gen, p.genSince, p.nextAt = p.next, p.nextGen, t, math.Inf(1)
 			}
+			if p.readyAt <= t && p.gen != gen {
+				for _, a := range accs {
+					a.oldGen = true
+				}
+			}
 			if p.readyAt <= t {
 				ready++
-				if p.gen != gen {
-					acc.oldGen = true
-				}
 			}
 		}
 		refusing = connect(refusing, pods, terminating, t, m)
-		if acc.n == 0 {
-			acc.minReady = ready
+		for _, a := range accs {
+			if a.n == 0 {
+				a.minReady = ready
+			}
+			a.minReady = min(a.minReady, ready)
+			a.n++
 		}
-		acc.minReady = min(acc.minReady, ready)
-		acc.n++
 		concurrency, cpu := 0.0, 0.0
 		if ready == 0 {
-			acc.addDown(lambda)
+			for _, a := range accs {
+				a.addDown(lambda)
+			}
 		} else {
 			lp := lambda / float64(ready)
 			groups = groupPods(groups[:0], pods, refusing, t)
@@ -184,7 +205,9 @@ func run(sc Scenario, tr Trace, pol Policy, stopAfter int) Result {
 				g := &groups[i]
 				g.pt = m.tick(lp, g.backlog/float64(g.n), int(g.key.workers), int(g.key.peff), g.key.refusing,
 					g.hit, g.entries, g.evicts, load, dbUtil)
-				acc.add(g.pt, g.n, lp)
+				for _, a := range accs {
+					a.add(g.pt, g.n, lp)
+				}
 				refused += g.pt.refused * float64(g.n)
 				concurrency += (g.pt.inFlight + g.pt.queue) * float64(g.n)
 				cpu += g.pt.cpu * float64(g.n) / float64(ready)
@@ -225,6 +248,13 @@ func run(sc Scenario, tr Trace, pol Policy, stopAfter int) Result {
 				}
 			}
 			acc = windowAcc{comps: acc.comps[:0]}
+			if ov == iv {
+				step.Window = &win
+			}
+		}
+		if ov < iv && ends(wEnd-start, ov) {
+			win, _ := obs.window(epoch.Add(seconds(wEnd-obs.n)), epoch.Add(seconds(wEnd)), pods, cur, objective, measure, sampling)
+			obs = windowAcc{comps: obs.comps[:0]}
 			step.Window = &win
 		}
 		d := ctl.Step(step)
@@ -260,6 +290,13 @@ func run(sc Scenario, tr Trace, pol Policy, stopAfter int) Result {
 		cur = next
 	}
 	return res
+}
+
+// ends says whether a window of period seconds ends in the second that
+// ends at t (seconds since the start): a period that is not a whole
+// number of seconds ends in the second it falls in.
+func ends(t, period float64) bool {
+	return math.Floor(t/period+1e-9) > math.Floor((t-1)/period+1e-9)
 }
 
 // drained drops the terminating pods that are gone by t.

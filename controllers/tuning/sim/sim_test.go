@@ -433,3 +433,39 @@ func TestReversalsOnCacheCollapseAndDatabaseBoundLoad(t *testing.T) {
 		t.Fatalf("only %d traces of those families in the development split", n)
 	}
 }
+
+// TestPacerSeesAStepWithinItsPanicHorizon: at a 60 s interval, a 2.5×
+// step in the middle of an interval is answered within the panic
+// horizon, not at the interval's end. The tuner that observed once per
+// interval acted 35 s after this step; Knative's KPA acts within 6 s.
+// The scored windows stay one interval long.
+func TestPacerSeesAStepWithinItsPanicHorizon(t *testing.T) {
+	const at = 625.0 // seconds: 25 s into an interval of 60 s
+	tr := Trace{Name: "mid-interval-step", Warmup: 4 * time.Minute, Duration: 15 * time.Minute,
+		Load: func(s float64) Load {
+			if s >= at {
+				return normal(2.5 * BaseRate)
+			}
+			return normal(BaseRate)
+		}}
+	sc := variant(t, "default@60s").Scenario(DefaultScenario())
+	res := Run(sc, tr, Pacer{})
+	first := math.Inf(1)
+	for _, d := range res.Decisions {
+		if d.At > at {
+			for _, c := range d.Changes {
+				if c.Setting == tuning.SettingReplicas && c.To > c.From {
+					first = math.Min(first, d.At)
+				}
+			}
+		}
+	}
+	if first-at > 20 {
+		t.Errorf("the first scale-up came %.0f s after the step, want ≤ 20 s (two windows of the panic horizon); decisions: %+v", first-at, res.Decisions)
+	}
+	for i, w := range res.Windows {
+		if want := float64(i+1) * 60; w.End != want {
+			t.Fatalf("scored window %d ends at %.0f s, want %.0f s (one interval each)", i, w.End, want)
+		}
+	}
+}
