@@ -50,6 +50,11 @@ const (
 	// time) are fitted, and fitDecay how fast an older window's weight falls.
 	fitWindow = 5 * time.Minute
 	fitDecay  = 2 * time.Minute
+	// cpuLoadSpread: the fitted windows' loads per pod must spread by this
+	// share of their mean (relative standard deviation) before a pod's
+	// CPU is split into a fixed part and a per-request part; closer
+	// loads cannot tell them apart and the cost is taken as proportional.
+	cpuLoadSpread = 0.2
 	// knee is how far back a pod without a CPU limit remembers the
 	// highest CPU it was seen to saturate at: a property of the pod and
 	// its node, not of the load.

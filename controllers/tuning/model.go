@@ -20,16 +20,19 @@ type model struct {
 	// noise is the relative standard error of stable.
 	noise float64
 
-	// cpu is the CPU time a request costs (core-seconds); 0 when no window
-	// had both a CPU figure and completed requests.
-	cpu float64
+	// cpu is the CPU time a request costs (core-seconds), and base the
+	// CPU a pod uses whatever its load (cores: runtime, scrapes, probes);
+	// a pod at x req/s uses base + x·cpu cores. cpu is 0 when no window
+	// had both a CPU figure and completed requests; base is 0 unless the
+	// windows span loads far enough apart to tell the two apart.
+	cpu, base float64
 	// ownLeast is the least in-service time of a request outside the
 	// database seen within the knee memory: its CPU time and whatever
 	// else it waits on when nothing queues. How far a window's is above it
 	// says how much requests queued for the CPU.
 	ownLeast float64
-	// spread is the relative spread of cpu across the fitted windows: how
-	// uncertain the fit is.
+	// spread is the relative error of the CPU fit across the fitted
+	// windows (the RMS of residual / fitted): how uncertain it is.
 	spread float64
 	// miss is the share of requests that query the database and query the
 	// time a query holds a connection (seconds), both from the latest
@@ -154,29 +157,83 @@ func (p params) trend(ws []Window) float64 {
 	return slope
 }
 
-// fitCosts fits the CPU per request (recency-weighted mean and spread over
-// the fit window), the miss ratio and the query time.
+// fitCosts fits a pod's CPU (recency-weighted over the fit window), the
+// miss ratio and the query time.
 func (m *model) fitCosts(ws []Window) {
-	var sw, sc, scc float64
 	var qw, qs float64
+	var pts []cpuPoint
 	for _, w := range within(ws, fitWindow) {
 		k := math.Exp(-age(ws, w).Seconds() / fitDecay.Seconds())
-		if c := cpuPerRequest(w); c > 0 {
-			sw, sc, scc = sw+k, sc+k*c, scc+k*c*c
+		if x := perPod(completed(w), w); x > 0 && w.CPUCores > 0 {
+			pts = append(pts, cpuPoint{x: x, y: w.CPUCores, k: k})
 		}
 		if q := queryTime(w); q > 0 {
 			qw, qs = qw+k, qs+k*q
 		}
 	}
-	if sw > 0 {
-		m.cpu = sc / sw
-		m.spread = math.Sqrt(max(scc/sw-m.cpu*m.cpu, 0)) / m.cpu
-	}
+	m.cpu, m.base, m.spread = fitCPU(pts)
 	m.miss = missRatio(ws[0])
 	m.query = queryTime(ws[0])
 	if m.query == 0 && qw > 0 {
 		m.query = qs / qw
 	}
+}
+
+// cpuPoint is one window's CPU: x req/s per pod used y cores; k weighs it.
+type cpuPoint struct{ x, y, k float64 }
+
+// fitCPU fits y = base + x·cpu by weighted least squares when the loads
+// span far enough apart (relative spread over cpuLoadSpread) and the fit
+// is physical (cpu > 0, base ≥ 0, under every window's CPU); else cost
+// is proportional (base 0, cpu the weighted mean of y/x). A fixed part
+// read as a per-request cost makes a request look dearer at low load
+// than at high load, and the plan then both overspends at low load and
+// reads the difference as uncertainty. spread is the weighted RMS of the
+// relative residuals.
+func fitCPU(pts []cpuPoint) (cpu, base, spread float64) {
+	var sw, sx, sy, sr float64
+	for _, p := range pts {
+		sw, sx, sy, sr = sw+p.k, sx+p.k*p.x, sy+p.k*p.y, sr+p.k*p.y/p.x
+	}
+	if sw <= 0 {
+		return 0, 0, 0
+	}
+	cpu = sr / sw
+	mx, my := sx/sw, sy/sw
+	var sxx, sxy float64
+	for _, p := range pts {
+		sxx += p.k * (p.x - mx) * (p.x - mx)
+		sxy += p.k * (p.x - mx) * (p.y - my)
+	}
+	if len(pts) >= 3 && math.Sqrt(sxx/sw) >= cpuLoadSpread*mx {
+		slope := sxy / sxx
+		b := my - slope*mx
+		least := math.Inf(1)
+		for _, p := range pts {
+			least = min(least, p.y)
+		}
+		if slope > 0 && b >= 0 && b < least {
+			cpu, base = slope, b
+		}
+	}
+	var se float64
+	for _, p := range pts {
+		fit := base + p.x*cpu
+		se += p.k * (p.y/fit - 1) * (p.y/fit - 1)
+	}
+	return cpu, base, math.Sqrt(se / sw)
+}
+
+// cpuAt is the cores a pod uses at x req/s.
+func (m model) cpuAt(x float64) float64 { return m.base + x*m.cpu }
+
+// podRate is the req/s a pod carries with its CPU at utilization u (0
+// when its fixed part alone is over it, or the CPU model is unknown).
+func (m model) podRate(u float64) float64 {
+	if m.cpu <= 0 || m.cores <= 0 {
+		return 0
+	}
+	return max(u*m.cores-m.base, 0) / m.cpu
 }
 
 // ownTime is a window's in-service time outside the database: the CPU
@@ -315,6 +372,9 @@ func (m model) describe() string {
 	s += ")"
 	if m.cpu > 0 {
 		s += fmt.Sprintf(", %s CPU per request", secs(m.cpu))
+		if m.base > 0 {
+			s += fmt.Sprintf(" plus %s cores a pod uses at any load", num(m.base))
+		}
 	}
 	if m.cores > 0 {
 		s += fmt.Sprintf(" on %s cores (%s)", num(m.cores), m.coresFrom)

@@ -53,7 +53,11 @@ func (p params) plan(m model, demand float64, cur pacerv1.Settings) plan {
 		best = stay
 	}
 	if p.bounds.Replicas != nil && m.cpu > 0 && m.cores > 0 {
-		if n := ceil32(demand * m.cpu / (m.cores * m.cpuTarget)); n > hi {
+		n := int32(math.MaxInt32)
+		if per := m.podRate(m.cpuTarget); per > 0 {
+			n = ceil32(demand / per)
+		}
+		if n > hi {
 			best.limited = fmt.Sprintf("the CPU needs %d pods; tuning.bounds.replicas.max is %d", n, hi)
 			best.databaseBound = false
 		}
@@ -69,8 +73,8 @@ func (p params) planAt(m model, demand float64, r int32, cur pacerv1.Settings) (
 	capacity := math.Inf(1)
 	var why []string
 	if m.cpu > 0 && m.cores > 0 {
-		pl.cpuUse = x * m.cpu / m.cores
-		capacity = float64(r) * m.cpuTarget * m.cores / m.cpu
+		pl.cpuUse = m.cpuAt(x) / m.cores
+		capacity = float64(r) * m.podRate(m.cpuTarget)
 		if pl.cpuUse > m.cpuTarget {
 			why = append(why, fmt.Sprintf("CPU %s busy (target %s)", pct(pl.cpuUse), pct(m.cpuTarget)))
 		}

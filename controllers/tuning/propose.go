@@ -47,12 +47,22 @@ func (p params) propose(in Input, ws []Window, m model) proposal {
 	}
 	capacityNow := 0.0
 	if m.cpu > 0 && m.cores > 0 {
-		capacityNow = float64(w.Pods) * m.cpuTarget * m.cores / m.cpu
+		capacityNow = float64(w.Pods) * m.podRate(m.cpuTarget)
 	}
 	panicking := capacityNow > 0 && m.latest >= panicFactor*capacityNow
 	pr.urgent = (over && p.saturated(w, m)) || panicking
+	// The band widens growth's threshold by what the model cannot tell.
+	// A window that measured the pods over the CPU target beyond the
+	// tolerance needs no model (the HPA's rule): only the tolerance
+	// applies. Else a level change, which the demand's noise and the
+	// fit's spread both read as uncertainty, held pods at 99% CPU
+	// against a 70% target.
 	need := up
-	if !pr.urgent {
+	switch {
+	case pr.urgent:
+	case m.cores > 0 && w.CPUCores/m.cores > m.cpuTarget*(1+tolerance):
+		need = up * (1 - tolerance)
+	default:
 		need = up * (1 - band)
 	}
 	grow, must := p.plan(m, up, cur), p.plan(m, need, cur)
