@@ -39,6 +39,13 @@ func (p params) plan(m model, demand float64, cur pacerv1.Settings) plan {
 		if pl.limited == "" {
 			return pl
 		}
+		// Out of reach at the targets: the most capacity short of
+		// saturation. At the targets, the pool's wait criterion is the
+		// stricter one, and it would trade a pool a little past its wait
+		// budget for a CPU far past saturation.
+		if capacity >= 0 {
+			capacity = p.ceiling(m, r, pl)
+		}
 		if capacity > bestCap*(1+1e-9) {
 			best, bestCap = pl, capacity
 		}
@@ -63,6 +70,19 @@ func (p params) plan(m model, demand float64, cur pacerv1.Settings) plan {
 		}
 	}
 	return best
+}
+
+// ceiling is the demand r pods of plan pl carry short of saturation:
+// their CPU cpuSaturated busy, their connections cpuSaturated busy.
+func (p params) ceiling(m model, r int32, pl plan) float64 {
+	c := math.Inf(1)
+	if per := m.podRate(cpuSaturated); m.cpu > 0 && m.cores > 0 {
+		c = float64(r) * per
+	}
+	if m.query > 0 && m.miss > 0 && pl.pool > 0 {
+		c = min(c, float64(r)*float64(pl.pool)*cpuSaturated/(m.miss*m.query))
+	}
+	return c
 }
 
 // planAt is the plan with r replicas, and the demand r pods can carry at
