@@ -240,3 +240,24 @@ func TestClassFixedCPUIsNotUncertainty(t *testing.T) {
 		t.Fatalf("replicas %d at 85%% CPU against a 70%% target, want 6 (0.5 cores fixed, 2 ms a request):\n%s", d.Settings.Replicas, text(d))
 	}
 }
+
+// Class 4 under a tight budget, the plan when no plan meets the targets:
+// 4465 req/s of 3 ms CPU requests (35% query the database for 11 ms) on
+// pods of 2 cores, a budget of 30 connections. Every plan misses a target,
+// and ranked by what it carries at the targets (the pool's wait criterion
+// the stricter), the tuner chose 7 pods × 3 connections: the CPU 96% busy,
+// violating for 15 minutes where 10 pods × 2 connections (the pool ~75%
+// busy, the CPU 67%) met the objective in the simulator.
+func TestClassOutOfReachPlansShortOfSaturation(t *testing.T) {
+	in := input()
+	in.MaxTotalConnections = 30
+	p := resolve(in)
+	m := model{cpu: 0.003, cores: 2, cpuTarget: 0.7, poolTarget: 0.7, miss: 0.35, query: 0.011, carries: map[int32]float64{}}
+	pl := p.plan(m, 4465, in.Current)
+	if pl.limited == "" {
+		t.Fatalf("the plan meets the targets (%s): the case needs one that cannot", pl.describe())
+	}
+	if pl.replicas != 10 || pl.pool != 2 {
+		t.Fatalf("plan %s with pool %d, want 10 pods with 2 connections each (the most carried short of saturation)", pl.describe(), pl.pool)
+	}
+}
