@@ -60,6 +60,9 @@ func Decide(in Input) Decision {
 			src[t.Name] = pacerv1.ChangeByTuner
 		}
 	}
+	if pr.room {
+		src[SettingPool] = pacerv1.ChangeByBudget // a cut that makes room for the planned pods
+	}
 	d := p.finish(in, next, reasons, notes, src)
 	d.Urgent = pr.urgent
 	if pr.databaseBound != "" {

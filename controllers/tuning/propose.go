@@ -18,7 +18,9 @@ type proposal struct {
 	// direct lists the settings whose proposal skips the step limit: a
 	// pool cut that makes room under the budget for the planned pods.
 	direct map[string]bool
-	notes  []string
+	// room is true when the pool proposal is such a cut.
+	room  bool
+	notes []string
 	// limited and databaseBound say what keeps the objective out of reach
 	// while it is missed ("" when nothing does).
 	limited, databaseBound string
@@ -52,16 +54,20 @@ func (p params) propose(in Input, ws []Window, m model) proposal {
 	panicking := capacityNow > 0 && m.latest >= panicFactor*capacityNow
 	pr.urgent = (over && p.saturated(w, m)) || panicking
 	// The band widens growth's threshold by what the model cannot tell.
-	// A window that measured the pods over the CPU target beyond the
-	// tolerance needs no model (the HPA's rule): only the tolerance
-	// applies. Else a level change, which the demand's noise and the
-	// fit's spread both read as uncertainty, held pods at 99% CPU
-	// against a 70% target.
 	need := up
 	switch {
 	case pr.urgent:
-	case m.cores > 0 && w.CPUCores/m.cores > m.cpuTarget*(1+tolerance):
-		need = up * (1 - tolerance)
+	case changedWithin(in, SettingPool, p.interval+revertWithin, roomCut):
+		// The pool was cut to make room under the budget for more pods:
+		// that was the first half of a growth, and the second, at the
+		// first window after the cut's rollout, does not wait on the
+		// band, or the cut stays without the pods it was for and a pool
+		// raise undoes it.
+	case m.latest >= m.stable:
+		// Growth to the latest window's demand is a count, not an
+		// estimate: the stable mean's noise is no reason to hold, and
+		// across a step that noise is the step itself.
+		need = up * (1 - tolerance - m.spread)
 	default:
 		need = up * (1 - band)
 	}
@@ -165,11 +171,18 @@ func (p params) proposePool(in Input, ws []Window, m model, g, s plan, nextR int
 	use := w.PoolAcquired / float64(P)
 	fits := p.budget <= 0 || WorstCaseConnections(nextR, P) <= int64(p.budget)
 	switch {
+	case g.pool > P && (wait || use >= m.poolTarget) && !p.over(w) && cutWithin(in, SettingPool, p.down):
+		// As a cut waits for the scale-down window after a raise, a raise
+		// the objective does not ask for waits after a cut (made, say, to
+		// make room under the budget for pods the load then did not need).
+		pr.notes = append(pr.notes, fmt.Sprintf("poolMaxConns %d → %d waits: it was cut within the %s scale-down window and the objective is met", P, g.pool, ms(p.down)))
 	case g.pool > P && (wait || use >= m.poolTarget):
 		pr.set(SettingPool, g.pool, fmt.Sprintf("acquire wait %s with %s of %d connections in use per pod, queries hold one for %s: %s (%s)",
 			ms(w.PoolAcquireWait), num(w.PoolAcquired), P, secs(m.query), arrow(SettingPool, P, g.pool), g.describe()))
+	case !fits && g.pool < P && revertedWithin(in, SettingPool, p.down):
+		pr.notes = append(pr.notes, fmt.Sprintf("%d pods would need poolMaxConns %d → %d, and a cut was reverted within the %s scale-down window", nextR, P, g.pool, ms(p.down)))
 	case !fits && g.pool < P:
-		pr.direct[SettingPool] = true
+		pr.direct[SettingPool], pr.room = true, true
 		pr.set(SettingPool, g.pool, fmt.Sprintf("%d pods need the connection budget's room first (%d × %d > %d): %s",
 			nextR, nextR, PodConnections(P), p.budget, arrow(SettingPool, P, g.pool)))
 	case float64(P) > slack*float64(s.pool):
@@ -253,6 +266,14 @@ func (p params) scaleDownCovered(in Input, ws []Window) (bool, string) {
 // acted on, so no cut undoes it inside the window.
 func raisedWithin(in Input, setting string, d time.Duration) bool {
 	return changedWithin(in, setting, d, func(c pacerv1.Change) bool { return c.To > c.From })
+}
+
+// roomCut is a pool cut made to make room under the connection budget.
+func roomCut(c pacerv1.Change) bool { return c.To < c.From && c.Source == pacerv1.ChangeByBudget }
+
+// cutWithin says whether setting was cut within d.
+func cutWithin(in Input, setting string, d time.Duration) bool {
+	return changedWithin(in, setting, d, func(c pacerv1.Change) bool { return c.To < c.From })
 }
 
 // revertedWithin says whether a change of setting was reverted within d:
