@@ -121,7 +121,8 @@ func (l *Loop) decide(tk Tick, in Input, p params, res Result, rule modeRule) Re
 	// Due: an interval since the last decision, give or take half a
 	// window (an observer's windows do not end on the second).
 	due := l.decided.IsZero() || tk.Now.Sub(l.decided) >= p.interval-ObservePeriod(p.interval)/2
-	if !due && !(changed && d.Urgent) && l.condition.Reason != "" {
+	urgent := changed && d.Urgent
+	if !due && !urgent && l.condition.Reason != "" {
 		res.Condition = l.condition
 		return res
 	}

@@ -33,16 +33,6 @@ func inServiceTime(w Window) float64 {
 	return w.InFlight / a
 }
 
-// cpuPerRequest is the CPU time a completed request cost, in core-seconds;
-// 0 when unknown.
-func cpuPerRequest(w Window) float64 {
-	c := perPod(completed(w), w)
-	if c <= 0 || w.CPUCores <= 0 {
-		return 0
-	}
-	return w.CPUCores / c
-}
-
 // missRatio is the share of requests that go to the database.
 func missRatio(w Window) float64 {
 	if w.CacheLookupRate <= 0 {
