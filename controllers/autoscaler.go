@@ -26,6 +26,10 @@ type autoscaler struct {
 	name         string
 	onDeployment bool
 	min, max     int32
+	// active is true once the HPA has computed a scale from its metrics
+	// (its ScalingActive condition is True). Before that it has written
+	// nothing to spec.replicas, which still holds the user's value.
+	active bool
 }
 
 // findAutoscaler looks for an HPA whose scaleTargetRef is the TunedService
@@ -42,7 +46,7 @@ func (r *TunedServiceReconciler) findAutoscaler(ctx context.Context, s *scope) e
 			continue
 		}
 		gv, _ := schema.ParseGroupVersion(ref.APIVersion)
-		a := &autoscaler{name: h.Name, min: ptr.Deref(h.Spec.MinReplicas, 1), max: h.Spec.MaxReplicas}
+		a := &autoscaler{name: h.Name, min: ptr.Deref(h.Spec.MinReplicas, 1), max: h.Spec.MaxReplicas, active: hpaActive(&h)}
 		switch {
 		case ref.Kind == "TunedService" && gv.Group == pacerv1.GroupVersion.Group:
 			s.hpa = a
@@ -63,8 +67,25 @@ func (r *TunedServiceReconciler) findAutoscaler(ctx context.Context, s *scope) e
 
 // handsReplicasToHPA reports whether an HPA on the TunedService owns its
 // replicas: the tuner then tunes workers, pool and cache only, and the
-// replicas follow spec.replicas, which the HPA writes.
-func (s *scope) handsReplicasToHPA() bool { return s.hpa != nil && !s.hpa.onDeployment }
+// replicas follow spec.replicas, which the HPA writes. An HPA takes them
+// once it is active, or once it had them (Autoscaled is True): until it
+// has scaled from its metrics, spec.replicas is still the user's value,
+// and rendering it would drop the pods the tuner had added (2 → 1 for
+// about 30 s in the shared-budget e2e).
+func (s *scope) handsReplicasToHPA() bool {
+	return s.hpa != nil && !s.hpa.onDeployment &&
+		(s.hpa.active || meta.IsStatusConditionTrue(s.before.Status.Conditions, pacerv1.ConditionAutoscaled))
+}
+
+// hpaActive says whether an HPA has computed a scale from its metrics.
+func hpaActive(h *autoscalingv2.HorizontalPodAutoscaler) bool {
+	for _, c := range h.Status.Conditions {
+		if c.Type == autoscalingv2.ScalingActive {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
 
 // fitAutoscaled keeps the replicas an HPA asks for within the connection
 // budget: the pool shrinks first (not below its smallest), then, if the
@@ -73,9 +94,14 @@ func (s *scope) handsReplicasToHPA() bool { return s.hpa != nil && !s.hpa.onDepl
 // what changed in it.
 func (r *TunedServiceReconciler) fitAutoscaled(_ context.Context, s *scope) error {
 	if !s.handsReplicasToHPA() {
-		if s.hpa != nil {
+		switch {
+		case s.hpa == nil:
+		case s.hpa.onDeployment:
 			s.autoscaled = &metav1.Condition{Status: metav1.ConditionFalse, Reason: "HPAOnDeployment",
 				Message: fmt.Sprintf("HorizontalPodAutoscaler %q targets the Deployment, not the TunedService: Pacer keeps rendering replicas", s.hpa.name)}
+		default:
+			s.autoscaled = &metav1.Condition{Status: metav1.ConditionFalse, Reason: "WaitingForHPA",
+				Message: fmt.Sprintf("HorizontalPodAutoscaler %q has not scaled from its metrics yet (ScalingActive is not True): Pacer keeps the %d replicas in effect until it has", s.hpa.name, s.settings.Replicas)}
 		}
 		return nil
 	}
@@ -132,7 +158,7 @@ func (r *TunedServiceReconciler) setAutoscaled(s *scope) {
 	was := meta.FindStatusCondition(s.before.Status.Conditions, pacerv1.ConditionAutoscaled)
 	if was == nil || was.Reason != c.Reason {
 		kind := corev1.EventTypeNormal
-		if c.Reason != "ReplicasHandedToHPA" {
+		if c.Reason != "ReplicasHandedToHPA" && c.Reason != "WaitingForHPA" {
 			kind = corev1.EventTypeWarning
 		}
 		if c.Reason != "HPAOnDeployment" { // that one is announced as a problem

@@ -9,6 +9,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -42,12 +43,33 @@ func hpaFor(ns, name, apiVersion, kind, target string, maxReplicas int32) *autos
 	}
 }
 
+// activate marks hpa as having scaled from its metrics, as the HPA
+// controller's first sync does.
+func activate(t *testing.T, c client.Client, hpa *autoscalingv2.HorizontalPodAutoscaler) {
+	t.Helper()
+	hpa.Status.DesiredReplicas = 2
+	hpa.Status.Conditions = []autoscalingv2.HorizontalPodAutoscalerCondition{{
+		Type: autoscalingv2.ScalingActive, Status: corev1.ConditionTrue, Reason: "ValidMetricFound", LastTransitionTime: metav1.Now(),
+	}}
+	if err := c.Status().Update(context.Background(), hpa); err != nil {
+		t.Fatalf("mark the HPA active: %v", err)
+	}
+}
+
 func TestAnHPAOwnsReplicasWithinTheConnectionBudget(t *testing.T) {
 	s, g, ts := startCase(t, "scaled", autoscaled)
 	ns := ts.Namespace
 	ctx := context.Background()
 	hpa := hpaFor(ns, "scaled", pacerv1.GroupVersion.String(), "TunedService", "scaled", 4)
 	create(t, s.client, hpa)
+
+	// Until the HPA has scaled from its metrics, the replicas stay Pacer's.
+	g.Eventually(func(g Gomega) {
+		c := condition(g, s.client, ts, pacerv1.ConditionAutoscaled)
+		g.Expect(c.Status).To(Equal(metav1.ConditionFalse))
+		g.Expect(c.Reason).To(Equal("WaitingForHPA"))
+	}, eventually, poll).Should(Succeed())
+	activate(t, s.client, hpa)
 
 	// 4 × (2 + 1) = 12 fits: replicas are the HPA's, said once.
 	g.Eventually(func(g Gomega) {

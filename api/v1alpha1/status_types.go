@@ -21,8 +21,9 @@ const (
 	// ConditionTuned says what the tuner is doing and why.
 	ConditionTuned = "Tuned"
 	// ConditionAutoscaled is present while a HorizontalPodAutoscaler
-	// targets the TunedService (True: it owns replicas) or its Deployment
-	// (False: a misconfiguration Pacer undoes).
+	// targets the TunedService (True: it owns replicas; False with
+	// WaitingForHPA until it has scaled from its metrics) or its
+	// Deployment (False: a misconfiguration Pacer undoes).
 	ConditionAutoscaled = "Autoscaled"
 )
 
