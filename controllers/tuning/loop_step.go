@@ -127,18 +127,14 @@ func (l *Loop) decide(tk Tick, in Input, p params, res Result, rule modeRule) Re
 		return res
 	}
 	res.Judged = true
-	if tk.Window.Sufficient || changed {
-		// A decision judged a trusted window: the next waits an interval.
-		// An untrusted one leaves the next window due, so the loop acts
-		// as soon as it can see again (after a rollout, say).
-		l.decided = tk.Now
-	}
 	res.DatabaseBound, res.Limited = d.DatabaseBound != "", d.Limited != ""
 	rec := &pacerv1.Recommendation{Time: metav1.NewTime(tk.Now), Settings: d.Settings, Changes: d.Changes}
-	res.Judged = true
 	if tk.Window.Sufficient || changed {
-		// An untrusted window recommends nothing new (and an idle
-		// service's status is not rewritten every interval).
+		// A decision on a trusted window: the next waits an interval. An
+		// untrusted one leaves the next window due, so the loop acts as
+		// soon as it can see again (after a rollout, say); it recommends
+		// nothing new (and an idle service's status is not rewritten).
+		l.decided = tk.Now
 		res.Recommendation = rec
 	}
 	switch {

@@ -192,8 +192,10 @@ type cpuPoint struct{ x, y, k float64 }
 // relative residuals.
 func fitCPU(pts []cpuPoint) (cpu, base, spread float64) {
 	var sw, sx, sy, sr float64
+	least := math.Inf(1) // the least CPU a window used: base stays under it
 	for _, p := range pts {
 		sw, sx, sy, sr = sw+p.k, sx+p.k*p.x, sy+p.k*p.y, sr+p.k*p.y/p.x
+		least = min(least, p.y)
 	}
 	if sw <= 0 {
 		return 0, 0, 0
@@ -208,10 +210,6 @@ func fitCPU(pts []cpuPoint) (cpu, base, spread float64) {
 	if len(pts) >= 3 && math.Sqrt(sxx/sw) >= cpuLoadSpread*mx {
 		slope := sxy / sxx
 		b := my - slope*mx
-		least := math.Inf(1)
-		for _, p := range pts {
-			least = min(least, p.y)
-		}
 		if slope > 0 && b >= 0 && b < least {
 			cpu, base = slope, b
 		}

@@ -330,9 +330,10 @@ func (p params) settleAll(in Input, ws []Window, pr proposal) (pacerv1.Settings,
 
 // settle keeps one setting's proposal to its bounds (a value the user set
 // outside them stays), its cooldown (no second change before a full window
-// follows the last, nor, unless direct, within an interval of it) and its step (×2 or +4 pods up, a halving down); a
-// direct proposal (an urgent scale-up, a cut that makes room under the
-// budget) goes to its target at once.
+// follows the last, nor, unless direct, within an interval of it) and its
+// step (×2 or +4 pods up, a halving down); a direct proposal (an urgent
+// scale-up, a cut that makes room under the budget) goes to its target at
+// once.
 func (p params) settle(in Input, t Tunable, cur, want int32, reason string, direct bool) (int32, string, string) {
 	b := t.Bounds(&p.bounds)
 	if b == nil {

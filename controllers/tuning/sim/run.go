@@ -169,13 +169,14 @@ func run(sc Scenario, tr Trace, pol Policy, stopAfter int) Result {
 			if p.nextAt <= t {
 				p.cfg, p.gen, p.genSince, p.nextAt = p.next, p.nextGen, t, math.Inf(1)
 			}
-			if p.readyAt <= t && p.gen != gen {
+			if p.readyAt > t {
+				continue
+			}
+			ready++
+			if p.gen != gen {
 				for _, a := range accs {
 					a.oldGen = true
 				}
-			}
-			if p.readyAt <= t {
-				ready++
 			}
 		}
 		refusing = connect(refusing, pods, terminating, t, m)
