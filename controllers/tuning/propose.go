@@ -171,11 +171,6 @@ func (p params) proposePool(in Input, ws []Window, m model, g, s plan, nextR int
 	use := w.PoolAcquired / float64(P)
 	fits := p.budget <= 0 || WorstCaseConnections(nextR, P) <= int64(p.budget)
 	switch {
-	case g.pool > P && (wait || use >= m.poolTarget) && !p.over(w) && cutWithin(in, SettingPool, p.down):
-		// As a cut waits for the scale-down window after a raise, a raise
-		// the objective does not ask for waits after a cut (made, say, to
-		// make room under the budget for pods the load then did not need).
-		pr.notes = append(pr.notes, fmt.Sprintf("poolMaxConns %d → %d waits: it was cut within the %s scale-down window and the objective is met", P, g.pool, ms(p.down)))
 	case g.pool > P && (wait || use >= m.poolTarget):
 		pr.set(SettingPool, g.pool, fmt.Sprintf("acquire wait %s with %s of %d connections in use per pod, queries hold one for %s: %s (%s)",
 			ms(w.PoolAcquireWait), num(w.PoolAcquired), P, secs(m.query), arrow(SettingPool, P, g.pool), g.describe()))
@@ -270,11 +265,6 @@ func raisedWithin(in Input, setting string, d time.Duration) bool {
 
 // roomCut is a pool cut made to make room under the connection budget.
 func roomCut(c pacerv1.Change) bool { return c.To < c.From && c.Source == pacerv1.ChangeByBudget }
-
-// cutWithin says whether setting was cut within d.
-func cutWithin(in Input, setting string, d time.Duration) bool {
-	return changedWithin(in, setting, d, func(c pacerv1.Change) bool { return c.To < c.From })
-}
 
 // revertedWithin says whether a change of setting was reverted within d:
 // the model was wrong about it, so it is not tried again in the same
