@@ -216,6 +216,26 @@ func TestNoRetryAfterARevert(t *testing.T) {
 	}
 }
 
+// Reversals: a raise counts for the whole scale-down window, as the HPA
+// keeps the recommendations it acted on. A raise made for where a rising
+// load would be was cut the next interval, when the rise had paused
+// (generated ramp under a tight budget: 5 → 7 → 6 → 7 in six minutes).
+func TestNoCutWithinTheScaleDownWindowOfARaise(t *testing.T) {
+	in := input()
+	all(&in, func(w *Window) { at(w, 750, 4) }) // 750 req/s: 2 pods carry it
+	in.Current.Replicas = 4
+	in.History = []pacerv1.Decision{
+		applied(in.Now.Add(-30*time.Second), pacerv1.Change{Setting: SettingReplicas, From: 3, To: 4, Source: pacerv1.ChangeByTuner}),
+	}
+	if d := Decide(in); d.Settings.Replicas < 4 {
+		t.Fatalf("replicas cut to %d 30 s after a raise to 4:\n%s", d.Settings.Replicas, text(d))
+	}
+	in.History[0].Time.Time = in.Now.Add(-6 * time.Minute)
+	if d := Decide(in); d.Settings.Replicas >= 4 {
+		t.Fatalf("replicas %d six minutes after the raise, want the cut the load allows:\n%s", d.Settings.Replicas, text(d))
+	}
+}
+
 // Live class, a fixed CPU part read as a per-request cost: pods with a
 // fixed CPU overhead cost more per request at low load than at high load.
 // Fitted as a proportional cost, the difference across a step's windows

@@ -110,6 +110,8 @@ func (p params) propose(in Input, ws []Window, m model) proposal {
 		pr.set(SettingReplicas, nextR, fmt.Sprintf("%s %s; %s: %s", mode, m.describe(), why, arrow(SettingReplicas, R, nextR)))
 	case shrink.replicas < R && shrink.limited != "":
 		pr.notes = append(pr.notes, fmt.Sprintf("replicas stay at %d: fewer would not meet the targets (%s)", R, shrink.limited))
+	case shrink.replicas < R && raisedWithin(in, SettingReplicas, p.down):
+		pr.notes = append(pr.notes, fmt.Sprintf("replicas stay at %d: raised within the %s scale-down window", R, ms(p.down)))
 	case shrink.replicas < R && revertedWithin(in, SettingReplicas, p.down):
 		pr.notes = append(pr.notes, fmt.Sprintf("replicas stay at %d: a cut was reverted within the %s scale-down window", R, ms(p.down)))
 	case shrink.replicas < R && over:
