@@ -281,3 +281,32 @@ func TestClassOutOfReachPlansShortOfSaturation(t *testing.T) {
 		t.Fatalf("plan %s with pool %d, want 10 pods with 2 connections each (the most carried short of saturation)", pl.describe(), pl.pool)
 	}
 }
+
+// Worker limits sized to the load before a rise: a limit cut to what the
+// quietest recent load keeps in flight sheds the next rise before new pods
+// are ready. The limit is a property of the pod: a cut leaves what a pod
+// keeps in flight at the most it carries. The old tuner cut 24 workers to
+// 6, 1.5× twice the in-flight of a load a quarter of that (on the
+// generated development split, steps and alternating levels then shed at
+// each rise).
+func TestClassWorkerCutsLeaveThePodItsCeiling(t *testing.T) {
+	decide := func(workers int32) Decision {
+		in := input()
+		in.Current.MaxInFlight, in.Current.PoolMaxConns = workers, 2
+		all(&in, func(w *Window) {
+			at(w, 400, 4) // 100 req/s a pod: a quarter of what it carries
+			w.WorkerLimit, w.PoolMaxConns, w.PoolAcquired = int(workers), 2, 0.45
+		})
+		return Decide(in)
+	}
+	// A pod's ceiling is 90% of 2 cores at cpuPerReq: 482 req/s. At the
+	// healthy in-service time (2.8 in flight at 375 req/s: 7.5 ms) it
+	// keeps at least 3.6 in flight, and the limit is twice what it keeps.
+	least := 2 * (0.9 * 2 / cpuPerReq) * (2.8 / 375) // 7.2
+	if d := decide(24); float64(d.Settings.MaxInFlight) < least {
+		t.Fatalf("maxInFlight 24 → %d, want at least %.1f (what a pod keeps in flight at its ceiling, twice):\n%s", d.Settings.MaxInFlight, least, text(d))
+	}
+	if d := decide(256); d.Settings.MaxInFlight >= 256 {
+		t.Fatalf("maxInFlight %d: 256 is far above what a pod carries and should be cut:\n%s", d.Settings.MaxInFlight, text(d))
+	}
+}

@@ -203,6 +203,23 @@ func (p params) workersFor(m model, x float64, pl plan) int32 {
 	return max(ceil32(workerHeadroom*x*t), pl.pool, 1)
 }
 
+// workersAtCeiling is the worker limit a pod of plan pl needs at the most
+// it carries short of saturation (ceiling): the limit is a property of the
+// pod, not of the load, so a rise beyond the load it was cut for queues
+// at the CPU until new pods are ready instead of being shed. Never under
+// the plan's own limit; the plan's limit when the model cannot tell.
+func (p params) workersAtCeiling(m model, pl plan) int32 {
+	x := p.ceiling(m, 1, pl)
+	if math.IsInf(x, 1) || x <= 0 {
+		return pl.workers
+	}
+	at := pl
+	if m.cpu > 0 && m.cores > 0 {
+		at.cpuUse = cpuSaturated
+	}
+	return max(pl.workers, p.workersFor(m, x, at))
+}
+
 // describe says what a plan predicts, for reasons.
 func (pl plan) describe() string {
 	s := fmt.Sprintf("%s req/s on %d pods", num(pl.demand), pl.replicas)

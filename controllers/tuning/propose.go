@@ -199,8 +199,10 @@ func (p params) proposePool(in Input, ws []Window, m model, g, s plan, nextR int
 // proposeWorkers raises the worker limit when it, not the CPU or the
 // pool, holds requests back (the planned load would keep more in flight
 // than it allows, or it is full now with requests queued), and cuts it
-// when it is far above what the busiest recent load keeps in flight,
-// which keeps a sudden overload queueing instead of crowding the CPU.
+// when it is far above what a pod keeps in flight at the most it carries,
+// which keeps a runaway overload queueing instead of crowding the CPU
+// and leaves a rise above the recent load to queue at the CPU, not be
+// shed, until new pods are ready.
 //
 // g is the growth plan (the settings the service is headed to), s the plan
 // for the busiest recent load at the replicas it will have.
@@ -212,6 +214,7 @@ func (p params) proposeWorkers(in Input, w Window, m model, g, s plan, covered b
 	inFlight := float64(g.workers) / workerHeadroom
 	cpuRoom := m.cores <= 0 || w.CPUCores < cpuSaturated*m.cores
 	full := w.InFlight >= 0.9*float64(W) && queued(w) && cpuRoom
+	need := p.workersAtCeiling(m, s)
 	switch {
 	case g.limited != "":
 		// The plan cannot meet the targets: more in flight would only
@@ -219,10 +222,10 @@ func (p params) proposeWorkers(in Input, w Window, m model, g, s plan, covered b
 	case g.workers > W && (full || inFlight > float64(W)):
 		pr.set(SettingWorkers, g.workers, fmt.Sprintf("%s of %d workers busy per pod with %s queued; %s keeps %s in flight per pod (Little's law): %s",
 			num(w.InFlight), W, num(w.QueueLength), g.describe(), num(inFlight), arrow(SettingWorkers, W, g.workers)))
-	case float64(W) > slack*float64(s.workers) && covered && !raisedWithin(in, SettingWorkers, p.down) && !revertedWithin(in, SettingWorkers, p.down) && p.latencyKnown(w):
-		to := ceil32(room * float64(s.workers))
-		pr.set(SettingWorkers, to, fmt.Sprintf("%d workers per pod is over %g× what the busiest window of the last %s keeps in flight (%s): %s",
-			W, slack*workerHeadroom, ms(p.down), num(float64(s.workers)/workerHeadroom), arrow(SettingWorkers, W, to)))
+	case float64(W) > slack*float64(need) && covered && !raisedWithin(in, SettingWorkers, p.down) && !revertedWithin(in, SettingWorkers, p.down) && p.latencyKnown(w):
+		to := ceil32(room * float64(need))
+		pr.set(SettingWorkers, to, fmt.Sprintf("%d workers per pod is over %g× what a pod keeps in flight at the most it carries short of saturation (%s): %s",
+			W, slack*workerHeadroom, num(float64(need)/workerHeadroom), arrow(SettingWorkers, W, to)))
 	}
 }
 
