@@ -310,3 +310,16 @@ func TestClassWorkerCutsLeaveThePodItsCeiling(t *testing.T) {
 		t.Fatalf("maxInFlight %d: 256 is far above what a pod carries and should be cut:\n%s", d.Settings.MaxInFlight, text(d))
 	}
 }
+
+// A pod whose fixed CPU alone is over the target: no count of pods meets
+// it, and the reason says so instead of a count (it said "the CPU needs
+// 2147483647 pods").
+func TestPlanSaysWhenAPodsFixedCPUIsOverTheTarget(t *testing.T) {
+	in := input()
+	p := resolve(in)
+	m := model{cpu: 0.002, base: 1.6, cores: 2, cpuTarget: 0.7, poolTarget: 0.7, carries: map[int32]float64{}}
+	pl := p.plan(m, 400, in.Current)
+	if !strings.Contains(pl.limited, "at any load") || strings.Contains(pl.limited, "2147483647") {
+		t.Fatalf("limited %q, want the pod's fixed CPU named as what binds", pl.limited)
+	}
+}

@@ -60,12 +60,14 @@ func (p params) plan(m model, demand float64, cur pacerv1.Settings) plan {
 		best = stay
 	}
 	if p.bounds.Replicas != nil && m.cpu > 0 && m.cores > 0 {
-		n := int32(math.MaxInt32)
-		if per := m.podRate(m.cpuTarget); per > 0 {
-			n = ceil32(demand / per)
-		}
-		if n > hi {
-			best.limited = fmt.Sprintf("the CPU needs %d pods; tuning.bounds.replicas.max is %d", n, hi)
+		switch per := m.podRate(m.cpuTarget); {
+		case per <= 0:
+			// No count of pods meets the target: what a pod uses at
+			// any load is over it already.
+			best.limited = fmt.Sprintf("a pod uses %s of its %s cores at any load, over the %s CPU target before any request", num(m.base), num(m.cores), pct(m.cpuTarget))
+			best.databaseBound = false
+		case ceil32(demand/per) > hi:
+			best.limited = fmt.Sprintf("the CPU needs %d pods; tuning.bounds.replicas.max is %d", ceil32(demand/per), hi)
 			best.databaseBound = false
 		}
 	}
