@@ -28,8 +28,12 @@ func ms(d time.Duration) string {
 		return d.Round(100 * time.Millisecond).String()
 	case d >= 10*time.Millisecond:
 		return d.Round(time.Millisecond).String()
-	default:
+	case d >= time.Millisecond:
 		return d.Round(100 * time.Microsecond).String()
+	default:
+		// A request's CPU on a small pod is tens of microseconds: rounded
+		// to 100µs it read "0s".
+		return d.Round(time.Microsecond).String()
 	}
 }
 
