@@ -13,6 +13,7 @@ import (
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
 
 	pacerv1 "github.com/pacer-dev/pacer/api/v1alpha1"
 )
@@ -234,6 +235,7 @@ func compareOne(ctx context.Context, cl *Cluster, ts *pacerv1.TunedService, run 
 		}
 	}()
 	d := DriveOptions{Phases: phases, Seed: o.Seed, Out: o.Out, TableEvery: o.TableEvery, Progress: o.Progress, Label: run, Warmup: o.Warmup}
+	var hpaUID types.UID
 	if IsHPARun(run) {
 		hpa, err := HPA(ts)
 		if err != nil {
@@ -247,7 +249,7 @@ func compareOne(ctx context.Context, cl *Cluster, ts *pacerv1.TunedService, run 
 				fmt.Fprintf(o.Out, "WARNING: deleting the HPA: %v\n", err)
 			}
 		}()
-		d.HPA = hpa.Name
+		d.HPA, hpaUID = hpa.Name, hpa.UID
 	}
 	rec, err := Drive(ctx, r, d)
 	if err != nil {
@@ -261,7 +263,7 @@ func compareOne(ctx context.Context, cl *Cluster, ts *pacerv1.TunedService, run 
 		if err != nil {
 			return CompareRun{}, nil, fmt.Errorf("list the HPA's events: %w", err)
 		}
-		changes = HPAChanges(events, d.HPA, *ts.Spec.Replicas, rec.Start)
+		changes = HPAChanges(events, d.HPA, hpaUID, *ts.Spec.Replicas, rec.Start)
 	} else {
 		changes = TunerChanges(rec.Decisions, rec.Start)
 	}

@@ -60,7 +60,7 @@ func TestViolatingWindows(t *testing.T) {
 
 func rescale(name string, when float64, count int32, msg string) corev1.Event {
 	return corev1.Event{
-		InvolvedObject: corev1.ObjectReference{Kind: "HorizontalPodAutoscaler", Name: name},
+		InvolvedObject: corev1.ObjectReference{Kind: "HorizontalPodAutoscaler", Name: name, UID: "this"},
 		Reason:         "SuccessfulRescale", Message: msg, Count: count,
 		LastTimestamp: metav1.NewTime(at(when)),
 	}
@@ -78,7 +78,12 @@ func TestHPAChanges(t *testing.T) {
 			Message: "failed to get cpu utilization", LastTimestamp: metav1.NewTime(at(10))},
 		rescale("hpa", 80, 1, "something else entirely"),
 	}
-	got := HPAChanges(events, "hpa", 1, t0)
+	// The HPA of a repetition before, under the same name: its Events stay
+	// in the namespace.
+	earlier := rescale("hpa", -500, 1, "New size: 4; reason: cpu resource utilization (percentage of request) above target")
+	earlier.InvolvedObject.UID = "earlier"
+	events = append(events, earlier)
+	got := HPAChanges(events, "hpa", "this", 1, t0)
 	want := []Change{
 		{Seconds: 40, Setting: "replicas", From: 1, To: 2, Reason: "cpu resource utilization (percentage of request) above target"},
 		{Seconds: 70, Setting: "replicas", From: 2, To: 3, Reason: "cpu resource utilization (percentage of request) above target", Count: 2},

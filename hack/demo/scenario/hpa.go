@@ -11,6 +11,7 @@ import (
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -145,8 +146,11 @@ var newSize = regexp.MustCompile(`^New size: (\d+); reason: (.*)$`)
 // HPAChanges lists the HPA's rescales from its SuccessfulRescale Events
 // ("New size: 3; reason: cpu resource utilization (percentage of request)
 // above target"), oldest first, each from the size before it (initial for
-// the first), timed from start.
-func HPAChanges(events []corev1.Event, hpaName string, initial int32, start time.Time) []Change {
+// the first), timed from start. Only the Events of the HPA object with uid
+// count (any, when uid is empty): a campaign recreates the HPA under the
+// same name in each repetition, and the namespace keeps the Events of the
+// ones before.
+func HPAChanges(events []corev1.Event, hpaName string, uid types.UID, initial int32, start time.Time) []Change {
 	type rescale struct {
 		at    time.Time
 		to    int32
@@ -156,6 +160,9 @@ func HPAChanges(events []corev1.Event, hpaName string, initial int32, start time
 	var rs []rescale
 	for _, e := range events {
 		if e.InvolvedObject.Kind != "HorizontalPodAutoscaler" || e.InvolvedObject.Name != hpaName || e.Reason != "SuccessfulRescale" {
+			continue
+		}
+		if uid != "" && e.InvolvedObject.UID != uid {
 			continue
 		}
 		m := newSize.FindStringSubmatch(e.Message)
