@@ -66,9 +66,11 @@ func (p params) plan(m model, demand float64, cur pacerv1.Settings) plan {
 			// any load is over it already.
 			best.limited = fmt.Sprintf("a pod uses %s of its %s cores at any load, over the %s CPU target before any request", num(m.base), num(m.cores), pct(m.cpuTarget))
 			best.databaseBound = false
-		case ceil32(demand/per) > hi:
-			best.limited = fmt.Sprintf("the CPU needs %d pods; tuning.bounds.replicas.max is %d", ceil32(demand/per), hi)
-			best.databaseBound = false
+		default:
+			if n := ceil32(demand / per); n > hi {
+				best.limited = fmt.Sprintf("the CPU needs %d pods; tuning.bounds.replicas.max is %d", n, hi)
+				best.databaseBound = false
+			}
 		}
 	}
 	return best

@@ -147,9 +147,8 @@ var newSize = regexp.MustCompile(`^New size: (\d+); reason: (.*)$`)
 // ("New size: 3; reason: cpu resource utilization (percentage of request)
 // above target"), oldest first, each from the size before it (initial for
 // the first), timed from start. Only the Events of the HPA object with uid
-// count (any, when uid is empty): a campaign recreates the HPA under the
-// same name in each repetition, and the namespace keeps the Events of the
-// ones before.
+// count: a campaign recreates the HPA under the same name in each
+// repetition, and the namespace keeps the Events of the ones before.
 func HPAChanges(events []corev1.Event, hpaName string, uid types.UID, initial int32, start time.Time) []Change {
 	type rescale struct {
 		at    time.Time
@@ -159,10 +158,7 @@ func HPAChanges(events []corev1.Event, hpaName string, uid types.UID, initial in
 	}
 	var rs []rescale
 	for _, e := range events {
-		if e.InvolvedObject.Kind != "HorizontalPodAutoscaler" || e.InvolvedObject.Name != hpaName || e.Reason != "SuccessfulRescale" {
-			continue
-		}
-		if uid != "" && e.InvolvedObject.UID != uid {
+		if e.InvolvedObject.Kind != "HorizontalPodAutoscaler" || e.InvolvedObject.Name != hpaName || e.InvolvedObject.UID != uid || e.Reason != "SuccessfulRescale" {
 			continue
 		}
 		m := newSize.FindStringSubmatch(e.Message)
