@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"errors"
+	"math/rand/v2"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 )
@@ -83,13 +85,26 @@ func mapError(err error) error {
 	return errors.Join(ErrUnavailable, err)
 }
 
+// retryBackoff is the most a retry waits after a lost conflict: at once,
+// it races the transactions the loss woke (they wait on its rows) and can
+// close the same cycle with the winner again.
+const retryBackoff = 20 * time.Millisecond
+
 // retryConflict runs write once more if it lost a deadlock or serialization
-// race (PostgreSQL rolled it back, so running it again is safe). A second
-// loss is returned as ErrConflict.
-func retryConflict(write func() error) error {
+// race (PostgreSQL rolled it back, so running it again is safe), after a
+// random wait of up to retryBackoff that lets the winner go first. A
+// second loss is returned as ErrConflict.
+func retryConflict(ctx context.Context, write func() error) error {
 	err := write()
-	if errors.Is(err, ErrConflict) {
-		err = write()
+	if !errors.Is(err, ErrConflict) {
+		return err
 	}
-	return err
+	t := time.NewTimer(retryBackoff/2 + rand.N(retryBackoff/2))
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return err
+	case <-t.C:
+	}
+	return write()
 }

@@ -137,7 +137,7 @@ func (s *Users) List(ctx context.Context, after int64, limit int) ([]User, error
 // Create inserts a user.
 func (s *Users) Create(ctx context.Context, n NewUser) (User, error) {
 	var u User
-	err := retryConflict(func() error {
+	err := retryConflict(ctx, func() error {
 		return s.pools.use(func(p *pgxpool.Pool) error {
 			var err error
 			u, err = scanUser(p.QueryRow(ctx,
@@ -159,7 +159,7 @@ func (s *Users) Create(ctx context.Context, n NewUser) (User, error) {
 func (s *Users) CreateBatch(ctx context.Context, items []NewUser) ([]User, error) {
 	order := insertOrder(items)
 	var users []User
-	err := retryConflict(func() error {
+	err := retryConflict(ctx, func() error {
 		users = make([]User, len(items))
 		return s.pools.use(func(p *pgxpool.Pool) error {
 			return mapError(pgx.BeginFunc(ctx, p, func(tx pgx.Tx) error {
@@ -213,7 +213,7 @@ func insertBatch(ctx context.Context, tx pgx.Tx, items []NewUser, order []int, u
 // Update applies patch to the user with id and bumps its version.
 func (s *Users) Update(ctx context.Context, id int64, patch UserPatch) (User, error) {
 	var u User
-	err := retryConflict(func() error {
+	err := retryConflict(ctx, func() error {
 		return s.pools.use(func(p *pgxpool.Pool) error {
 			var err error
 			u, err = scanUser(p.QueryRow(ctx, `UPDATE users SET
