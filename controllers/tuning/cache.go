@@ -25,17 +25,21 @@ func cacheHostile(in Input, ws []Window) string {
 // cacheRec proposes the cache size per pod from the latest window. A
 // cache that evicts on more than cacheEvictionShare of lookups and still
 // misses is too small: double it, unless the last growth did not help or
-// the hit ratio says keys barely repeat. A cache that holds less than
-// cacheIdleShare of its entries and evicts nothing shrinks to twice what it
-// holds. It returns the size in effect, and why, when nothing changes.
-func (p params) cacheRec(in Input, ws []Window) (int32, string, string) {
+// the hit ratio says keys barely repeat. When the database binds (the pool
+// cannot grow, by its bound or the connection budget), every hit is a
+// query the pool no longer carries, so any steady eviction is reason to
+// grow. A cache that holds less than cacheIdleShare of its entries and
+// evicts nothing shrinks to twice what it holds. It returns the size in
+// effect, and why, when nothing changes.
+func (p params) cacheRec(in Input, ws []Window, databaseBound bool) (int32, string, string) {
 	w, C := ws[0], in.Current.CacheMaxEntries
 	if p.bounds.CacheMaxEntries == nil || w.CacheLookupRate <= 0 || C <= 0 {
 		return C, "", ""
 	}
 	evict := w.CacheEvictionRate / w.CacheLookupRate
+	grows := evict > cacheEvictionShare || (databaseBound && evict > cacheIdleEvictions)
 	switch {
-	case evict > cacheEvictionShare && w.CacheHitRatio < cacheFullHit:
+	case grows && w.CacheHitRatio < cacheFullHit:
 		if hostile := cacheHostile(in, ws); hostile != "" {
 			return C, "", hostile
 		}
@@ -43,7 +47,11 @@ func (p params) cacheRec(in Input, ws []Window) (int32, string, string) {
 			return C, "", fmt.Sprintf("hit ratio %s: keys barely repeat (cache-hostile), a bigger cache would not help", pct(w.CacheHitRatio))
 		}
 		to := ceil32(float64(C) * 2)
-		return to, fmt.Sprintf("hit ratio %s with %s of lookups evicting an entry: %s", pct(w.CacheHitRatio), pct(evict), arrow(SettingCache, C, to)), ""
+		why := ""
+		if evict <= cacheEvictionShare {
+			why = "; the database binds, so every hit counts"
+		}
+		return to, fmt.Sprintf("hit ratio %s with %s of lookups evicting an entry%s: %s", pct(w.CacheHitRatio), pct(evict), why, arrow(SettingCache, C, to)), ""
 	case evict < cacheIdleEvictions && w.CacheEntries < cacheIdleShare*float64(C):
 		if !p.latencyKnown(w) {
 			return C, "", lowDemandHold(SettingCache)
@@ -62,14 +70,16 @@ func (p params) cacheRec(in Input, ws []Window) (int32, string, string) {
 // and the CPU is under its target, so its effect on the hit ratio can be
 // judged on its own and its rollout (windows untrusted until it reaches
 // every pod) does not blind a busy service.
-func (p params) cacheWaits(in Input, m model) string {
+func (p params) cacheWaits(in Input, m model, databaseBound bool) string {
 	if p.bounds.CacheMaxEntries == nil {
 		return ""
 	}
 	if in.Window.Pods < int(in.Current.Replicas) {
 		return "cacheMaxEntries waits for every pod to be ready"
 	}
-	if m.cores > 0 {
+	// A busy CPU is no reason to wait when the database binds: no other
+	// setting can add capacity, so a rollout's blind windows cost nothing.
+	if m.cores > 0 && !databaseBound {
 		if u := in.Window.CPUCores / m.cores; u > m.cpuTarget {
 			return fmt.Sprintf("cacheMaxEntries waits while the pods run above the CPU target (%s of %s)", pct(u), pct(m.cpuTarget))
 		}

@@ -323,3 +323,36 @@ func TestPlanSaysWhenAPodsFixedCPUIsOverTheTarget(t *testing.T) {
 		t.Fatalf("limited %q, want the pod's fixed CPU named as what binds", pl.limited)
 	}
 }
+
+// At the connection budget's edge the database binds: no pod can be added
+// and no pool can grow, and the pods sit at the objective. The cache is
+// the one lever left (every hit is a query the pool no longer carries), so
+// it grows on an eviction share too small to matter elsewhere, and a CPU
+// over its target does not hold it (a rollout's blind windows cost nothing
+// when no other setting can act). The tuner held it at 8000 for good.
+func TestClassCacheIsTheLastLeverWhenTheDatabaseBinds(t *testing.T) {
+	in := input()
+	in.MaxTotalConnections = 12 // 4 pods × (pool 2 + 1): a fifth pod does not fit
+	in.Current.PoolMaxConns = 2
+	all(&in, func(w *Window) {
+		at(w, 1500, 4)
+		w.PoolMaxConns, w.PoolAcquired = 2, 1.7
+		w.PoolAcquireWait = 4 * time.Millisecond
+		w.P99 = 95 * time.Millisecond
+		w.CPUCores = 1.44                              // 72%: over the 70% target
+		w.CacheEvictionRate = 0.05 * w.CacheLookupRate // 5% of lookups
+	})
+	d := Decide(in)
+	if d.Settings.CacheMaxEntries <= 8000 || d.Settings.Replicas != 4 || d.Settings.PoolMaxConns != 2 {
+		t.Fatalf("settings %s, want the cache grown and the rest held:\n%s", settingsList(d.Settings), text(d))
+	}
+	if !strings.Contains(text(d), "the database binds") {
+		t.Errorf("the reason does not say why a small eviction share grows the cache:\n%s", text(d))
+	}
+
+	// Where the pool can still grow, the same eviction share is no reason.
+	in.MaxTotalConnections = 80
+	if d := Decide(in); d.Settings.CacheMaxEntries != 8000 {
+		t.Errorf("cache %d with room in the budget, want 8000:\n%s", d.Settings.CacheMaxEntries, text(d))
+	}
+}

@@ -146,9 +146,9 @@ func (p params) propose(in Input, ws []Window, m model) proposal {
 		}
 	}
 	if len(pr.want) == 0 {
-		if why := p.cacheWaits(in, m); why != "" {
+		if why := p.cacheWaits(in, m, grow.databaseBound); why != "" {
 			pr.notes = append(pr.notes, why)
-		} else if to, reason, note := p.cacheRec(in, ws); to > cur.CacheMaxEntries || (to < cur.CacheMaxEntries && calm) {
+		} else if to, reason, note := p.cacheRec(in, ws, grow.databaseBound); to > cur.CacheMaxEntries || (to < cur.CacheMaxEntries && calm) {
 			pr.set(SettingCache, to, reason)
 		} else if note != "" {
 			pr.notes = append(pr.notes, note)

@@ -119,6 +119,8 @@ func showRun(w io.Writer, opt sim.Options, name string) error {
 		sc.Seed = opt.Seeds[0]
 		res := sim.Run(sc, tr, sim.Pacer{})
 		fmt.Fprintf(w, "%s (%s), %s\n", tr.Name, tr.About, opt.Variants[0].Name)
+		best := sim.StaticBest(sc, tr, opt.Sweep)
+		fmt.Fprintf(w, "static-best: %s, %d violating windows\n", sim.Describe(best.Settings), sim.Run(sc, tr, best).Violations())
 		d := 0
 		for _, win := range res.Windows {
 			for ; d < len(res.Decisions) && res.Decisions[d].At <= win.End; d++ {
