@@ -356,3 +356,34 @@ func TestClassCacheIsTheLastLeverWhenTheDatabaseBinds(t *testing.T) {
 		t.Errorf("cache %d with room in the budget, want 8000:\n%s", d.Settings.CacheMaxEntries, text(d))
 	}
 }
+
+// A step is not a ramp: demand that stepped up 1.7× two minutes ago and
+// has held since (its last windows rising by noise alone) fits a
+// significant slope over the trend window too. The tuner sizes for the
+// level, not for where that slope would take it: projecting a rise that
+// has stopped added pods after the step was met, and cut them later.
+func TestClassAStepIsNotARamp(t *testing.T) {
+	const interval = 30 * time.Second
+	in := input()
+	in.Current.Replicas = 6
+	in.Tuning.Interval.Duration = interval
+	in.Recent = nil
+	for i := range 10 {
+		x := healthy(t0.Add(-time.Duration(i) * interval))
+		x.Start = x.End.Add(-interval)
+		rate := 1500.0
+		if i < 4 {
+			rate = 2550 - 10*float64(i) // stepped; the last three rise by noise
+		}
+		at(&x, rate, 6)
+		if i == 0 {
+			in.Window = x
+		} else {
+			in.Recent = append(in.Recent, x)
+		}
+	}
+	d := Decide(in)
+	if strings.Contains(text(d), "rising") || d.Settings.Replicas != 7 {
+		t.Fatalf("replicas %d, want 7 (2550 req/s at 70%% of 2 cores) and no projected rise:\n%s", d.Settings.Replicas, text(d))
+	}
+}

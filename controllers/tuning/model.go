@@ -154,7 +154,37 @@ func (p params) trend(ws []Window) float64 {
 	if !contiguous || slope <= 0 || slope < trendSignificance*se || arrived(in[0]) <= arrived(in[1]) || arrived(in[1]) <= arrived(in[2]) {
 		return 0
 	}
+	// A step the windows straddle fits a slope too, and noise can make its
+	// last windows rise: a rise is a trend only when a line fits the
+	// windows better than one level before and one after a break does.
+	if stepFits(in, sse) {
+		return 0
+	}
 	return slope
+}
+
+// stepFits says whether two levels, one on each side of some break,
+// leave less squared error in the windows' demand than lineSSE, a line's.
+func stepFits(in []Window, lineSSE float64) bool {
+	for k := 1; k < len(in); k++ {
+		if levelSSE(in[:k])+levelSSE(in[k:]) < lineSSE {
+			return true
+		}
+	}
+	return false
+}
+
+// levelSSE is the squared error of the windows' demand about its mean.
+func levelSSE(ws []Window) float64 {
+	var sum, sq float64
+	for _, w := range ws {
+		sum += arrived(w)
+	}
+	mean := sum / float64(len(ws))
+	for _, w := range ws {
+		sq += (arrived(w) - mean) * (arrived(w) - mean)
+	}
+	return sq
 }
 
 // fitCosts fits a pod's CPU (recency-weighted over the fit window), the

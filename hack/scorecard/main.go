@@ -33,7 +33,8 @@ func run(args []string, stdout io.Writer) error {
 	limit := fs.Int("traces", 0, "run only the first N traces of the split (0: all)")
 	seeds := fs.Int("seeds", 5, "seeds per run")
 	only := fs.String("variants", "", "run only the variants whose name contains this (e.g. @30s)")
-	show := fs.String("show", "", "print every window and decision of pacer's run of the trace with this name (the first variant, first seed), and stop")
+	show := fs.String("show", "", "print every window and decision of pacer's run of the trace with this name (the first variant, the -seed'th seed), and stop")
+	showSeed := fs.Int("seed", 1, "with -show: which seed to run (1 to 5)")
 	perTrace := fs.Bool("per-trace", false, "print one line per trace and variant: each policy's violating windows and pod-seconds (mean over seeds)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -61,6 +62,10 @@ func run(args []string, stdout io.Writer) error {
 		opt.Variants = vs
 	}
 	if *show != "" {
+		if *showSeed < 1 || *showSeed > len(opt.Seeds) {
+			return fmt.Errorf("-seed %d: want 1 to %d", *showSeed, len(opt.Seeds))
+		}
+		opt.Seeds = opt.Seeds[*showSeed-1:]
 		return showRun(stdout, opt, *show)
 	}
 	if *split != "report" || *limit > 0 || *only != "" || *seeds != 5 {
