@@ -25,3 +25,17 @@ func TestReasonDurations(t *testing.T) {
 		t.Errorf("describe() = %q, want the CPU per request in microseconds", got)
 	}
 }
+
+// A fixed CPU share the fit puts at rounding error (proportional costs
+// fit a base of 1e-16 cores) is not shown as one: it read "plus 2.2e-16
+// cores a pod uses at any load".
+func TestReasonLeavesOutANegligibleFixedCPU(t *testing.T) {
+	m := model{latest: 900, stable: 900, cpu: 3.7e-3, base: 2.2e-16, cores: 2, coresFrom: "the CPU limit"}
+	if got := m.describe(); strings.Contains(got, "at any load") {
+		t.Errorf("describe() = %q, want no fixed CPU share", got)
+	}
+	m.base = 0.13
+	if got := m.describe(); !strings.Contains(got, "plus 0.13 cores a pod uses at any load") {
+		t.Errorf("describe() = %q, want the fixed CPU share", got)
+	}
+}
