@@ -69,6 +69,9 @@ const (
 	// cpuSaturated is the CPU use (of the capacity) at which a pod counts
 	// as saturated.
 	cpuSaturated = 0.9
+	// fullShare is the share of a worker limit or a pool in use at which
+	// it counts as full: it, not what feeds it, holds requests back.
+	fullShare = 0.9
 	// tolerance is the least relative change worth acting on; the fit's
 	// own spread widens it.
 	tolerance = 0.10

@@ -170,6 +170,24 @@ func TestDecide(t *testing.T) {
 			words: []string{"revert: p99 rose 30ms → 140ms at the same load (1500 → 1500 req/s) after maxInFlight 8 → 16: back to 8"},
 		},
 		{
+			name: "a cut is not blamed for a spike its resource did not feel",
+			edit: func(in *Input) {
+				in.Current.MaxInFlight = 8
+				in.History = []pacerv1.Decision{applied(in.Window.Start, pacerv1.Change{Setting: SettingWorkers, From: 16, To: 8, Reason: "x", Source: pacerv1.ChangeByTuner})}
+				in.Window.P99 = 140 * time.Millisecond // 2.8 of 8 workers busy, nothing queued
+			},
+		},
+		{
+			name: "a cut whose resource filled is reverted",
+			edit: func(in *Input) {
+				in.Current.MaxInFlight = 3
+				in.History = []pacerv1.Decision{applied(in.Window.Start, pacerv1.Change{Setting: SettingWorkers, From: 8, To: 3, Reason: "x", Source: pacerv1.ChangeByTuner})}
+				in.Window.WorkerLimit, in.Window.InFlight, in.Window.QueueLength, in.Window.P99 = 3, 2.9, 2, 140*time.Millisecond
+			},
+			want:  []move{{SettingWorkers, 3, 8}},
+			words: []string{"revert: p99 rose 30ms → 140ms at the same load (1500 → 1500 req/s) after maxInFlight 8 → 3: back to 8"},
+		},
+		{
 			name: "a revert is not reverted",
 			edit: func(in *Input) {
 				in.Current.MaxInFlight = 16

@@ -213,7 +213,7 @@ func (p params) proposeWorkers(in Input, w Window, m model, g, s plan, covered b
 	}
 	inFlight := float64(g.workers) / workerHeadroom
 	cpuRoom := m.cores <= 0 || w.CPUCores < cpuSaturated*m.cores
-	full := w.InFlight >= 0.9*float64(W) && queued(w) && cpuRoom
+	full := w.InFlight >= fullShare*float64(W) && queued(w) && cpuRoom
 	need := p.workersAtCeiling(m, s)
 	switch {
 	case g.limited != "":

@@ -13,7 +13,9 @@ import (
 // change: the change did). A change made while p99 was already over the
 // objective answered an incident whose course, not the change, moves p99:
 // it is not reverted. Only changes that could hurt latency are
-// reverted (fewer pods, a smaller cache, any change of workers or pool);
+// reverted (fewer pods, a smaller cache, any change of workers or pool),
+// and a cut of workers or pool only when the window after shows it full:
+// a spike the cut resource did not feel is the load's, not the cut's;
 // only within three intervals of the change; a
 // revert is never reverted; settings since moved or no longer tuned are
 // left alone. It returns the settings with the reverted values and the
@@ -50,7 +52,7 @@ func (p params) revert(in Input, ws []Window) (next pacerv1.Settings, reasons ma
 	}
 	next, reasons = in.Current, map[string]string{}
 	for _, c := range last.Changes {
-		if !mayHurt(c) {
+		if !mayHurt(c) || !p.felt(c, after) {
 			continue
 		}
 		b := p.boundsOf(c.Setting)
@@ -74,6 +76,23 @@ func mayHurt(c pacerv1.Change) bool {
 	switch c.Setting {
 	case SettingReplicas, SettingCache:
 		return c.To < c.From
+	}
+	return true
+}
+
+// felt says whether the window after a cut of workers or pool shows the
+// cut resource full: requests queued for a worker or the workers nearly
+// all busy, acquires waiting or the connections nearly all in use. Any
+// other change is taken as felt.
+func (p params) felt(c pacerv1.Change, after Window) bool {
+	if c.To >= c.From {
+		return true
+	}
+	switch c.Setting {
+	case SettingWorkers:
+		return queued(after) || after.InFlight >= fullShare*float64(c.To)
+	case SettingPool:
+		return after.PoolAcquireWait > p.poolWaitLimit() || after.PoolAcquired >= fullShare*float64(c.To)
 	}
 	return true
 }
