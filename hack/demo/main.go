@@ -12,7 +12,8 @@
 // Env: DEMO_DURATION (load length of the default phases, default 3m),
 // DEMO_RPS (the default phases' steady load in req/s; unset, they are
 // multiples of the capacity of a starting pod, measured first), DEMO_SEED
-// (the request mix's seed, default 1), DEMO_SHAPE (a load shape file,
+// (the request mix's seed, default 1), DEMO_INTERVAL (the tuner's
+// spec.tuning.interval, default the scenario's 10s), DEMO_SHAPE (a load shape file,
 // instead of the default phases; docs/demo.md), DATABASE_URL (an admin
 // DSN; hack/postgres.sh prints one), KUBEBUILDER_ASSETS (control-plane
 // binaries).
@@ -53,6 +54,12 @@ func main() {
 	seed, err := strconv.ParseUint(scenario.Getenv("DEMO_SEED", "1"), 10, 64)
 	if err != nil || seed == 0 {
 		fail(fmt.Errorf("DEMO_SEED: want a whole number above 0"))
+	}
+	var interval time.Duration
+	if v := os.Getenv("DEMO_INTERVAL"); v != "" {
+		if interval, err = time.ParseDuration(v); err != nil || interval <= 0 {
+			fail(fmt.Errorf("DEMO_INTERVAL %q: want a duration such as 30s", v))
+		}
 	}
 	var phases []scenario.Phase
 	if path := os.Getenv("DEMO_SHAPE"); path != "" {
@@ -124,7 +131,7 @@ func main() {
 		out, err := scenario.RunCompare(ctx, scenario.CompareOptions{
 			Cluster: cluster, AdminDSN: dsn, DatabasePrefix: prefix, Shapes: list, Seed: seed,
 			ReportDir: dir, Out: os.Stdout, TableEvery: 5 * time.Second, Progress: isTerminal(os.Stdout),
-			Warmup: 10 * time.Second,
+			Warmup: 10 * time.Second, Interval: interval,
 		})
 		if err != nil {
 			dropAll()
@@ -149,6 +156,7 @@ func main() {
 		Out:        os.Stdout,
 		TableEvery: 5 * time.Second,
 		Progress:   isTerminal(os.Stdout),
+		Interval:   interval,
 	})
 	if err != nil {
 		scenario.DropDatabase(dsn, database)

@@ -36,6 +36,9 @@ type CompareOptions struct {
 	Progress   bool
 	// Warmup is each run's unmeasured warm-up (DriveOptions.Warmup).
 	Warmup time.Duration
+	// Interval, when set (DEMO_INTERVAL), is Pacer's tuning interval
+	// instead of tunedservice.yaml's.
+	Interval time.Duration
 }
 
 // CompareShape is one load of a comparison: its name (the same name for
@@ -90,7 +93,7 @@ func Setup(ts *pacerv1.TunedService, run string) string {
 		s += fmt.Sprintf("; HPA on CPU at %d%% of request, %d–%d replicas, through the TunedService's scale subresource",
 			*ts.Spec.Tuning.Objective.TargetUtilization, b.Min, b.Max)
 	case run == RunPacer:
-		s += "; tuner within the bounds"
+		s += fmt.Sprintf("; tuner within the bounds, every %s", ts.Spec.Tuning.Interval.Duration)
 	}
 	return s
 }
@@ -110,6 +113,7 @@ func RunCompare(ctx context.Context, o CompareOptions) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	WithInterval(base, o.Interval)
 	if err := os.MkdirAll(o.ReportDir, 0o755); err != nil {
 		return "", err
 	}

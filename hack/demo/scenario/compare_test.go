@@ -325,3 +325,24 @@ func TestSameSeedSameRequests(t *testing.T) {
 		t.Errorf("%d creates of 200 at a 10%% share", creates)
 	}
 }
+
+// DEMO_INTERVAL reaches every run's TunedService and Pacer's setup line;
+// unset, the scenario's 10 s stays.
+func TestWithInterval(t *testing.T) {
+	base, err := TunedService("default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := WithInterval(base, 0).Spec.Tuning.Interval.Duration; got != 10*time.Second {
+		t.Fatalf("interval %s with DEMO_INTERVAL unset, want the scenario's 10s", got)
+	}
+	WithInterval(base, 30*time.Second)
+	for _, run := range CompareRuns {
+		if got := Variant(base, run).Spec.Tuning.Interval.Duration; got != 30*time.Second {
+			t.Errorf("%s: interval %s, want 30s", run, got)
+		}
+	}
+	if s := Setup(Variant(base, RunPacer), RunPacer); !strings.Contains(s, "every 30s") {
+		t.Errorf("pacer's setup %q does not say the interval", s)
+	}
+}

@@ -49,6 +49,9 @@ type Options struct {
 	// Progress shows a progress line under the table, rewritten in place
 	// (for a terminal); otherwise a progress line follows each row.
 	Progress bool
+	// Interval, when set (DEMO_INTERVAL), is the tuner's interval instead
+	// of tunedservice.yaml's.
+	Interval time.Duration
 }
 
 // Phases splits d into steady, a step, a short spike, and back down: at
@@ -104,6 +107,7 @@ func Prepare(ctx context.Context, o Options, log io.Writer) (*Ready, error) {
 		cl.Stop()
 		return nil, err
 	}
+	WithInterval(ts, o.Interval)
 	var capacity float64
 	if PerCapacity(o.Phases) {
 		if capacity, err = MeasureCapacity(ctx, cl, ts, o.AdminDSN, o.Database+"_probe", log); err != nil {

@@ -32,6 +32,15 @@ func TunedService(namespace string) (*pacerv1.TunedService, error) {
 	return ts, nil
 }
 
+// WithInterval sets the tuner's spec.tuning.interval (DEMO_INTERVAL);
+// zero keeps tunedservice.yaml's 10 s. The API server checks the value.
+func WithInterval(ts *pacerv1.TunedService, d time.Duration) *pacerv1.TunedService {
+	if d > 0 {
+		ts.Spec.Tuning.Interval = &metav1.Duration{Duration: d}
+	}
+	return ts
+}
+
 // PrepareDatabase (re)creates database name on the server of adminDSN and
 // returns its DSN.
 func PrepareDatabase(ctx context.Context, adminDSN, name string) (string, error) {
