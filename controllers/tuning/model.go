@@ -366,7 +366,7 @@ func (p params) learnTargets(ws []Window, m *model) {
 			return t + (p.target-t)*relax
 		}
 		poolWaited := w.PoolAcquireWait.Seconds() > limit
-		poolFull := w.PoolMaxConns > 0 && w.PoolAcquired >= fullShare*float64(w.PoolMaxConns)
+		poolFull := w.PoolMaxConns > 0 && full(w.PoolAcquired, float64(w.PoolMaxConns))
 		if m.cores > 0 && (cpuQueued(w, m.ownLeast) || (queued(w) && !poolFull)) {
 			if use := w.CPUCores / m.cores; use < p.target {
 				cpuSeen = append(cpuSeen, lower(use))

@@ -213,13 +213,13 @@ func (p params) proposeWorkers(in Input, w Window, m model, g, s plan, covered b
 	}
 	inFlight := float64(g.workers) / workerHeadroom
 	cpuRoom := m.cores <= 0 || w.CPUCores < cpuSaturated*m.cores
-	full := w.InFlight >= fullShare*float64(W) && queued(w) && cpuRoom
+	workersFull := full(w.InFlight, float64(W)) && queued(w) && cpuRoom
 	need := p.workersAtCeiling(m, s)
 	switch {
 	case g.limited != "":
 		// The plan cannot meet the targets: more in flight would only
 		// crowd a saturated resource.
-	case g.workers > W && (full || inFlight > float64(W)):
+	case g.workers > W && (workersFull || inFlight > float64(W)):
 		pr.set(SettingWorkers, g.workers, fmt.Sprintf("%s of %d workers busy per pod with %s queued; %s keeps %s in flight per pod (Little's law): %s",
 			num(w.InFlight), W, num(w.QueueLength), g.describe(), num(inFlight), arrow(SettingWorkers, W, g.workers)))
 	case float64(W) > slack*float64(need) && covered && !raisedWithin(in, SettingWorkers, p.down) && !revertedWithin(in, SettingWorkers, p.down) && p.latencyKnown(w):

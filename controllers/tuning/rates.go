@@ -56,3 +56,7 @@ func queryTime(w Window) float64 {
 // queued says whether requests waited for a worker slot in the window, or
 // were shed for the lack of one.
 func queued(w Window) bool { return w.QueueLength >= 0.5 || w.ShedRate > 0 }
+
+// full says whether inUse of a limit (workers or connections per pod)
+// counts as all of it: the limit, not what feeds it, holds requests back.
+func full(inUse, limit float64) bool { return inUse >= fullShare*limit }

@@ -90,9 +90,9 @@ func (p params) felt(c pacerv1.Change, after Window) bool {
 	}
 	switch c.Setting {
 	case SettingWorkers:
-		return queued(after) || after.InFlight >= fullShare*float64(c.To)
+		return queued(after) || full(after.InFlight, float64(c.To))
 	case SettingPool:
-		return after.PoolAcquireWait > p.poolWaitLimit() || after.PoolAcquired >= fullShare*float64(c.To)
+		return after.PoolAcquireWait > p.poolWaitLimit() || full(after.PoolAcquired, float64(c.To))
 	}
 	return true
 }
