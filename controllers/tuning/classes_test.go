@@ -387,3 +387,25 @@ func TestClassAStepIsNotARamp(t *testing.T) {
 		t.Fatalf("replicas %d, want 7 (2550 req/s at 70%% of 2 cores) and no projected rise:\n%s", d.Settings.Replicas, text(d))
 	}
 }
+
+// Without a CPU limit, a p99 the database makes is not the CPU's knee: a
+// query slowdown that brings p99 near the objective at an unchanged CPU
+// use once read as the pod saturating at the CPU it used, and added pods
+// that could not make a query faster (and kept them while the knee was
+// remembered).
+func TestClassASlowDatabaseIsNotTheCPUsKnee(t *testing.T) {
+	in := input()
+	in.PodCPU = 0
+	in.Current.MaxInFlight = 64
+	all(&in, func(w *Window) { at(w, 1500, 4); w.WorkerLimit = 64 })
+	latest(&in, 3*time.Minute, func(w *Window) {
+		const per, miss, query = 375.0, 0.4, 0.034 // queries 3× slower
+		w.PoolAcquired = per * miss * query
+		w.InFlight = per * (0.003 + miss*query)
+		w.P99 = 85 * time.Millisecond
+	})
+	d := Decide(in)
+	if d.Settings.Replicas > 4 {
+		t.Fatalf("replicas %d, want at most 4: the CPU did not change:\n%s", d.Settings.Replicas, text(d))
+	}
+}
