@@ -113,21 +113,23 @@ func Targets(c Card) []Target {
 		out = append(out, Target{Name: TargetNames[2], Want: "≤ 1.15× where static-best meets the objective", Variant: vn, Got: got, Met: len(fails) == 0})
 
 		// Recovery after a 2× step.
-		worstRec, worstCh, met := 0.0, 0, true
-		for _, s := range c.Options.Seeds {
-			for _, tr := range c.Options.Traces {
-				if !tr.Step2x {
-					continue
-				}
-				r, _ := ix.get(vn, s, tr.Name, "pacer")
-				worstRec, worstCh = math.Max(worstRec, r.RecoverySeconds), max(worstCh, r.ChangesToRecover)
-				if r.RecoverySeconds > 60 || r.ChangesToRecover > 3 {
-					met = false
-				}
+		worstRec, worstCh := 0.0, 0
+		fails = fails[:0]
+		for _, tr := range c.Options.Traces {
+			if !tr.Step2x {
+				continue
+			}
+			rec, ch := worstRecovery(ix, c.Options.Seeds, vn, tr.Name, "pacer")
+			worstRec, worstCh = math.Max(worstRec, rec), max(worstCh, ch)
+			if rec > 60 || ch > 3 {
+				fails = append(fails, fmt.Sprintf("%s (%.0f s, %d changes; %s)", tr.Name, rec, ch, bestRecovery(ix, c.Options.Seeds, vn, tr.Name)))
 			}
 		}
-		out = append(out, Target{Name: TargetNames[3], Want: "p99 in objective ≤ 60 s, ≤ 3 changes", Variant: vn,
-			Got: fmt.Sprintf("worst %.0f s, %d changes", worstRec, worstCh), Met: met})
+		got = fmt.Sprintf("worst %.0f s, %d changes", worstRec, worstCh)
+		if len(fails) > 0 {
+			got += "; over on " + strings.Join(fails, ", ")
+		}
+		out = append(out, Target{Name: TargetNames[3], Want: "p99 in objective ≤ 60 s, ≤ 3 changes", Variant: vn, Got: got, Met: len(fails) == 0})
 
 		// Reversals: the worst seed of each trace over its budget.
 		fails = fails[:0]
@@ -150,6 +152,33 @@ func Targets(c Card) []Target {
 		out = append(out, Target{Name: TargetNames[4], Want: "≤ 1 per load change, every trace", Variant: vn, Got: got, Met: len(fails) == 0})
 	}
 	return out
+}
+
+// worstRecovery is a policy's longest recovery over the seeds and its most
+// changes to recover.
+func worstRecovery(ix index, seeds []uint64, variant, trace, policy string) (float64, int) {
+	rec, ch := 0.0, 0
+	for _, s := range seeds {
+		r, _ := ix.get(variant, s, trace, policy)
+		rec, ch = math.Max(rec, r.RecoverySeconds), max(ch, r.ChangesToRecover)
+	}
+	return rec, ch
+}
+
+// bestRecovery says which adaptive baseline (hpa-like, kpa-like; static-best
+// is sized for the whole trace and has nothing to recover from) recovered
+// soonest on a trace (worst seed), or that none did within the target.
+func bestRecovery(ix index, seeds []uint64, variant, trace string) string {
+	best, bestRec := "", math.Inf(1)
+	for _, p := range []string{"hpa-like", "kpa-like"} {
+		if rec, _ := worstRecovery(ix, seeds, variant, trace, p); rec < bestRec {
+			best, bestRec = p, rec
+		}
+	}
+	if bestRec > 60 {
+		return fmt.Sprintf("no baseline within 60 s, best %s %.0f s", best, bestRec)
+	}
+	return fmt.Sprintf("%s %.0f s", best, bestRec)
 }
 
 func firstN(s []string, n int) []string {
