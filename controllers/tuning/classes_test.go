@@ -409,3 +409,34 @@ func TestClassASlowDatabaseIsNotTheCPUsKnee(t *testing.T) {
 		t.Fatalf("replicas %d, want at most 4: the CPU did not change:\n%s", d.Settings.Replicas, text(d))
 	}
 }
+
+// Under a tight connection budget, the pool a panic would need is cut
+// while the load allows: a step then adds pods at once instead of first
+// waiting for a pool cut to reach every running pod (a config rollout,
+// up to a minute) while the objective is missed.
+func TestClassATightBudgetKeepsRoomForAPanic(t *testing.T) {
+	in := input()
+	in.MaxTotalConnections = 40 // 4 pods × (8 + 1) fit; the 8 pods of 2× the load fit only at pool 4
+	d := Decide(in)
+	if d.Settings.PoolMaxConns != 4 || d.Settings.Replicas != 4 {
+		t.Fatalf("settings %s, want poolMaxConns 4 and 4 replicas:\n%s", settingsList(d.Settings), text(d))
+	}
+	if !strings.Contains(text(d), "a panic") {
+		t.Errorf("the reason does not say what the cut makes room for:\n%s", text(d))
+	}
+
+	// A pool any smaller would make requests wait for a connection: the
+	// cut stops at what a pod's queries need, whatever a panic would want.
+	in.MaxTotalConnections = 30 // 4 pods × (6 + 1) fit; 8 pods only at pool 2
+	in.Current.PoolMaxConns = 6
+	all(&in, func(w *Window) { w.PoolMaxConns = 6 })
+	if d := Decide(in); d.Settings.PoolMaxConns != 4 {
+		t.Errorf("poolMaxConns %d under a budget of 30, want 4 (3 would wait):\n%s", d.Settings.PoolMaxConns, text(d))
+	}
+
+	// Where the budget has room for the panic's pods, the pool stays.
+	in.MaxTotalConnections = 80
+	if d := Decide(in); d.Settings.PoolMaxConns != 6 {
+		t.Errorf("poolMaxConns %d with room in the budget, want 6:\n%s", d.Settings.PoolMaxConns, text(d))
+	}
+}
