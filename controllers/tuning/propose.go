@@ -172,7 +172,6 @@ func (p params) proposePool(in Input, ws []Window, m model, g, s plan, nextR int
 	wait := w.PoolAcquireWait > p.poolWaitLimit()
 	use := w.PoolAcquired / float64(P)
 	fits := p.budget <= 0 || WorstCaseConnections(nextR, P) <= int64(p.budget)
-	lean, h := p.headroom(m, cur, s)
 	switch {
 	case g.pool > P && (wait || use >= m.poolTarget):
 		pr.set(SettingPool, g.pool, fmt.Sprintf("acquire wait %s with %s of %d connections in use per pod, queries hold one for %s: %s (%s)",
@@ -183,16 +182,6 @@ func (p params) proposePool(in Input, ws []Window, m model, g, s plan, nextR int
 		pr.direct[SettingPool], pr.room = true, true
 		pr.set(SettingPool, g.pool, fmt.Sprintf("%d pods need the connection budget's room first (%d × %d > %d): %s",
 			nextR, nextR, PodConnections(P), p.budget, arrow(SettingPool, P, g.pool)))
-	case lean < P:
-		switch {
-		case !p.latencyKnown(w):
-			pr.notes = append(pr.notes, lowDemandHold(SettingPool))
-		case !covered || raisedWithin(in, SettingPool, p.down) || revertedWithin(in, SettingPool, p.down):
-			pr.notes = append(pr.notes, fmt.Sprintf("poolMaxConns %d → %d waits for the %s scale-down window", P, lean, ms(p.down)))
-		default:
-			pr.set(SettingPool, lean, fmt.Sprintf("a panic, %g× the busiest window of the last %s (%s req/s), needs %d pods, which the connection budget %d fits only at poolMaxConns %d; cut while the load allows it, so that those pods need not wait for a rollout: %s",
-				panicFactor, ms(p.down), num(m.peak), h.replicas, p.budget, int32(int64(p.budget)/int64(h.replicas))-HealthPoolConns, arrow(SettingPool, P, lean)))
-		}
 	case float64(P) > slack*float64(s.pool):
 		to := ceil32(room * float64(s.pool))
 		switch {
@@ -205,47 +194,6 @@ func (p params) proposePool(in Input, ws []Window, m model, g, s plan, nextR int
 				num(w.PoolAcquired), P, ms(p.down), s.pool, arrow(SettingPool, P, to), room))
 		}
 	}
-}
-
-// headroom is the largest pool under a connection budget that leaves room
-// for the pods a panic (panicFactor times the busiest recent load) needs,
-// plan h, and never less than the lean pool for what a pod carries: a pool cut
-// then needs no rollout before those pods can start. The pool in effect
-// when the budget holds all but tolerance of those pods already.
-func (p params) headroom(m model, cur pacerv1.Settings, s plan) (int32, plan) {
-	if p.budget <= 0 {
-		return cur.PoolMaxConns, plan{}
-	}
-	h := p.plan(m, panicFactor*m.peak, cur)
-	pods := float64(p.budget) / float64(PodConnections(cur.PoolMaxConns)) // what the budget holds at this pool
-	if h.replicas <= cur.Replicas || pods >= (1-tolerance)*float64(h.replicas) {
-		return cur.PoolMaxConns, h
-	}
-	fit := int32(int64(p.budget)/int64(h.replicas)) - HealthPoolConns
-	return max(fit, p.leanPool(m, s)), h
-}
-
-// leanPool is the smallest pool that carries a pod's queries by every test
-// the tuner grows a pool on, with tolerance to spare: within the wait
-// criterion (poolCarries), under the pool target, and with a mean acquire
-// wait (Erlang C) under the limit that makes a pool grow. A pod's queries
-// are those of plan s's load per pod, or of the most a pod carries before
-// more pods are added (tolerance over its CPU target), whichever is more:
-// the pool is then a property of the pod, and a rising load adds pods, not
-// connections. Plan s's own pool when none smaller does.
-func (p params) leanPool(m model, s plan) int32 {
-	a := max(s.poolUse*float64(s.pool), m.podRate(m.cpuTarget)/(1-tolerance)*m.miss*m.query)
-	if a <= 0 {
-		return s.pool
-	}
-	limit := (1 - tolerance) * p.poolWaitLimit().Seconds()
-	for n := max(p.bounds.PoolMaxConns.Min, 1); n < s.pool; n++ {
-		k := float64(n)
-		if p.poolCarries(n, m) >= a && a/k < m.poolTarget && erlangCTail(int(n), a, m.query, 0)*m.query/(k-a) <= limit {
-			return n
-		}
-	}
-	return s.pool
 }
 
 // proposeWorkers raises the worker limit when it, not the CPU or the
