@@ -345,6 +345,31 @@ func TestTargetsSayWhenNotMet(t *testing.T) {
 	}
 }
 
+// TestRecoveryTargetNamesTheBestBaseline: a missed recovery names the
+// trace and says whether an adaptive baseline recovered in time, so a
+// reader can tell a miss of the tuner from a step out of reach for all.
+func TestRecoveryTargetNamesTheBestBaseline(t *testing.T) {
+	opt := Options{Traces: []Trace{{Name: "a", Step2x: true}, {Name: "b", Step2x: true}}, Variants: []Variant{variant(t, DefaultVariant)}, Seeds: []uint64{1}}
+	row := func(trace, policy string, rec float64) Row {
+		return Row{Trace: trace, Policy: policy, Seed: 1, Variant: DefaultVariant, RecoverySeconds: rec, ChangesToRecover: 2, ConnectionBudget: 80}
+	}
+	rows := []Row{
+		row("a", "pacer", 90), row("a", "static-best", 0), row("a", "hpa-like", 120), row("a", "kpa-like", 30),
+		row("b", "pacer", 200), row("b", "static-best", 0), row("b", "hpa-like", 150), row("b", "kpa-like", 300),
+	}
+	for _, tg := range Targets(Card{Options: opt, Rows: rows}) {
+		if tg.Name != "recovery after a 2× step" {
+			continue
+		}
+		want := "worst 200 s, 2 changes; over on a (90 s, 2 changes; kpa-like 30 s), b (200 s, 2 changes; no baseline within 60 s, best hpa-like 150 s)"
+		if tg.Met || tg.Got != want {
+			t.Errorf("recovery target met=%v got %q, want not met and %q", tg.Met, tg.Got, want)
+		}
+		return
+	}
+	t.Fatal("no recovery target")
+}
+
 func BenchmarkRun(b *testing.B) {
 	tr := Traces()[1]
 	for b.Loop() {
