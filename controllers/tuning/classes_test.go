@@ -387,3 +387,46 @@ func TestClassAStepIsNotARamp(t *testing.T) {
 		t.Fatalf("replicas %d, want 7 (2550 req/s at 70%% of 2 cores) and no projected rise:\n%s", d.Settings.Replicas, text(d))
 	}
 }
+
+// Without a CPU limit, a p99 the database makes is not the CPU's knee: a
+// query slowdown that brings p99 near the objective at an unchanged CPU
+// use once read as the pod saturating at the CPU it used, and added pods
+// that could not make a query faster (and kept them while the knee was
+// remembered).
+func TestClassASlowDatabaseIsNotTheCPUsKnee(t *testing.T) {
+	in := input()
+	in.PodCPU = 0
+	in.Current.MaxInFlight = 64
+	all(&in, func(w *Window) { at(w, 1500, 4); w.WorkerLimit = 64 })
+	latest(&in, 3*time.Minute, func(w *Window) {
+		const per, miss, query = 375.0, 0.4, 0.034 // queries 3× slower
+		w.PoolAcquired = per * miss * query
+		w.InFlight = per * (0.003 + miss*query)
+		w.P99 = 85 * time.Millisecond
+	})
+	d := Decide(in)
+	if d.Settings.Replicas > 4 {
+		t.Fatalf("replicas %d, want at most 4: the CPU did not change:\n%s", d.Settings.Replicas, text(d))
+	}
+}
+
+// Reversals at a budget's edge: a pool cut that made room for more pods
+// is the first half of a growth. When the window after it shows the
+// smaller pool full (the pods it made room for are not there yet), the
+// pods follow; the cut is not reverted. Reverting it undid the room, the
+// next decision cut the pool again for the same pods, and so on (generated
+// alternating load with slow queries: cut, revert, cut, revert).
+func TestClassARoomCutIsFollowedNotReverted(t *testing.T) {
+	in := input()
+	in.MaxTotalConnections = 40 // 4 × (8 + 1) fit; 5 pods fit only at pool 6
+	in.Current.PoolMaxConns = 6
+	all(&in, func(w *Window) { at(w, 1700, 4) }) // 79% CPU: 5 pods at the 70% target
+	in.History = []pacerv1.Decision{applied(in.Window.Start, pacerv1.Change{Setting: SettingPool, From: 8, To: 6, Reason: "room", Source: pacerv1.ChangeByBudget})}
+	in.Window.PoolMaxConns, in.Window.PoolAcquired = 6, 5.9
+	in.Window.PoolAcquireWait = 20 * time.Millisecond
+	in.Window.P99 = 140 * time.Millisecond
+	d := Decide(in)
+	if d.Settings.PoolMaxConns != 6 || d.Settings.Replicas <= 4 {
+		t.Fatalf("settings %s, want the pool kept at 6 and the pods it made room for:\n%s", settingsList(d.Settings), text(d))
+	}
+}

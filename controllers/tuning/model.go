@@ -64,7 +64,7 @@ func (p params) fit(ws []Window) model {
 	m.trend = p.trend(ws)
 	m.fitCosts(ws)
 	m.ownLeast = ownLeast(ws)
-	m.cores, m.coresFrom = p.podCores(ws, m.ownLeast)
+	m.cores, m.coresFrom = p.podCores(ws, m.ownLeast, m.cpu)
 	p.learnTargets(ws, &m)
 	return m
 }
@@ -295,6 +295,13 @@ func cpuQueued(w Window, least float64) bool {
 	return cpuInflation(w, least) >= saturatedInflation
 }
 
+// cpuWaited says whether a window's requests spent as long outside the
+// database as saturatedInflation times the CPU they use (cpu seconds per
+// request): they waited for the CPU. True when cpu is unknown, to be safe.
+func cpuWaited(w Window, cpu float64) bool {
+	return cpu <= 0 || ownTime(w) >= saturatedInflation*cpu
+}
+
 // busyAt is how busy a CPU whose requests take f times their least CPU
 // time is, by M/M/2's inflation 1/(1−ρ²): 71% at 2×, 87% at 4×. Fewer
 // cores would mean less busy, more cores busier; a pod whose requests also
@@ -311,8 +318,9 @@ func busyAt(w Window, f float64) float64 {
 // the most CPU a pod used, and at most what each window whose CPU queued
 // says from how much it queued (the least of those, to be safe); a pod
 // never seen saturated is assumed to carry at most 1/unprovenBusy times
-// its busiest load, and the estimate tightens once it is.
-func (p params) podCores(ws []Window, least float64) (float64, string) {
+// its busiest load, and the estimate tightens once it is. cpu is the
+// fitted CPU time per request (0 when unknown).
+func (p params) podCores(ws []Window, least, cpu float64) (float64, string) {
 	if p.podCPU > 0 {
 		return p.podCPU, "the CPU limit"
 	}
@@ -326,9 +334,11 @@ func (p params) podCores(ws []Window, least float64) (float64, string) {
 		if f := cpuInflation(w, least); f >= saturatedInflation {
 			busy = busyAt(w, f)
 		}
-		if p.latencyKnown(w) && p.near(w) {
-			// p99 at the objective: the pod is at its knee, whatever the
-			// in-service time says (it may have been there all along).
+		if p.latencyKnown(w) && p.near(w) && cpuWaited(w, cpu) {
+			// p99 at the objective and requests waiting for the CPU: the
+			// pod is at its knee, however little its in-service time rose
+			// (it may have been there all along). A p99 the database or
+			// the pool makes says nothing of the CPU.
 			busy = max(busy, cpuSaturated)
 		}
 		if k := w.CPUCores / busy; busy > 0 && (bound == 0 || k < bound) {
@@ -337,7 +347,7 @@ func (p params) podCores(ws []Window, least float64) (float64, string) {
 	}
 	switch {
 	case bound > 0:
-		return max(bound, used), fmt.Sprintf("no CPU limit: estimated from the windows at the knee (the CPU queueing, or p99 near the objective), %s cores at most used", num(used))
+		return max(bound, used), fmt.Sprintf("no CPU limit: estimated from the windows at the knee (the CPU queueing, or p99 near the objective while requests wait for it), %s cores at most used", num(used))
 	case used > 0:
 		return used / unprovenBusy, fmt.Sprintf("no CPU limit and never seen saturated: at most %g× the %s cores used", 1/unprovenBusy, num(used))
 	}

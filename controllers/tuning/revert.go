@@ -15,7 +15,9 @@ import (
 // it is not reverted. Only changes that could hurt latency are
 // reverted (fewer pods, a smaller cache, any change of workers or pool),
 // and a cut of workers or pool only when the window after shows it full:
-// a spike the cut resource did not feel is the load's, not the cut's;
+// a spike the cut resource did not feel is the load's, not the cut's; a
+// pool cut that made room under the budget is the first half of a growth,
+// judged by the pods that follow it, not alone;
 // only within three intervals of the change; a
 // revert is never reverted; settings since moved or no longer tuned are
 // left alone. It returns the settings with the reverted values and the
@@ -52,7 +54,7 @@ func (p params) revert(in Input, ws []Window) (next pacerv1.Settings, reasons ma
 	}
 	next, reasons = in.Current, map[string]string{}
 	for _, c := range last.Changes {
-		if !mayHurt(c) || !p.felt(c, after) {
+		if !mayHurt(c) || !p.felt(c, after) || roomCut(c) {
 			continue
 		}
 		b := p.boundsOf(c.Setting)
