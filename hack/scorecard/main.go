@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -29,7 +30,7 @@ func run(args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("scorecard", flag.ContinueOnError)
 	docs := fs.String("docs", "docs", "directory to write tuning-scorecard.md and .json to; empty to write nothing")
 	verbose := fs.Bool("v", false, "print pacer's decisions on the 2× step (base case, first seed)")
-	split := fs.String("split", "report", "which generated traces: dev (to work on) or report (published; read only once the code is final)")
+	split := fs.String("split", "report", "which generated traces: dev (to work on), report (published; read only once the code is final), or fresh, fresh4, fresh5 (to check a change on traces it was not made on)")
 	limit := fs.Int("traces", 0, "run only the first N traces of the split (0: all)")
 	seeds := fs.Int("seeds", 5, "seeds per run")
 	only := fs.String("variants", "", "run only the variants whose name contains this (e.g. @30s)")
@@ -46,7 +47,11 @@ func run(args []string, stdout io.Writer) error {
 		opt.Traces = sim.Generate(sim.DevSplit)
 	case "report":
 	default:
-		return fmt.Errorf("-split %q: want dev or report", *split)
+		i := slices.IndexFunc(sim.CheckSplits, func(s sim.Split) bool { return s.Name == *split })
+		if i < 0 {
+			return fmt.Errorf("-split %q: want dev, report or a check split (fresh, fresh4, fresh5)", *split)
+		}
+		opt.Traces = sim.Generate(sim.CheckSplits[i])
 	}
 	if *limit > 0 && *limit < len(opt.Traces) {
 		opt.Traces = opt.Traces[:*limit]

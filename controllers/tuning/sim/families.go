@@ -33,6 +33,15 @@ var (
 	ReportSplit = Split{Name: "report", Seed: 0x5eed_4e70, N: 100}
 )
 
+// CheckSplits are further splits to check a change on traces it was not
+// made on, before the report split is read; each is spent once a change
+// has been worked on it (docs/tuning.md says which).
+var CheckSplits = []Split{
+	{Name: "fresh", Seed: 0x5eed_f7e5, N: 100},
+	{Name: "fresh4", Seed: 0x5eed_0004, N: 100},
+	{Name: "fresh5", Seed: 0x5eed_0005, N: 100},
+}
+
 // generatedLength is the scored length of a generated trace; its warm-up is
 // generatedWarmup.
 const (
