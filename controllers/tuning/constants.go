@@ -55,6 +55,10 @@ const (
 	// CPU is split into a fixed part and a per-request part; closer
 	// loads cannot tell them apart and the cost is taken as proportional.
 	cpuLoadSpread = 0.2
+	// negligibleCores: a fixed CPU share under this is the rounding of a
+	// proportional fit (it came out at 2e-16 cores), not what a pod uses
+	// at any load, and a reason leaves it out.
+	negligibleCores = 0.005
 	// knee is how far back a pod without a CPU limit remembers the
 	// highest CPU it was seen to saturate at: a property of the pod and
 	// its node, not of the load.

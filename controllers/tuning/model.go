@@ -410,7 +410,7 @@ func (m model) describe() string {
 	s += ")"
 	if m.cpu > 0 {
 		s += fmt.Sprintf(", %s CPU per request", secs(m.cpu))
-		if m.base >= 0.005 { // under what a reason shows
+		if m.base >= negligibleCores {
 			s += fmt.Sprintf(" plus %s cores a pod uses at any load", num(m.base))
 		}
 	}

@@ -30,7 +30,7 @@ func run(args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("scorecard", flag.ContinueOnError)
 	docs := fs.String("docs", "docs", "directory to write tuning-scorecard.md and .json to; empty to write nothing")
 	verbose := fs.Bool("v", false, "print pacer's decisions on the 2× step (base case, first seed)")
-	split := fs.String("split", "report", "which generated traces: dev (to work on), report (published; read only once the code is final), or fresh, fresh4, fresh5 (to check a change on traces it was not made on)")
+	split := fs.String("split", "report", "which generated traces: dev (to work on), report (published; read only once the code is final), or "+checkSplits()+" (to check a change on traces it was not made on)")
 	limit := fs.Int("traces", 0, "run only the first N traces of the split (0: all)")
 	seeds := fs.Int("seeds", 5, "seeds per run")
 	only := fs.String("variants", "", "run only the variants whose name contains this (e.g. @30s)")
@@ -49,7 +49,7 @@ func run(args []string, stdout io.Writer) error {
 	default:
 		i := slices.IndexFunc(sim.CheckSplits, func(s sim.Split) bool { return s.Name == *split })
 		if i < 0 {
-			return fmt.Errorf("-split %q: want dev, report or a check split (fresh, fresh4, fresh5)", *split)
+			return fmt.Errorf("-split %q: want dev, report or a check split (%s)", *split, checkSplits())
 		}
 		opt.Traces = sim.Generate(sim.CheckSplits[i])
 	}
@@ -117,6 +117,15 @@ func run(args []string, stdout io.Writer) error {
 	}
 	desc := fmt.Sprintf("%d rows", len(card.Rows))
 	return os.WriteFile(filepath.Join(*docs, "tuning-scorecard.md"), []byte(sim.Markdown(card, desc)), 0o644)
+}
+
+// checkSplits names the check splits, for the -split flag's help and errors.
+func checkSplits() string {
+	var names []string
+	for _, s := range sim.CheckSplits {
+		names = append(names, s.Name)
+	}
+	return strings.Join(names, ", ")
 }
 
 // showRun prints pacer's run of one trace, window by window.
