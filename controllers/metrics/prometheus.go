@@ -113,6 +113,7 @@ const (
 	qGenMax     = "gen_max"
 	qGenLast    = "gen_last"
 	qUp         = "up"
+	qPodPool    = "pod_pool_max"
 
 	qRequests     = "requests"
 	qRequestRate  = "request_rate"
@@ -163,6 +164,7 @@ func queries(sel string, r string) []namedQuery {
 		{qGenMax, byPod(over("max_over_time", m.ConfigGeneration, ""))},
 		{qGenLast, byPod(over("last_over_time", m.ConfigGeneration, ""))},
 		{qUp, byPod(over("max_over_time", "up", ""))},
+		{qPodPool, byPod(over("last_over_time", m.DBPoolMaxConns, ""))},
 
 		{qRequests, "sum(" + over("increase", m.RequestsTotal, "") + ")"},
 		{qRequestRate, "sum(" + over("rate", m.RequestsTotal, "") + ")"},
@@ -201,7 +203,7 @@ const (
 
 // perPodResults are the results with one series per pod; every other
 // result is a single series.
-var perPodResults = map[string]bool{qGenSamples: true, qGenMin: true, qGenMax: true, qGenLast: true, qUp: true}
+var perPodResults = map[string]bool{qGenSamples: true, qGenMin: true, qGenMax: true, qGenLast: true, qUp: true, qPodPool: true}
 
 // mostResults is how many series the combined query can return for pods
 // pods: the per-pod results once per pod, the rest once.
@@ -371,6 +373,9 @@ func fillWindow(w *tuning.Window, r results, t Target) {
 			st.Generation = count(last)
 			st.Switched = r.perPod[qGenMin][pod.Name] != last || r.perPod[qGenMax][pod.Name] != last
 			w.Pods++
+			if pool := count(r.perPod[qPodPool][pod.Name]); pool > 0 {
+				w.Pools = addPool(w.Pools, pool)
+			}
 		}
 		statuses = append(statuses, st)
 	}

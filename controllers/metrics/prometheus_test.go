@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"context"
+	"maps"
 	"math"
 	"net/http"
 	"strings"
@@ -147,6 +148,9 @@ func TestPrometheusAgreesWithPods(t *testing.T) {
 	same("Generation", fromProm.Generation, fromPods.Generation)
 	same("WorkerLimit", fromProm.WorkerLimit, fromPods.WorkerLimit)
 	same("PoolMaxConns", fromProm.PoolMaxConns, fromPods.PoolMaxConns)
+	if !maps.Equal(fromProm.Pools, fromPods.Pools) || len(fromPods.Pools) == 0 {
+		t.Errorf("Pools: prometheus %v, pods %v; want the same pods by pool", fromProm.Pools, fromPods.Pools)
+	}
 	near := func(what string, got, want, frac float64) {
 		if !within(got, want, frac) {
 			t.Errorf("%s: prometheus %.4g, pods %.4g; want within %.0f%%", what, got, want, frac*100)

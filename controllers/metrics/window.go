@@ -113,6 +113,9 @@ func buildWindow(spans []podSpan, t Target) tuning.Window {
 		entries += meanOf(s.Scrapes, func(x sample) float64 { return x.CacheEntries })
 		workerLimit += cur.WorkerLimit
 		poolMax += cur.PoolMax
+		if pool := int64(math.Round(cur.PoolMax)); pool > 0 {
+			w.Pools = addPool(w.Pools, pool)
+		}
 	}
 
 	if w.Pods > 0 {
@@ -139,6 +142,20 @@ func buildWindow(spans []podSpan, t Target) tuning.Window {
 	w.P99 = seconds(quantile(0.99, latency))
 	judge(&w, statuses, t, requests)
 	return w
+}
+
+// addPool counts one more pod whose latest scrape reported a request pool
+// of pool connections (summed over the pools alive during a swap: what the
+// pod may hold). Nonsense sizes are not counted: such a pod stays unseen.
+func addPool(pools map[int32]int32, pool int64) map[int32]int32 {
+	if pool <= 0 || pool > math.MaxInt32 {
+		return pools
+	}
+	if pools == nil {
+		pools = map[int32]int32{}
+	}
+	pools[int32(pool)]++
+	return pools
 }
 
 // meanInFlight is a pod's mean number of requests holding a worker slot

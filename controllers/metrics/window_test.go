@@ -150,6 +150,7 @@ func TestBuildWindow(t *testing.T) {
 		P50: 5555555 * time.Nanosecond, P95: 55 * time.Millisecond, P99: 91 * time.Millisecond,
 		InFlight: 4, QueueLength: 1, WorkerLimit: 16, Utilization: 0.25,
 		PoolMaxConns: 8, PoolAcquired: 3, PoolAcquireWait: 2 * time.Millisecond, PoolEmptyAcquireRate: 10,
+		Pools:         map[int32]int32{8: 1},
 		CacheHitRatio: 0.8, CacheLookupRate: 100, CacheEvictionRate: 1, CacheEntries: 500,
 		CPUCores: 0.25, Sufficient: true,
 	}
@@ -180,7 +181,7 @@ func TestBuildWindow(t *testing.T) {
 			target: target(5, 100, "a", "b"),
 			want: with(onePod, func(w *tuning.Window) {
 				w.End = t0.Add(11 * time.Second)
-				w.Pods = 2
+				w.Pods, w.Pools = 2, map[int32]int32{8: 2}
 				w.RequestRate, w.ErrorRate, w.ShedRate, w.RateLimitedRate = 200, 20, 10, 4
 				w.PoolEmptyAcquireRate, w.CacheLookupRate, w.CacheEvictionRate = 20, 200, 2
 				// b's scrapes average 2 queued (so 3 of its 5 in the pod are in
@@ -250,10 +251,24 @@ func TestBuildWindow(t *testing.T) {
 			},
 			target: target(5, 100, "a", "b", "c"),
 			want: with(onePod, func(w *tuning.Window) {
-				w.Pods, w.Generation = 3, 4
+				w.Pods, w.Generation, w.Pools = 3, 4, map[int32]int32{8: 3}
 				w.RequestRate, w.ErrorRate, w.ShedRate, w.RateLimitedRate = 300, 30, 15, 6
 				w.PoolEmptyAcquireRate, w.CacheLookupRate, w.CacheEvictionRate = 30, 300, 3
 				w.Sufficient, w.Reason = false, "2 of 3 pods still run config generation 4, want 5 (b, c)"
+			}),
+		},
+		{
+			name: "pods by the pool each reports last; a pod mid-swap reports both pools",
+			spans: []podSpan{
+				{Name: "a", Scrapes: []sample{scrapeAt(0, 1000, 5), scrapeAt(10, 2000, 5)}},
+				{Name: "b", Scrapes: []sample{scrapeAt(0, 1000, 5), func() sample { s := scrapeAt(10, 2000, 5); s.PoolMax = 4; return s }()}},
+				{Name: "c", Scrapes: []sample{scrapeAt(0, 1000, 5), func() sample { s := scrapeAt(10, 2000, 5); s.PoolMax = 4 + 8; return s }()}},
+			},
+			target: target(5, 100, "a", "b", "c"),
+			want: with(onePod, func(w *tuning.Window) {
+				w.Pods, w.Pools, w.PoolMaxConns = 3, map[int32]int32{8: 1, 4: 1, 12: 1}, 8
+				w.RequestRate, w.ErrorRate, w.ShedRate, w.RateLimitedRate = 300, 30, 15, 6
+				w.PoolEmptyAcquireRate, w.CacheLookupRate, w.CacheEvictionRate = 30, 300, 3
 			}),
 		},
 		{
@@ -305,7 +320,7 @@ func TestBuildWindow(t *testing.T) {
 			want: tuning.Window{
 				Start: t0, End: t0.Add(10 * time.Second), Pods: 1, Generation: 5,
 				InFlight: 4, QueueLength: 1, WorkerLimit: 16, Utilization: 0.25,
-				PoolMaxConns: 8, PoolAcquired: 3, CacheEntries: 500, CPUCores: 0.25, Sufficient: true,
+				PoolMaxConns: 8, PoolAcquired: 3, Pools: map[int32]int32{8: 1}, CacheEntries: 500, CPUCores: 0.25, Sufficient: true,
 			},
 		},
 	}

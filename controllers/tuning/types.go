@@ -56,6 +56,11 @@ type Window struct {
 	// PoolEmptyAcquireRate is acquires per second that found no idle
 	// connection and had to wait or dial, all pods.
 	PoolEmptyAcquireRate float64
+	// Pools counts the ready pods by the request pool each reported at
+	// the window's end (pool size → pods); nil when not known. While a
+	// pool cut rolls out it tells the pods that switched, whose room under
+	// the connection budget new pods may use, from those that have not.
+	Pools map[int32]int32
 
 	// CacheHitRatio is hits / (hits + misses), from 0 to 1; NaN-free: 0
 	// when there were no lookups.

@@ -566,6 +566,14 @@ func (a *windowAcc) window(start, end time.Time, pods []pod, cur pacerv1.Setting
 			a.oldGen = true
 		}
 	}
+	// As the observer: the pods with a scrape at each end of the window,
+	// by the pool each ran at its end.
+	w.Pools = map[int32]int32{}
+	for _, p := range pods {
+		if p.readyAt <= start.Sub(epoch).Seconds() {
+			w.Pools[p.cfg.PoolMaxConns]++
+		}
+	}
 	for _, p := range pods {
 		if p.readyAt <= end.Sub(epoch).Seconds() && p.cfg != podConfigOf(cur, p) {
 			w.WorkerLimit, w.PoolMaxConns = int(p.cfg.MaxInFlight), int(p.cfg.PoolMaxConns)
