@@ -21,10 +21,11 @@ func (p params) fitBudget(cur pacerv1.Settings, held Rollout, next *pacerv1.Sett
 // removed pods keep their connections until they terminate, so the pods
 // may hold max(replicas before, after) × max(pool before, after), where
 // "before" is the most either setting was since every pod last ran the
-// settings in effect (held). Added pods beyond that are capped at what
-// fits at the old pool, a raised pool at what fits over the old replicas;
-// the rest follows in a later step, once a window shows every pod on the
-// new config. Cuts are never held back.
+// settings in effect (held), except the pods seen running a pool since the
+// last change (held.Switched), which hold at most that pool or the one in
+// effect. Added pods beyond that are capped at what fits, a raised pool at
+// what fits over the old replicas; the rest follows in a later step, as
+// more pods are seen on the new pool. Cuts are never held back.
 func (p params) fitRollout(cur pacerv1.Settings, held Rollout, next *pacerv1.Settings, reasons map[string]string) string {
 	B := int64(p.budget)
 	if B <= 0 || next.Replicas <= 0 || next.PoolMaxConns <= 0 {
@@ -33,18 +34,19 @@ func (p params) fitRollout(cur pacerv1.Settings, held Rollout, next *pacerv1.Set
 	oldR, oldP := max(cur.Replicas, held.Replicas), max(cur.PoolMaxConns, held.PoolMaxConns)
 	T := int64(held.Terminating)
 	var note string
-	// The pods that may hold connections: the replicas the last change
-	// may not have removed yet (oldR), or the new replicas with the pods
-	// still terminating, whichever is more.
-	if r := next.Replicas; r > cur.Replicas && WorstCaseConnections(max(oldR, r+int32(T)), oldP) > B {
-		fit := max(cur.Replicas, int32(min(max(B/PodConnections(oldP)-T, 0), int64(r))))
+	if r := next.Replicas; r > cur.Replicas && rolloutConnections(cur, held, r) > B {
+		fit := cur.Replicas
+		for fit < r && rolloutConnections(cur, held, fit+1) <= B {
+			fit++
+		}
 		next.Replicas = fit
-		staged := fmt.Sprintf("%s now, more once every pod runs pool %d (connection budget %d: until then running pods may keep pool %d%s, and %d × %d > %d)",
-			arrow(SettingReplicas, cur.Replicas, fit), next.PoolMaxConns, B, oldP, terminatingText(T), int64(r)+T, PodConnections(oldP), B)
+		seen := switchedText(held.Switched, cur.PoolMaxConns)
+		staged := fmt.Sprintf("%s now, more as pods switch to pool %d (connection budget %d: until then running pods may keep pool %d%s%s, and %d pods would need %d)",
+			arrow(SettingReplicas, cur.Replicas, fit), next.PoolMaxConns, B, oldP, terminatingText(T), seen, r, rolloutConnections(cur, held, r))
 		if fit == cur.Replicas {
 			delete(reasons, SettingReplicas)
-			note = fmt.Sprintf("replicas stay at %d until every pod runs pool %d, then go toward %d (connection budget %d: until then running pods may keep pool %d%s)",
-				cur.Replicas, next.PoolMaxConns, r, B, oldP, terminatingText(T))
+			note = fmt.Sprintf("replicas stay at %d until more pods run pool %d, then go toward %d (connection budget %d: until then running pods may keep pool %d%s%s)",
+				cur.Replicas, next.PoolMaxConns, r, B, oldP, terminatingText(T), seen)
 		} else {
 			reasons[SettingReplicas] = stage(reasons[SettingReplicas], SettingReplicas, cur.Replicas, r, staged)
 		}
@@ -151,6 +153,53 @@ func (p params) fitSettled(cur pacerv1.Settings, next *pacerv1.Settings, reasons
 	}
 	return fmt.Sprintf("replicas %d × poolMaxConns %d exceeds the connection budget %d and the settings that could fix it are not tuned",
 		next.Replicas, next.PoolMaxConns, B)
+}
+
+// rolloutConnections is the most connections the pods may hold while a
+// rise to r replicas rolls out: every pod there may be (the replicas
+// before or after, with the pods still terminating) at the biggest pool
+// since the last full rollout, except the pods seen since the last change
+// (at the larger of the pool each reported and the pool in effect) and
+// the pods that started on the pool in effect (held.Fresh, and the pods
+// added now when held.FreshPool), at it.
+func rolloutConnections(cur pacerv1.Settings, held Rollout, r int32) int64 {
+	oldR, oldP := max(cur.Replicas, held.Replicas), max(cur.PoolMaxConns, held.PoolMaxConns)
+	pods := int64(max(oldR, r+held.Terminating))
+	var seen, seenNew, conns int64
+	for pool, n := range held.Switched {
+		seen += int64(n)
+		if pool <= cur.PoolMaxConns {
+			seenNew += int64(n)
+		}
+		conns += int64(n) * PodConnections(max(pool, cur.PoolMaxConns))
+	}
+	// A fresh pod already seen is among seenNew: count only the rest.
+	fresh := max(int64(held.Fresh)-seenNew, 0)
+	if held.FreshPool {
+		fresh += int64(max(r-cur.Replicas, 0))
+	}
+	fresh = min(fresh, max(pods-seen-int64(held.Terminating), 0))
+	conns += fresh * PodConnections(cur.PoolMaxConns)
+	return conns + max(pods-seen-fresh, int64(held.Terminating))*PodConnections(oldP)
+}
+
+// switchedText names the pods a rollout fit saw switched to the pool in effect.
+func switchedText(seen map[int32]int32, pool int32) string {
+	if n := seenOn(seen, pool); n > 0 {
+		return fmt.Sprintf("; %d already run pool %d or less", n, pool)
+	}
+	return ""
+}
+
+// seenOn counts the pods seen running pool connections or fewer.
+func seenOn(seen map[int32]int32, pool int32) int32 {
+	var n int32
+	for q, k := range seen {
+		if q <= pool {
+			n += k
+		}
+	}
+	return n
 }
 
 // terminatingText names the terminating pods a rollout fit counts.

@@ -29,12 +29,21 @@ func Decide(in Input) Decision {
 	if why := p.holdAll(in); why != "" {
 		// Bounds and the budget need no metrics: they are kept even now.
 		next, reasons := p.intoBounds(in.Current, in.History)
+		staged := p.resume(in, &next, reasons)
 		note := p.fitBudget(in.Current, in.Rollout, &next, reasons)
-		d := p.finish(in, next, reasons, []string{note}, nil)
+		d := p.finish(in, next, reasons, []string{note}, staged)
+		d.Staged = next
+		if len(staged) > 0 && in.Staged != nil {
+			d.Staged = *in.Staged
+		}
 		d.Urgent = true
-		d.Summary = "Holding: " + why
-		if len(d.Changes) > 0 {
-			d.Summary += "; keeping bounds and budget: " + changeList(d.Changes)
+		switch {
+		case len(staged) > 0 && len(d.Changes) > 0:
+			d.Summary = "Continuing the last decision as the connection budget makes room: " + changeList(d.Changes) + " (" + why + ")"
+		case len(d.Changes) > 0:
+			d.Summary = "Holding: " + why + "; keeping bounds and budget: " + changeList(d.Changes)
+		default:
+			d.Summary = "Holding: " + why
 		}
 		return d
 	}
@@ -53,7 +62,9 @@ func Decide(in Input) Decision {
 	m := p.fit(ws)
 	pr := p.propose(in, ws, m)
 	next, reasons, notes := p.settleAll(in, ws, pr)
-	notes = append(notes, p.fitBudget(in.Current, in.Rollout, &next, reasons))
+	notes = append(notes, p.fitSettled(in.Current, &next, reasons))
+	staged := next
+	notes = append(notes, p.fitRollout(in.Current, in.Rollout, &next, reasons))
 	src := map[string]pacerv1.ChangeSource{}
 	for _, t := range Tunables {
 		if _, ok := pr.want[t.Name]; ok {
@@ -64,6 +75,7 @@ func Decide(in Input) Decision {
 		src[SettingPool] = pacerv1.ChangeByBudget // a cut that makes room for the planned pods
 	}
 	d := p.finish(in, next, reasons, notes, src)
+	d.Staged = staged
 	d.Urgent = pr.urgent
 	if pr.databaseBound != "" {
 		d.DatabaseBound = pr.databaseBound
@@ -77,6 +89,28 @@ func Decide(in Input) Decision {
 		}
 	}
 	return d
+}
+
+// resume moves next's replicas and pool up to what an earlier decision
+// staged, for fitBudget to keep to what the pods seen switching make room
+// for: the plan stands while the rollout it waits on makes the window
+// untrusted. It returns the settings it moved, as the tuner's.
+func (p params) resume(in Input, next *pacerv1.Settings, reasons map[string]string) map[string]pacerv1.ChangeSource {
+	src := map[string]pacerv1.ChangeSource{}
+	if in.Staged == nil {
+		return src
+	}
+	for _, name := range []string{SettingReplicas, SettingPool} {
+		from, want := get(*next, name), get(*in.Staged, name)
+		if want <= from || get(in.Current, name) != from {
+			continue
+		}
+		set(next, name, want)
+		src[name] = pacerv1.ChangeByTuner
+		reasons[name] = fmt.Sprintf("the last decision's plan, held back by the connection budget until pods switch pools (%d of %d run pool %d now): %s",
+			seenOn(in.Rollout.Switched, in.Current.PoolMaxConns), in.Current.Replicas, in.Current.PoolMaxConns, arrow(name, from, want))
+	}
+	return src
 }
 
 // finish lists the changes in a fixed order and writes the summary. A

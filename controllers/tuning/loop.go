@@ -43,6 +43,16 @@ type Loop struct {
 	// the new config.
 	held    Rollout
 	changed time.Time
+	// switched is the pods seen, by request pool, in the latest window
+	// that started after changed (Rollout.Switched).
+	switched map[int32]int32
+	// fresh is the pods added since the pool in effect was written, at
+	// poolAt (Rollout.Fresh).
+	fresh  int32
+	poolAt time.Time
+	// staged is what the last decision wanted once the rollout lets it
+	// fit the budget (Decision.Staged); nil when nothing waits.
+	staged *pacerv1.Settings
 	// terminating is the pods being deleted, as the last tick saw them:
 	// they keep their connections until they are gone.
 	terminating int32
@@ -87,7 +97,7 @@ func NewLoop(seed Seed) *Loop {
 			case SettingReplicas:
 				l.held.Replicas, l.changed = max(l.held.Replicas, c.From), d.Time.Time
 			case SettingPool:
-				l.held.PoolMaxConns, l.changed = max(l.held.PoolMaxConns, c.From), d.Time.Time
+				l.held.PoolMaxConns, l.changed, l.poolAt = max(l.held.PoolMaxConns, c.From), d.Time.Time, d.Time.Time
 			}
 		}
 		break
@@ -105,13 +115,40 @@ func (l *Loop) changeTo(now time.Time, next pacerv1.Settings) {
 	}
 	l.held = Rollout{Replicas: max(l.held.Replicas, prev.Replicas), PoolMaxConns: max(l.held.PoolMaxConns, prev.PoolMaxConns)}
 	l.changed = now
+	l.switched = nil
+	switch {
+	case prev.PoolMaxConns != next.PoolMaxConns:
+		l.fresh, l.poolAt = 0, now
+	case next.Replicas > prev.Replicas && l.poolAt.Before(now):
+		l.fresh += next.Replicas - prev.Replicas
+	case next.Replicas < prev.Replicas:
+		// A scale-down removes the newest pods first, and they may be
+		// the fresh ones.
+		l.fresh = max(l.fresh-(prev.Replicas-next.Replicas), 0)
+	}
 }
 
 // rollout is what the pods may still hold while a change rolls out.
 func (l *Loop) rollout() Rollout {
 	r := l.held
 	r.Terminating = l.terminating
+	if r.Replicas > 0 || r.PoolMaxConns > 0 {
+		r.Switched, r.Fresh = l.switched, l.fresh
+	}
 	return r
+}
+
+// sawPools keeps the pools the pods of w ran, when w started after the last
+// change: every scrape in it was taken after the change, so a pod that
+// reported a pool holds at most that pool or a later one.
+func (l *Loop) sawPools(w *Window) {
+	if w == nil || w.Pools == nil || w.Start.Before(l.changed) {
+		return
+	}
+	l.switched = make(map[int32]int32, len(w.Pools))
+	for pool, n := range w.Pools {
+		l.switched[pool] = n
+	}
 }
 
 // rolledOut forgets the settings the pods held before the last change once
@@ -121,7 +158,7 @@ func (l *Loop) rollout() Rollout {
 // rollout is not over.
 func (l *Loop) rolledOut(w *Window) {
 	if w != nil && w.Sufficient && !w.Start.Before(l.changed) && int32(w.Pods) >= l.settings.Replicas {
-		l.held = Rollout{}
+		l.held, l.switched, l.fresh = Rollout{}, nil, 0
 	}
 }
 
@@ -212,6 +249,7 @@ func (l *Loop) Sync(now time.Time, spec Spec) (pacerv1.Settings, []Edit) {
 		// starts over.
 		l.leftAuto = now
 	}
+	modeChanged := mode != l.mode
 	l.mode = mode
 	first := l.spec == nil && l.settings == (pacerv1.Settings{})
 	out := spec.Settings // untuned settings always follow the spec
@@ -246,6 +284,11 @@ func (l *Loop) Sync(now time.Time, spec Spec) (pacerv1.Settings, []Edit) {
 	}
 	if len(edits) > 0 {
 		l.record(pacerv1.Decision{Time: metav1.NewTime(now), Mode: mode, Applied: true, Changes: edits})
+	}
+	if len(edits) > 0 || modeChanged {
+		// A plan in flight was the tuner's under the old spec or mode:
+		// the next judged window plans again.
+		l.staged = nil
 	}
 	s := spec.Settings
 	l.spec = &s

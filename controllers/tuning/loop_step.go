@@ -40,12 +40,14 @@ func (l *Loop) step(tk Tick, cur pacerv1.Settings) Result {
 		l.remember(*w, p)
 	}
 	l.terminating = max(tk.Terminating, 0)
+	l.sawPools(tk.Window)
 	if l.terminating == 0 {
 		// Pods still terminating keep their connections (and maybe an
 		// older pool): the rollout is not over while they are there.
 		l.rolledOut(tk.Window)
 	}
 	in.Rollout = l.rollout()
+	in.Rollout.FreshPool = l.poolAt.Before(tk.Now)
 	res := Result{Settings: cur}
 	rule := modes[l.mode]
 	if rule.frozen {
@@ -116,6 +118,7 @@ func (l *Loop) decide(tk Tick, in Input, p params, res Result, rule modeRule) Re
 	}
 	in.Window = *tk.Window
 	in.Recent = l.windows
+	in.Staged = l.staged
 	d := Decide(in)
 	changed := len(d.Changes) > 0
 	// Due: an interval since the last decision, give or take half a
@@ -127,6 +130,12 @@ func (l *Loop) decide(tk Tick, in Input, p params, res Result, rule modeRule) Re
 		return res
 	}
 	res.Judged = true
+	if d.Staged != d.Settings {
+		s := d.Staged
+		l.staged = &s
+	} else {
+		l.staged = nil
+	}
 	res.DatabaseBound, res.Limited = d.DatabaseBound != "", d.Limited != ""
 	rec := &pacerv1.Recommendation{Time: metav1.NewTime(tk.Now), Settings: d.Settings, Changes: d.Changes}
 	if tk.Window.Sufficient || changed {

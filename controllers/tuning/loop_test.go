@@ -1,6 +1,7 @@
 package tuning
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -489,17 +490,18 @@ func TestLoopStagesAScaleOutBehindAPoolCut(t *testing.T) {
 	worst := func(a, b pacerv1.Settings) int64 {
 		return WorstCaseConnections(max(a.Replicas, b.Replicas), max(a.PoolMaxConns, b.PoolMaxConns))
 	}
-	step := func(i int, sufficient bool) (pacerv1.Settings, Result) {
+	step := func(i int, sufficient bool, pools map[int32]int32) (pacerv1.Settings, Result) {
 		before := l.Settings()
 		now := t0.Add(time.Duration(i+1) * iv)
 		w := m.window(i, now, iv, before)
+		w.Pools = pools
 		if !sufficient {
 			w.Sufficient, w.Reason = false, "pods on an older config generation"
 		}
 		return before, l.Step(Tick{Now: now, Spec: sp, Window: &w})
 	}
 
-	before, r1 := step(0, true)
+	before, r1 := step(0, true, nil)
 	s1 := r1.Settings
 	if s1.PoolMaxConns >= before.PoolMaxConns || s1.Replicas <= before.Replicas {
 		t.Fatalf("step 1: want a pool cut and some more pods, got %+v → %+v (%s)", before, s1, r1.Condition.Message)
@@ -508,24 +510,69 @@ func TestLoopStagesAScaleOutBehindAPoolCut(t *testing.T) {
 		t.Fatalf("step 1: %+v → %+v lets the pods hold %d connections, budget 80", before, s1, w)
 	}
 	if r1.Decision == nil || !strings.Contains(changeList(r1.Decision.Changes)+" "+r1.Decision.Changes[0].Reason,
-		"more once every pod runs pool") {
+		"more as pods switch to pool") {
 		t.Fatalf("step 1: the reason does not explain the staging: %+v", r1.Decision)
 	}
 
-	// The pods have not all picked up the new pool: nothing more.
-	_, r2 := step(1, false)
+	// No pod is seen on the new pool yet: nothing more.
+	_, r2 := step(1, false, map[int32]int32{before.PoolMaxConns: s1.Replicas})
 	if r2.Settings.Replicas != s1.Replicas {
 		t.Fatalf("step 2 (pods on the old config): replicas %d → %d", s1.Replicas, r2.Settings.Replicas)
 	}
 
+	// Three pods report the cut pool, the others the old one: the window
+	// cannot be judged, but the plan goes on as far as the room they made.
+	switched := map[int32]int32{s1.PoolMaxConns: 3, before.PoolMaxConns: s1.Replicas - 3}
+	_, r2b := step(2, false, switched)
+	s2 := r2b.Settings
+	if s2.Replicas <= s1.Replicas {
+		t.Fatalf("step 3 (3 of %d pods on pool %d): replicas stayed at %d (%s)", s1.Replicas, s1.PoolMaxConns, s1.Replicas, r2b.Condition.Message)
+	}
+	// What the pods may hold: those seen at their pools, the new ones at
+	// the pool they start on.
+	held := 3*PodConnections(s1.PoolMaxConns) + int64(s1.Replicas-3)*PodConnections(before.PoolMaxConns) +
+		int64(s2.Replicas-s1.Replicas)*PodConnections(s1.PoolMaxConns)
+	if held > 80 {
+		t.Fatalf("step 3: %d → %d pods may hold %d connections, budget 80", s1.Replicas, s2.Replicas, held)
+	}
+	if r2b.Decision == nil || !strings.Contains(r2b.Decision.Changes[0].Reason, fmt.Sprintf("3 of %d run pool %d now", s1.Replicas, s1.PoolMaxConns)) {
+		t.Fatalf("step 3: the reason does not say which pods made room: %+v", r2b.Decision)
+	}
+
 	// Every pod runs the cut pool now: the rest of the pods follow.
-	_, r3 := step(2, true)
+	_, r3 := step(3, true, map[int32]int32{s1.PoolMaxConns: s2.Replicas})
 	if r3.Settings.Replicas <= s1.Replicas {
 		t.Fatalf("step 3 (rolled out): replicas stayed at %d (%s)", s1.Replicas, r3.Condition.Message)
 	}
-	t.Logf("%d×%d → %d×%d → %d×%d", before.Replicas, before.PoolMaxConns, s1.Replicas, s1.PoolMaxConns, r3.Settings.Replicas, r3.Settings.PoolMaxConns)
-	if w := worst(s1, r3.Settings); w > 80 {
+	t.Logf("%d×%d → %d×%d → %d → %d×%d", before.Replicas, before.PoolMaxConns, s1.Replicas, s1.PoolMaxConns, s2.Replicas, r3.Settings.Replicas, r3.Settings.PoolMaxConns)
+	if w := worst(s2, r3.Settings); w > 80 {
 		t.Fatalf("step 3: %+v → %+v lets the pods hold %d connections, budget 80", s1, r3.Settings, w)
+	}
+}
+
+// TestLoopDropsAPlanInFlightForAUsersEdit: a plan staged behind a pool
+// cut goes on as pods switch only while it is the tuner's latest word; a
+// user's edit of the replicas meanwhile wins, and an untrusted window
+// does not bring the plan back over it.
+func TestLoopDropsAPlanInFlightForAUsersEdit(t *testing.T) {
+	start := with(base, func(s *pacerv1.Settings) { s.Replicas, s.PoolMaxConns = 6, 10 })
+	sp := loopSpec(iv, start)
+	sp.MaxTotalConnections = 80
+	l := tuned(start, start)
+	m := svc{rate: steady(6000), cpu: 0.00125, svcTime: 0.002}
+	w := m.window(0, t0.Add(iv), iv, start)
+	r1 := l.Step(Tick{Now: t0.Add(iv), Spec: sp, Window: &w})
+	if r1.Settings.PoolMaxConns >= 10 || l.staged == nil {
+		t.Fatalf("step 1: want a pool cut with more pods planned than fit yet, got %+v (%s)", r1.Settings, r1.Condition.Message)
+	}
+
+	sp.Settings.Replicas = 5 // the user's edit
+	w = m.window(1, t0.Add(2*iv), iv, l.Settings())
+	w.Sufficient, w.Reason = false, "pods on an older config generation"
+	w.Pools = map[int32]int32{r1.Settings.PoolMaxConns: 5}
+	r2 := l.Step(Tick{Now: t0.Add(2 * iv), Spec: sp, Window: &w})
+	if r2.Settings.Replicas != 5 {
+		t.Fatalf("step 2 (user set replicas 5, pods switched, window untrusted): replicas %d (%s)", r2.Settings.Replicas, r2.Condition.Message)
 	}
 }
 

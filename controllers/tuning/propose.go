@@ -71,8 +71,15 @@ func (p params) propose(in Input, ws []Window, m model) proposal {
 	default:
 		need = up * (1 - band)
 	}
-	grow, must := p.plan(m, up, cur), p.plan(m, need, cur)
-	shrink := p.plan(m, m.peak*(1+band), cur)
+	// A plan staged over a rollout is the choice in flight: the plan's
+	// hysteresis (stay unless clearly better) holds to it, not to the
+	// replicas it has reached so far.
+	committed := cur
+	if in.Staged != nil && in.Staged.Replicas > cur.Replicas {
+		committed.Replicas = in.Staged.Replicas
+	}
+	grow, must := p.plan(m, up, committed), p.plan(m, need, committed)
+	shrink := p.plan(m, m.peak*(1+band), committed)
 	if over && grow.limited != "" {
 		msg := fmt.Sprintf("the objective is missed and %s: %s", grow.limited, grow.describe())
 		if grow.databaseBound {

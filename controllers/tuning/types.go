@@ -103,6 +103,11 @@ type Input struct {
 	// Rollout is what the pods may still hold of earlier settings while
 	// the last change rolls out; zero when every pod runs Current.
 	Rollout Rollout
+	// Staged are the settings an earlier decision wanted once the rollout
+	// lets them fit (Decision.Staged); nil when nothing waits. While the
+	// window cannot be judged, the replicas still grow toward them as far
+	// as the pods seen switching make room.
+	Staged *pacerv1.Settings
 	// PodCPU is the CPU a pod may use, in cores (its CPU limit, else its
 	// request); 0 when unknown. When known, replicas also follow CPU use and
 	// workers are cut only when CPU is saturated.
@@ -128,6 +133,11 @@ type Decision struct {
 	// bound holds back the setting that would meet it (as the HPA's
 	// ScalingLimited); "" otherwise.
 	Limited string
+	// Staged are the settings the decision wants once the rollout in
+	// flight lets them fit the connection budget (the replicas it could
+	// not add yet); equal to Settings when nothing waits. The loop keeps
+	// them and adds the pods as the running ones switch pools.
+	Staged pacerv1.Settings
 	// Urgent says the changes must not wait for the interval: they answer
 	// the objective missed with a resource queueing or a panic, revert a
 	// change that made p99 worse, or keep the bounds and the budget.
@@ -143,4 +153,15 @@ type Rollout struct {
 	// Terminating counts pods being deleted that may still hold their
 	// connections (a long grace period), on top of the replicas.
 	Terminating int32
+	// Switched counts the ready pods seen, after the last change of
+	// replicas or pool, running each request pool (pool size → pods):
+	// such a pod holds at most the larger of that pool and the one in
+	// effect. Pods not counted here may hold the old pool.
+	Switched map[int32]int32
+	// Fresh counts the pods added since the pool in effect was written, in
+	// later passes: they started on it (a kubelet mounts a pod's ConfigMap
+	// as the pod starts). FreshPool says pods added now start on it too:
+	// it was written in an earlier pass.
+	Fresh     int32
+	FreshPool bool
 }
