@@ -13,6 +13,7 @@ import (
 	promv1 "github.com/prometheus/client_golang/api/prometheus/v1"
 	"github.com/prometheus/common/model"
 
+	"github.com/pacer-dev/pacer/controllers/tuning"
 	"github.com/pacer-dev/pacer/internal/testenv"
 )
 
@@ -213,5 +214,26 @@ func TestPrometheusAgreesWithPods(t *testing.T) {
 	}
 	if _, err := down.Observe(context.Background(), tg); err == nil {
 		t.Error("Observe against an unreachable Prometheus: no error")
+	}
+}
+
+// TestFillWindowCountsThePodsByPool: the Prometheus source reports each
+// observed pod by the pool its latest sample shows; a pod without a pool
+// sample is not counted (it stays unseen to the tuner's budget).
+func TestFillWindowCountsThePodsByPool(t *testing.T) {
+	t.Parallel()
+	tg := Target{Namespace: "ns", Name: "svc", Generation: 5, Pods: []Pod{{Name: "a"}, {Name: "b"}, {Name: "c"}, {Name: "d"}}}
+	r := results{single: map[string]float64{}, perPod: map[string]map[string]float64{
+		qGenSamples: {"a": 3, "b": 3, "c": 3, "d": 3},
+		qGenMin:     {"a": 5, "b": 5, "c": 5, "d": 5},
+		qGenMax:     {"a": 5, "b": 5, "c": 5, "d": 5},
+		qGenLast:    {"a": 5, "b": 5, "c": 5, "d": 5},
+		qUp:         {"a": 1, "b": 1, "c": 1, "d": 1},
+		qPodPool:    {"a": 8, "b": 4, "c": 12},
+	}}
+	var w tuning.Window
+	fillWindow(&w, r, tg)
+	if want := map[int32]int32{8: 1, 4: 1, 12: 1}; !maps.Equal(w.Pools, want) || w.Pods != 4 {
+		t.Fatalf("Pools %v over %d pods, want %v over 4", w.Pools, w.Pods, want)
 	}
 }

@@ -21,28 +21,34 @@ func (p params) fitBudget(cur pacerv1.Settings, held Rollout, next *pacerv1.Sett
 // removed pods keep their connections until they terminate, so the pods
 // may hold max(replicas before, after) × max(pool before, after), where
 // "before" is the most either setting was since every pod last ran the
-// settings in effect (held), except the pods seen running a pool since the
-// last change (held.Switched), which hold at most that pool or the one in
-// effect. Added pods beyond that are capped at what fits, a raised pool at
-// what fits over the old replicas; the rest follows in a later step, as
-// more pods are seen on the new pool. Cuts are never held back.
+// settings in effect (held), except the pods seen since the last change
+// and the pods that started on the pool in effect (rolloutConnections).
+// Added pods and a raised pool are capped at what fits; the rest follows
+// in a later step, as more pods are seen on the new pool or the removed
+// ones go. Cuts are never held back.
 func (p params) fitRollout(cur pacerv1.Settings, held Rollout, next *pacerv1.Settings, reasons map[string]string) string {
 	B := int64(p.budget)
 	if B <= 0 || next.Replicas <= 0 || next.PoolMaxConns <= 0 {
 		return ""
 	}
-	oldR, oldP := max(cur.Replicas, held.Replicas), max(cur.PoolMaxConns, held.PoolMaxConns)
+	oldP := max(cur.PoolMaxConns, held.PoolMaxConns)
 	T := int64(held.Terminating)
+	at := func(replicas, pool int32) int64 {
+		s := *next
+		s.Replicas, s.PoolMaxConns = replicas, pool
+		return rolloutConnections(cur, held, s)
+	}
 	var note string
-	if r := next.Replicas; r > cur.Replicas && rolloutConnections(cur, held, r) > B {
+	if r := next.Replicas; r > cur.Replicas && at(r, next.PoolMaxConns) > B {
 		fit := cur.Replicas
-		for fit < r && rolloutConnections(cur, held, fit+1) <= B {
+		for fit < r && at(fit+1, next.PoolMaxConns) <= B {
 			fit++
 		}
+		need := at(r, next.PoolMaxConns)
 		next.Replicas = fit
 		seen := switchedText(held.Switched, cur.PoolMaxConns)
 		staged := fmt.Sprintf("%s now, more as pods switch to pool %d (connection budget %d: until then running pods may keep pool %d%s%s, and %d pods would need %d)",
-			arrow(SettingReplicas, cur.Replicas, fit), next.PoolMaxConns, B, oldP, terminatingText(T), seen, r, rolloutConnections(cur, held, r))
+			arrow(SettingReplicas, cur.Replicas, fit), next.PoolMaxConns, B, oldP, terminatingText(T), seen, r, need)
 		if fit == cur.Replicas {
 			delete(reasons, SettingReplicas)
 			note = fmt.Sprintf("replicas stay at %d until more pods run pool %d, then go toward %d (connection budget %d: until then running pods may keep pool %d%s%s)",
@@ -51,16 +57,19 @@ func (p params) fitRollout(cur pacerv1.Settings, held Rollout, next *pacerv1.Set
 			reasons[SettingReplicas] = stage(reasons[SettingReplicas], SettingReplicas, cur.Replicas, r, staged)
 		}
 	}
-	if pl := next.PoolMaxConns; pl > oldP && WorstCaseConnections(max(oldR, next.Replicas+held.Terminating), pl) > B {
-		pods := max(oldR, next.Replicas+held.Terminating)
-		fit := max(cur.PoolMaxConns, int32(min(B/int64(pods)-HealthPoolConns, int64(pl))))
+	if pl := next.PoolMaxConns; pl > cur.PoolMaxConns && at(next.Replicas, pl) > B {
+		fit := cur.PoolMaxConns
+		for fit < pl && at(next.Replicas, fit+1) <= B {
+			fit++
+		}
+		need := at(next.Replicas, pl)
 		next.PoolMaxConns = fit
-		staged := fmt.Sprintf("%s now, more once the pods being removed have gone (connection budget %d: until then %d pods may hold connections, and %d × %d > %d)",
-			arrow(SettingPool, cur.PoolMaxConns, fit), B, pods, pods, PodConnections(pl), B)
+		staged := fmt.Sprintf("%s now, more once the last change has rolled out (connection budget %d: until then the pods may hold %d connections at pool %d%s)",
+			arrow(SettingPool, cur.PoolMaxConns, fit), B, need, pl, terminatingText(T))
 		if fit == cur.PoolMaxConns {
 			delete(reasons, SettingPool)
-			note = joinNotes([]string{note, fmt.Sprintf("poolMaxConns stays at %d until the pods being removed have gone, then goes toward %d (connection budget %d: until then %d pods may hold connections)",
-				cur.PoolMaxConns, pl, B, pods)})
+			note = joinNotes([]string{note, fmt.Sprintf("poolMaxConns stays at %d until the last change has rolled out, then goes toward %d (connection budget %d: until then the pods may hold %d connections at pool %d%s)",
+				cur.PoolMaxConns, pl, B, need, pl, terminatingText(T))})
 		} else {
 			reasons[SettingPool] = stage(reasons[SettingPool], SettingPool, cur.PoolMaxConns, pl, staged)
 		}
@@ -155,32 +164,36 @@ func (p params) fitSettled(cur pacerv1.Settings, next *pacerv1.Settings, reasons
 		next.Replicas, next.PoolMaxConns, B)
 }
 
-// rolloutConnections is the most connections the pods may hold while a
-// rise to r replicas rolls out: every pod there may be (the replicas
-// before or after, with the pods still terminating) at the biggest pool
-// since the last full rollout, except the pods seen since the last change
-// (at the larger of the pool each reported and the pool in effect) and
-// the pods that started on the pool in effect (held.Fresh, and the pods
-// added now when held.FreshPool), at it.
-func rolloutConnections(cur pacerv1.Settings, held Rollout, r int32) int64 {
-	oldR, oldP := max(cur.Replicas, held.Replicas), max(cur.PoolMaxConns, held.PoolMaxConns)
-	pods := int64(max(oldR, r+held.Terminating))
+// rolloutConnections is the most connections the pods may hold while the
+// settings go from cur to next before the last change has rolled out:
+// every pod there may be (the replicas before or after, with the pods
+// still terminating) at the biggest pool since the last full rollout or
+// in next, except the pods seen since the last change (each at the larger
+// of the pool it reported and the pools of cur and next) and the pods
+// that started on the pool in effect (held.Fresh, and the pods next adds
+// when held.FreshPool and next keeps the pool), at the larger of cur's
+// and next's pools.
+func rolloutConnections(cur pacerv1.Settings, held Rollout, next pacerv1.Settings) int64 {
+	latest := max(cur.PoolMaxConns, next.PoolMaxConns)
+	oldR, oldP := max(cur.Replicas, held.Replicas), max(latest, held.PoolMaxConns)
+	T := int64(held.Terminating)
+	pods := int64(max(oldR, next.Replicas+held.Terminating))
 	var seen, seenNew, conns int64
 	for pool, n := range held.Switched {
 		seen += int64(n)
 		if pool <= cur.PoolMaxConns {
 			seenNew += int64(n)
 		}
-		conns += int64(n) * PodConnections(max(pool, cur.PoolMaxConns))
+		conns += int64(n) * PodConnections(max(pool, latest))
 	}
 	// A fresh pod already seen is among seenNew: count only the rest.
 	fresh := max(int64(held.Fresh)-seenNew, 0)
-	if held.FreshPool {
-		fresh += int64(max(r-cur.Replicas, 0))
+	if held.FreshPool && next.PoolMaxConns == cur.PoolMaxConns {
+		fresh += int64(max(next.Replicas-cur.Replicas, 0))
 	}
-	fresh = min(fresh, max(pods-seen-int64(held.Terminating), 0))
-	conns += fresh * PodConnections(cur.PoolMaxConns)
-	return conns + max(pods-seen-fresh, int64(held.Terminating))*PodConnections(oldP)
+	fresh = min(fresh, max(pods-seen-T, 0))
+	conns += fresh * PodConnections(latest)
+	return conns + max(pods-seen-fresh, T)*PodConnections(oldP)
 }
 
 // switchedText names the pods a rollout fit saw switched to the pool in effect.

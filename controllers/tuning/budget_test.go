@@ -40,7 +40,9 @@ func TestRolloutConnectionsCountsWhatThePodsMayHold(t *testing.T) {
 			held(func(r *Rollout) { r.Terminating, r.Switched = 1, map[int32]int32{5: 4} }), 4, 4*6 + 12},
 	}
 	for _, tt := range tests {
-		if got := rolloutConnections(cur, tt.held, tt.r); got != tt.want {
+		next := cur
+		next.Replicas = tt.r
+		if got := rolloutConnections(cur, tt.held, next); got != tt.want {
 			t.Errorf("%s: %d connections, want %d", tt.name, got, tt.want)
 		}
 	}
@@ -64,8 +66,34 @@ func TestFitRolloutAddsThePodsTheSwitchedOnesMadeRoomFor(t *testing.T) {
 		if next.Replicas != tt.want {
 			t.Errorf("%d of 4 pods switched: replicas %d, want %d", tt.switched, next.Replicas, tt.want)
 		}
-		if c := rolloutConnections(cur, held, next.Replicas); c > 57 {
+		// What they may hold: the switched pods and the added ones at 5,
+		// the others at 11.
+		if c := int64(tt.switched+next.Replicas-4)*6 + int64(4-tt.switched)*12; c > 57 {
 			t.Errorf("%d of 4 pods switched: %d pods may hold %d connections, budget 57", tt.switched, next.Replicas, c)
 		}
+	}
+}
+
+// TestFitRolloutHoldsAPoolRaiseBelowTheOldPool: 5 pods cut their pool from
+// 20 to 10 and 3 more followed once 3 of the 5 were seen on 10 (3 × 11 +
+// 2 × 21 + 3 × 11 = 108 of a budget of 110). A raise to 12 now, still
+// under the old pool, reaches the 6 pods on 10 while 2 may keep 20: 6 × 13
+// + 2 × 21 = 120. It waits: the pool rises only as far as fits.
+func TestFitRolloutHoldsAPoolRaiseBelowTheOldPool(t *testing.T) {
+	p := params{budget: 110}
+	cur := pacerv1.Settings{Replicas: 8, PoolMaxConns: 10}
+	held := Rollout{Replicas: 5, PoolMaxConns: 20, Fresh: 3, FreshPool: true, Switched: map[int32]int32{10: 3, 20: 2}}
+	next := cur
+	next.PoolMaxConns = 12
+	p.fitRollout(cur, held, &next, map[string]string{})
+	if next.PoolMaxConns != 10 {
+		t.Fatalf("poolMaxConns %d, want 10 (the raise waits: 6 pods × 13 + 2 × 21 = 120 > 110)", next.PoolMaxConns)
+	}
+	// One decision that raises the pool and adds pods: the added pods may
+	// run the raised pool.
+	next = cur
+	next.Replicas, next.PoolMaxConns = 9, 11
+	if c, want := rolloutConnections(cur, held, next), int64(3*12+2*21+3*12+12); c < want {
+		t.Fatalf("rise to 9 pods at pool 11 counted at %d connections, want at least %d", c, want)
 	}
 }

@@ -2,6 +2,7 @@ package tuning
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	pacerv1 "github.com/pacer-dev/pacer/api/v1alpha1"
@@ -32,13 +33,13 @@ func Decide(in Input) Decision {
 		staged := p.resume(in, &next, reasons)
 		note := p.fitBudget(in.Current, in.Rollout, &next, reasons)
 		d := p.finish(in, next, reasons, []string{note}, staged)
-		d.Staged = next
-		if len(staged) > 0 && in.Staged != nil {
-			d.Staged = *in.Staged
+		if len(staged) > 0 {
+			d.Staged = *in.Staged // not reached yet: the plan stands
 		}
 		d.Urgent = true
+		resumed := slices.ContainsFunc(d.Changes, func(c pacerv1.Change) bool { _, ok := staged[c.Setting]; return ok })
 		switch {
-		case len(staged) > 0 && len(d.Changes) > 0:
+		case resumed:
 			d.Summary = "Continuing the last decision as the connection budget makes room: " + changeList(d.Changes) + " (" + why + ")"
 		case len(d.Changes) > 0:
 			d.Summary = "Holding: " + why + "; keeping bounds and budget: " + changeList(d.Changes)
@@ -97,11 +98,13 @@ func Decide(in Input) Decision {
 // untrusted. It returns the settings it moved, as the tuner's.
 func (p params) resume(in Input, next *pacerv1.Settings, reasons map[string]string) map[string]pacerv1.ChangeSource {
 	src := map[string]pacerv1.ChangeSource{}
-	if in.Staged == nil {
+	if in.Staged == nil || (in.Rollout.Replicas == 0 && in.Rollout.PoolMaxConns == 0) {
+		// Nothing staged, or no rollout under way: what makes the window
+		// untrusted is not the rollout the plan waits on.
 		return src
 	}
 	for _, name := range []string{SettingReplicas, SettingPool} {
-		from, want := get(*next, name), get(*in.Staged, name)
+		from, want := get(*next, name), clamp(get(*in.Staged, name), p.boundsOf(name))
 		if want <= from || get(in.Current, name) != from {
 			continue
 		}
@@ -116,7 +119,7 @@ func (p params) resume(in Input, next *pacerv1.Settings, reasons map[string]stri
 // finish lists the changes in a fixed order and writes the summary. A
 // change nobody proposed is the budget's.
 func (p params) finish(in Input, next pacerv1.Settings, reasons map[string]string, notes []string, src map[string]pacerv1.ChangeSource) Decision {
-	d := Decision{Settings: next}
+	d := Decision{Settings: next, Staged: next}
 	for _, t := range Tunables {
 		name := t.Name
 		from, to := get(in.Current, name), get(next, name)

@@ -50,6 +50,9 @@ type Loop struct {
 	// poolAt (Rollout.Fresh).
 	fresh  int32
 	poolAt time.Time
+	// stepped is the time of the last Step: a pool put in effect at or
+	// before it has been rendered.
+	stepped time.Time
 	// staged is what the last decision wanted once the rollout lets it
 	// fit the budget (Decision.Staged); nil when nothing waits.
 	staged *pacerv1.Settings
@@ -86,21 +89,35 @@ func NewLoop(seed Seed) *Loop {
 		}
 	}
 	// A restarted loop cannot tell whether the last change has rolled
-	// out: it counts the settings that change replaced until a window
-	// shows it has.
+	// out: it counts the settings the changes replaced, back to the last
+	// change of the pool (a cut is followed by the pods it made room for,
+	// in stages that change only the replicas), until a window shows the
+	// rollout is over.
 	for _, d := range l.history {
 		if !d.Applied {
 			continue
 		}
+		if l.changed.IsZero() {
+			l.changed = d.Time.Time
+		}
+		pool := false
 		for _, c := range d.Changes {
 			switch c.Setting {
 			case SettingReplicas:
-				l.held.Replicas, l.changed = max(l.held.Replicas, c.From), d.Time.Time
+				l.held.Replicas = max(l.held.Replicas, c.From)
 			case SettingPool:
-				l.held.PoolMaxConns, l.changed, l.poolAt = max(l.held.PoolMaxConns, c.From), d.Time.Time, d.Time.Time
+				l.held.PoolMaxConns, pool = max(l.held.PoolMaxConns, c.From), true
+				if l.poolAt.IsZero() {
+					l.poolAt = d.Time.Time
+				}
 			}
 		}
-		break
+		if pool {
+			break
+		}
+	}
+	if l.held.Replicas == 0 && l.held.PoolMaxConns == 0 {
+		l.changed = time.Time{}
 	}
 	return l
 }
@@ -285,9 +302,10 @@ func (l *Loop) Sync(now time.Time, spec Spec) (pacerv1.Settings, []Edit) {
 	if len(edits) > 0 {
 		l.record(pacerv1.Decision{Time: metav1.NewTime(now), Mode: mode, Applied: true, Changes: edits})
 	}
-	if len(edits) > 0 || modeChanged {
-		// A plan in flight was the tuner's under the old spec or mode:
-		// the next judged window plans again.
+	if len(edits) > 0 || modeChanged || (l.spec != nil && *l.spec != spec.Settings) {
+		// A plan in flight was the tuner's under the old spec or mode,
+		// whether or not an edit overrode a tuned value: the next judged
+		// window plans again.
 		l.staged = nil
 	}
 	s := spec.Settings

@@ -47,7 +47,10 @@ func (l *Loop) step(tk Tick, cur pacerv1.Settings) Result {
 		l.rolledOut(tk.Window)
 	}
 	in.Rollout = l.rollout()
-	in.Rollout.FreshPool = l.poolAt.Before(tk.Now)
+	// The pool in effect reaches pods added now only if it was rendered
+	// already: put in effect before the last step's pass.
+	in.Rollout.FreshPool = !l.poolAt.After(l.stepped)
+	l.stepped = tk.Now
 	res := Result{Settings: cur}
 	rule := modes[l.mode]
 	if rule.frozen {
@@ -130,7 +133,7 @@ func (l *Loop) decide(tk Tick, in Input, p params, res Result, rule modeRule) Re
 		return res
 	}
 	res.Judged = true
-	if d.Staged != d.Settings {
+	if rule.applies && d.Staged != d.Settings {
 		s := d.Staged
 		l.staged = &s
 	} else {

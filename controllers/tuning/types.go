@@ -161,7 +161,9 @@ type Rollout struct {
 	// Fresh counts the pods added since the pool in effect was written, in
 	// later passes: they started on it (a kubelet mounts a pod's ConfigMap
 	// as the pod starts). FreshPool says pods added now start on it too:
-	// it was written in an earlier pass.
+	// it was put in effect by the last Step or before, so its ConfigMap
+	// has been rendered (a pass renders the ConfigMap before the
+	// Deployment).
 	Fresh     int32
 	FreshPool bool
 }
