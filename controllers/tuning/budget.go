@@ -40,10 +40,7 @@ func (p params) fitRollout(cur pacerv1.Settings, held Rollout, next *pacerv1.Set
 	}
 	var note string
 	if r := next.Replicas; r > cur.Replicas && at(r, next.PoolMaxConns) > B {
-		fit := cur.Replicas
-		for fit < r && at(fit+1, next.PoolMaxConns) <= B {
-			fit++
-		}
+		fit := most(cur.Replicas, r, func(n int32) bool { return at(n, next.PoolMaxConns) <= B })
 		need := at(r, next.PoolMaxConns)
 		next.Replicas = fit
 		seen := switchedText(held.Switched, cur.PoolMaxConns)
@@ -58,10 +55,7 @@ func (p params) fitRollout(cur pacerv1.Settings, held Rollout, next *pacerv1.Set
 		}
 	}
 	if pl := next.PoolMaxConns; pl > cur.PoolMaxConns && at(next.Replicas, pl) > B {
-		fit := cur.PoolMaxConns
-		for fit < pl && at(next.Replicas, fit+1) <= B {
-			fit++
-		}
+		fit := most(cur.PoolMaxConns, pl, func(n int32) bool { return at(next.Replicas, n) <= B })
 		need := at(next.Replicas, pl)
 		next.PoolMaxConns = fit
 		staged := fmt.Sprintf("%s now, more once the last change has rolled out (connection budget %d: until then the pods may hold %d connections at pool %d%s)",
@@ -162,6 +156,16 @@ func (p params) fitSettled(cur pacerv1.Settings, next *pacerv1.Settings, reasons
 	}
 	return fmt.Sprintf("replicas %d × poolMaxConns %d exceeds the connection budget %d and the settings that could fix it are not tuned",
 		next.Replicas, next.PoolMaxConns, B)
+}
+
+// most is the largest n in (from, to] for which fits holds of every value
+// up to it, or from when fits(from+1) does not.
+func most(from, to int32, fits func(int32) bool) int32 {
+	n := from
+	for n < to && fits(n+1) {
+		n++
+	}
+	return n
 }
 
 // rolloutConnections is the most connections the pods may hold while the

@@ -98,7 +98,7 @@ func Decide(in Input) Decision {
 // untrusted. It returns the settings it moved, as the tuner's.
 func (p params) resume(in Input, next *pacerv1.Settings, reasons map[string]string) map[string]pacerv1.ChangeSource {
 	src := map[string]pacerv1.ChangeSource{}
-	if in.Staged == nil || (in.Rollout.Replicas == 0 && in.Rollout.PoolMaxConns == 0) {
+	if in.Staged == nil || !in.Rollout.underway() {
 		// Nothing staged, or no rollout under way: what makes the window
 		// untrusted is not the rollout the plan waits on.
 		return src

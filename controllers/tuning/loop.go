@@ -2,6 +2,7 @@ package tuning
 
 import (
 	"fmt"
+	"maps"
 	"strings"
 	"time"
 
@@ -116,7 +117,7 @@ func NewLoop(seed Seed) *Loop {
 			break
 		}
 	}
-	if l.held.Replicas == 0 && l.held.PoolMaxConns == 0 {
+	if !l.held.underway() {
 		l.changed = time.Time{}
 	}
 	return l
@@ -149,7 +150,7 @@ func (l *Loop) changeTo(now time.Time, next pacerv1.Settings) {
 func (l *Loop) rollout() Rollout {
 	r := l.held
 	r.Terminating = l.terminating
-	if r.Replicas > 0 || r.PoolMaxConns > 0 {
+	if r.underway() {
 		r.Switched, r.Fresh = l.switched, l.fresh
 	}
 	return r
@@ -162,10 +163,7 @@ func (l *Loop) sawPools(w *Window) {
 	if w == nil || w.Pools == nil || w.Start.Before(l.changed) {
 		return
 	}
-	l.switched = make(map[int32]int32, len(w.Pools))
-	for pool, n := range w.Pools {
-		l.switched[pool] = n
-	}
+	l.switched = maps.Clone(w.Pools)
 }
 
 // rolledOut forgets the settings the pods held before the last change once

@@ -553,53 +553,41 @@ func TestLoopStagesAScaleOutBehindAPoolCut(t *testing.T) {
 // TestLoopDropsAPlanInFlightForAUsersEdit: a plan staged behind a pool
 // cut goes on as pods switch only while it is the tuner's latest word; a
 // user's edit of the replicas meanwhile wins, and an untrusted window
-// does not bring the plan back over it.
+// does not bring the plan back over it. Whether the edit overrode a tuned
+// value (the first stage added a pod) or not (no room at the old pool:
+// the replicas in effect are still the spec's, and nothing is recorded),
+// the plan was made under the old spec: it is dropped, not resumed.
 func TestLoopDropsAPlanInFlightForAUsersEdit(t *testing.T) {
-	start := with(base, func(s *pacerv1.Settings) { s.Replicas, s.PoolMaxConns = 6, 10 })
-	sp := loopSpec(iv, start)
-	sp.MaxTotalConnections = 80
-	l := tuned(start, start)
-	m := svc{rate: steady(6000), cpu: 0.00125, svcTime: 0.002}
-	w := m.window(0, t0.Add(iv), iv, start)
-	r1 := l.Step(Tick{Now: t0.Add(iv), Spec: sp, Window: &w})
-	if r1.Settings.PoolMaxConns >= 10 || l.staged == nil {
-		t.Fatalf("step 1: want a pool cut with more pods planned than fit yet, got %+v (%s)", r1.Settings, r1.Condition.Message)
-	}
+	for _, tc := range []struct {
+		name       string
+		budget     int32
+		firstStage func(int32) bool // of the replicas after step 1
+	}{
+		{"the edit overrides a tuned value", 80, func(int32) bool { return true }},
+		// 6 × 11 = 66: no room for a pod at pool 10.
+		{"the edit overrides no tuned value", 70, func(r int32) bool { return r == 6 }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			start := with(base, func(s *pacerv1.Settings) { s.Replicas, s.PoolMaxConns = 6, 10 })
+			sp := loopSpec(iv, start)
+			sp.MaxTotalConnections = tc.budget
+			l := tuned(start, start)
+			m := svc{rate: steady(6000), cpu: 0.00125, svcTime: 0.002}
+			w := m.window(0, t0.Add(iv), iv, start)
+			r1 := l.Step(Tick{Now: t0.Add(iv), Spec: sp, Window: &w})
+			if r1.Settings.PoolMaxConns >= 10 || !tc.firstStage(r1.Settings.Replicas) || l.staged == nil {
+				t.Fatalf("step 1: want a pool cut with more pods planned than fit yet, got %+v (%s)", r1.Settings, r1.Condition.Message)
+			}
 
-	sp.Settings.Replicas = 5 // the user's edit
-	w = m.window(1, t0.Add(2*iv), iv, l.Settings())
-	w.Sufficient, w.Reason = false, "pods on an older config generation"
-	w.Pools = map[int32]int32{r1.Settings.PoolMaxConns: 5}
-	r2 := l.Step(Tick{Now: t0.Add(2 * iv), Spec: sp, Window: &w})
-	if r2.Settings.Replicas != 5 {
-		t.Fatalf("step 2 (user set replicas 5, pods switched, window untrusted): replicas %d (%s)", r2.Settings.Replicas, r2.Condition.Message)
-	}
-}
-
-// TestLoopDropsAPlanInFlightForAnEditItDidNotOverride: the first stage
-// of a plan added no pod (no room at the old pool), so the replicas in
-// effect are still the spec's; the user lowers them. No tuned value is
-// overridden (nothing is recorded), but the plan was made under the old
-// spec: it is dropped, not resumed over the edit.
-func TestLoopDropsAPlanInFlightForAnEditItDidNotOverride(t *testing.T) {
-	start := with(base, func(s *pacerv1.Settings) { s.Replicas, s.PoolMaxConns = 6, 10 })
-	sp := loopSpec(iv, start)
-	sp.MaxTotalConnections = 70 // 6 × 11 = 66: no room for a pod at pool 10
-	l := tuned(start, start)
-	m := svc{rate: steady(6000), cpu: 0.00125, svcTime: 0.002}
-	w := m.window(0, t0.Add(iv), iv, start)
-	r1 := l.Step(Tick{Now: t0.Add(iv), Spec: sp, Window: &w})
-	if r1.Settings.PoolMaxConns >= 10 || r1.Settings.Replicas != 6 || l.staged == nil {
-		t.Fatalf("step 1: want a pool cut, no pod yet and more planned, got %+v (%s)", r1.Settings, r1.Condition.Message)
-	}
-
-	sp.Settings.Replicas = 5
-	w = m.window(1, t0.Add(2*iv), iv, l.Settings())
-	w.Sufficient, w.Reason = false, "pods on an older config generation"
-	w.Pools = map[int32]int32{r1.Settings.PoolMaxConns: 5}
-	r2 := l.Step(Tick{Now: t0.Add(2 * iv), Spec: sp, Window: &w})
-	if r2.Settings.Replicas != 5 {
-		t.Fatalf("step 2 (spec replicas 6 → 5, pods switched, window untrusted): replicas %d (%s)", r2.Settings.Replicas, r2.Condition.Message)
+			sp.Settings.Replicas = 5 // the user's edit
+			w = m.window(1, t0.Add(2*iv), iv, l.Settings())
+			w.Sufficient, w.Reason = false, "pods on an older config generation"
+			w.Pools = map[int32]int32{r1.Settings.PoolMaxConns: 5}
+			r2 := l.Step(Tick{Now: t0.Add(2 * iv), Spec: sp, Window: &w})
+			if r2.Settings.Replicas != 5 {
+				t.Fatalf("step 2 (spec replicas 6 → 5, pods switched, window untrusted): replicas %d (%s)", r2.Settings.Replicas, r2.Condition.Message)
+			}
+		})
 	}
 }
 

@@ -167,3 +167,7 @@ type Rollout struct {
 	Fresh     int32
 	FreshPool bool
 }
+
+// underway says whether a change may still be rolling out: the pods may
+// hold replicas or a pool the settings in effect replaced.
+func (r Rollout) underway() bool { return r.Replicas > 0 || r.PoolMaxConns > 0 }
